@@ -1,1 +1,160 @@
-fn main() {}
+//! Project automation: `cargo xtask <command>`. See README.md.
+
+mod cluster;
+mod generated;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "keda-rs project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The full check CI runs: fmt, clippy, generated files, unit tests, then e2e on the local control plane.
+    Test {
+        /// Skip the control-plane tests (for a quick local loop; CI never sets this).
+        #[arg(long)]
+        no_cluster: bool,
+        /// Leave the local control plane running afterwards.
+        #[arg(long)]
+        keep_cluster: bool,
+    },
+    /// Run only the e2e tests against the local control plane (started if needed, left running).
+    E2e {
+        /// Extra arguments for the test binary (e.g. a test name filter).
+        args: Vec<String>,
+    },
+    /// Regenerate the checked-in generated files (the chart's CRDs).
+    Gen,
+    /// Fail if a generated file differs from what the code generates.
+    CheckGenerated,
+    /// The local Kubernetes control plane: up | down | status | exec -- CMD...
+    Cluster {
+        #[command(subcommand)]
+        action: cluster::Action,
+    },
+    /// Show keda-rs working: start the local control plane and apply the seed guide's objects.
+    Demo,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Test {
+            no_cluster,
+            keep_cluster,
+        } => test(no_cluster, keep_cluster),
+        Cmd::E2e { args } => e2e(&args),
+        Cmd::Gen => generated::write(&root()),
+        Cmd::CheckGenerated => generated::check(&root()),
+        Cmd::Cluster { action } => cluster::run(&root(), action),
+        Cmd::Demo => demo(),
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Runs a command in the workspace root, failing with the command line if it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    eprintln!("xtask: running {shown}");
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn test(no_cluster: bool, keep_cluster: bool) -> Result<()> {
+    let started = std::time::Instant::now();
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    generated::check(&root())?;
+    run(cargo().args(["test", "--workspace", "--exclude", "keda-e2e"]))?;
+    if no_cluster {
+        eprintln!("xtask: --no-cluster: control-plane tests skipped");
+    } else {
+        let result = e2e(&[]);
+        if !keep_cluster && let Err(e) = cluster::run(&root(), cluster::Action::Down) {
+            eprintln!("xtask: stopping the cluster failed: {e:#}");
+        }
+        result?;
+    }
+    eprintln!("xtask: all checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn e2e(args: &[String]) -> Result<()> {
+    // Build first, outside the network namespace, so compile output is not mixed with cluster start-up.
+    run(cargo().args(["test", "-p", "keda-e2e", "--no-run"]))?;
+    run(cargo().args(["build", "-p", "keda"]))?;
+    cluster::run(&root(), cluster::Action::Up)?;
+    let mut cmd = vec![
+        "cargo".to_owned(),
+        "test".into(),
+        "-p".into(),
+        "keda-e2e".into(),
+        "--".into(),
+    ];
+    cmd.push("--test-threads=4".into());
+    cmd.extend(args.iter().cloned());
+    cluster::run(&root(), cluster::Action::Exec { command: cmd })
+}
+
+fn demo() -> Result<()> {
+    run(cargo().args(["build", "-p", "keda"]))?;
+    cluster::run(&root(), cluster::Action::Up)?;
+    let keda = root().join("target/debug/keda");
+    let fixtures = root().join("crates/keda-api/tests/fixtures/seed-values-dev.yaml");
+    let script = format!(
+        "set -e\n\
+         {keda} crds | kubectl apply --server-side -f - >/dev/null\n\
+         kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null\n\
+         kubectl create deployment example-app --image=example-app:dev --replicas=1 --dry-run=client -o yaml | kubectl apply -f -\n\
+         kubectl apply -f {fixtures}\n\
+         echo; kubectl api-resources --api-group keda.sh\n\
+         echo; kubectl get scaledobject,triggerauthentication -o wide\n\
+         echo; kubectl get pods -o wide\n",
+        keda = keda.display(),
+        fixtures = fixtures.display()
+    );
+    cluster::run(
+        &root(),
+        cluster::Action::Exec {
+            command: vec!["bash".into(), "-c".into(), script],
+        },
+    )?;
+    println!(
+        "\nThe local control plane is still running. Use it with:\n  cargo xtask cluster exec -- kubectl get so -A\n\
+         Stop it with:\n  cargo xtask cluster down\n\n\
+         Not yet in this version: the operator, metrics API server and webhooks (see README.md, Status)."
+    );
+    Ok(())
+}

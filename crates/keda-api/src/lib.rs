@@ -113,11 +113,11 @@ fn add_type_meta(
 }
 
 /// The CRDs as multi-document YAML, exactly what `keda crds` prints and what the chart ships.
-pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
+pub fn crds_yaml() -> Result<String, serde_yaml_ng::Error> {
     let mut out = String::new();
     for crd in crds() {
         out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(&crd)?);
+        out.push_str(&serde_yaml_ng::to_string(&crd)?);
     }
     Ok(out)
 }

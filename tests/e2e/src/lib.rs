@@ -1,0 +1,212 @@
+//! Support for end-to-end tests on the local control plane (`cargo xtask cluster up`).
+//!
+//! Tests run inside the cluster's network namespace (`cargo xtask e2e` does that) with `KUBECONFIG` set and
+//! the cluster's `kubectl` on PATH. Each test gets a fresh namespace; the cluster itself is shared.
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::{Event, Namespace};
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::OnceCell;
+
+/// A client for the local cluster; fails with a clear hint when no cluster is configured.
+pub async fn client() -> Result<Client> {
+    if std::env::var_os("KUBECONFIG").is_none() {
+        bail!(
+            "KUBECONFIG is not set: run e2e tests with `cargo xtask e2e` (it starts the local control plane)"
+        );
+    }
+    Client::try_default()
+        .await
+        .context("connecting to the local control plane")
+}
+
+/// The workspace root, for fixtures and the built `keda` binary.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A fresh namespace named `<prefix>-<pid>-<n>`.
+pub async fn namespace(client: &Client, prefix: &str) -> Result<String> {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .with_context(|| format!("creating namespace {name}"))?;
+    // The ServiceAccount admission plugin refuses pods until the namespace's default ServiceAccount exists.
+    let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(client.clone(), &name);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sa.get_opt("default").await?.is_none() {
+        if Instant::now() > deadline {
+            bail!(
+                "namespace {name}: default ServiceAccount never appeared (is kube-controller-manager running?)"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(name)
+}
+
+/// Runs kubectl with the given arguments (stdin from `input`), returning its output whatever the status.
+pub fn kubectl(args: &[&str], input: Option<&str>) -> Result<Output> {
+    use std::io::Write;
+    let mut cmd = Command::new("kubectl");
+    cmd.args(args)
+        .stdin(if input.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .context("starting kubectl (is the cluster's bin dir on PATH?)")?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(text.as_bytes())?;
+    }
+    Ok(child.wait_with_output()?)
+}
+
+/// Like [`kubectl`], but fails (with stderr) unless kubectl succeeds; returns stdout.
+pub fn kubectl_ok(args: &[&str], input: Option<&str>) -> Result<String> {
+    let out = kubectl(args, input)?;
+    if !out.status.success() {
+        bail!(
+            "kubectl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Installs the keda.sh CRDs (once per test process) and waits until they are Established.
+pub async fn ensure_crds() -> Result<()> {
+    static DONE: OnceCell<()> = OnceCell::const_new();
+    DONE.get_or_try_init(|| async {
+        let yaml = keda_api::crds_yaml()?;
+        // Server-side apply: the ScaledJob CRD is too large for the last-applied annotation of a client-side apply.
+        kubectl_ok(
+            &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+            Some(&yaml),
+        )?;
+        kubectl_ok(
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd",
+                "scaledobjects.keda.sh",
+                "scaledjobs.keda.sh",
+                "triggerauthentications.keda.sh",
+                "clustertriggerauthentications.keda.sh",
+            ],
+            None,
+        )?;
+        Ok::<(), anyhow::Error>(())
+    })
+    .await?;
+    Ok(())
+}
+
+/// Polls `name` until `cond` holds. On timeout, fails with the object as YAML, its conditions and the
+/// Events about it, so a failing test explains itself.
+pub async fn wait_for<K>(
+    api: &Api<K>,
+    name: &str,
+    timeout: Duration,
+    cond: impl Fn(&K) -> bool,
+) -> Result<K>
+where
+    K: Resource + Clone + Debug + DeserializeOwned + Serialize,
+    K::DynamicType: Default,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = None;
+    loop {
+        if let Some(obj) = api.get_opt(name).await? {
+            if cond(&obj) {
+                return Ok(obj);
+            }
+            last = Some(obj);
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    let shown = match &last {
+        Some(obj) => {
+            serde_yaml_ng::to_string(obj).unwrap_or_else(|e| format!("<unprintable: {e}>"))
+        }
+        None => "<object does not exist>".to_owned(),
+    };
+    let events = match last.as_ref().and_then(|o| o.namespace()) {
+        Some(ns) => recent_events(api, &ns, name).await,
+        None => String::new(),
+    };
+    bail!(
+        "timed out after {timeout:?} waiting for {kind} {name}\n--- object ---\n{shown}--- events ---\n{events}"
+    )
+}
+
+async fn recent_events<K: Clone>(api: &Api<K>, ns: &str, name: &str) -> String {
+    let events: Api<Event> = Api::namespaced(Client::from(api.clone()), ns);
+    match events
+        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+        .await
+    {
+        Ok(list) => list
+            .items
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} {}\n",
+                    e.type_.as_deref().unwrap_or(""),
+                    e.reason.as_deref().unwrap_or(""),
+                    e.message.as_deref().unwrap_or("")
+                )
+            })
+            .collect(),
+        Err(e) => format!("<listing events failed: {e}>"),
+    }
+}
+
+/// The cell in column `col` of data row `row` of a kubectl table, using the header's column offsets
+/// (cells may be empty, so splitting on whitespace would shift columns).
+pub fn table_cell(table: &str, row: usize, col: &str) -> Option<String> {
+    let mut lines = table.lines();
+    let header = lines.next()?;
+    let line = lines.nth(row)?;
+    let starts: Vec<usize> = header
+        .char_indices()
+        .filter(|&(i, ch)| ch != ' ' && (i == 0 || header.as_bytes()[i - 1] == b' '))
+        .map(|(i, _)| i)
+        .collect();
+    let idx = starts
+        .iter()
+        .position(|&s| header[s..].split(' ').next() == Some(col))?;
+    let start = starts[idx];
+    let end = starts
+        .get(idx + 1)
+        .copied()
+        .unwrap_or(line.len())
+        .min(line.len());
+    line.get(start..end).map(|s| s.trim().to_owned())
+}
