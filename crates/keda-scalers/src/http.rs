@@ -1,0 +1,204 @@
+//! HTTP clients for HTTP-based scalers, shared per TLS and timeout settings (one connection pool per
+//! distinct setting, not one per trigger), and upstream's common authentication modes.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::input::{AUTH, METADATA_AUTH};
+use crate::{ScalerError, TriggerInput};
+
+/// `KEDA_HTTP_DEFAULT_TIMEOUT` default, in milliseconds.
+pub const DEFAULT_TIMEOUT_MS: u64 = 3000;
+
+/// Settings that require a distinct client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientKey {
+    pub timeout: Duration,
+    pub unsafe_ssl: bool,
+    /// PEM CA, client cert and key (mutual TLS), when set.
+    pub ca: Option<String>,
+    pub cert_and_key: Option<(String, String)>,
+}
+
+/// A cache of clients keyed by their settings.
+#[derive(Default)]
+pub struct HttpClients {
+    clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
+}
+
+impl HttpClients {
+    pub fn get(&self, key: &ClientKey) -> Result<reqwest::Client, String> {
+        let mut map = self
+            .clients
+            .lock()
+            .map_err(|_| "HTTP client cache poisoned".to_owned())?;
+        if let Some(c) = map.get(key) {
+            return Ok(c.clone());
+        }
+        let mut builder = reqwest::Client::builder()
+            .timeout(key.timeout)
+            .danger_accept_invalid_certs(key.unsafe_ssl)
+            .pool_idle_timeout(Duration::from_secs(90));
+        if let Some(ca) = &key.ca {
+            let cert = reqwest::Certificate::from_pem(ca.as_bytes())
+                .map_err(|e| format!("parsing the CA: {e}"))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        if let Some((cert, k)) = &key.cert_and_key {
+            let identity = reqwest::Identity::from_pem(format!("{cert}\n{k}").as_bytes())
+                .map_err(|e| format!("parsing the client certificate and key: {e}"))?;
+            builder = builder.identity(identity);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        map.insert(key.clone(), client.clone());
+        Ok(client)
+    }
+
+    /// Number of distinct clients (for tests and telemetry).
+    pub fn len(&self) -> usize {
+        self.clients.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Upstream's shared authentication modes (`authMode` / `authModes`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HttpAuth {
+    pub api_key: Option<ApiKey>,
+    pub basic: Option<(String, String)>,
+    pub bearer: Option<String>,
+    pub tls: Option<(String, String)>,
+    pub ca: Option<String>,
+    pub custom: Option<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiKey {
+    pub key: String,
+    /// `header` (default) or `query`.
+    pub in_query: bool,
+    /// Header or query parameter name; default `X-API-KEY` in a header, `api_key` in a query.
+    pub param_name: Option<String>,
+}
+
+const MODES: &[&str] = &["apiKey", "basic", "tls", "bearer", "custom", "oauth"];
+
+/// Parses `authMode(s)` and the parameters each mode needs.
+pub fn parse_auth(input: &TriggerInput<'_>) -> Result<HttpAuth, ScalerError> {
+    let mut auth = HttpAuth::default();
+    let modes: Option<String> = input
+        .field("authModes")
+        .alias("authMode")
+        .order(METADATA_AUTH)
+        .optional()?;
+    let modes: Vec<String> = modes
+        .iter()
+        .flat_map(|m| m.split(','))
+        .map(|m| m.trim().to_owned())
+        .filter(|m| !m.is_empty())
+        .collect();
+    for m in &modes {
+        if !MODES.contains(&m.as_str()) {
+            return Err(input.error(
+                "authModes",
+                format!("{m:?} must be one of {}", MODES.join(", ")),
+            ));
+        }
+    }
+    let exclusive = modes
+        .iter()
+        .filter(|m| ["bearer", "basic", "oauth"].contains(&m.as_str()))
+        .count();
+    if exclusive > 1 {
+        return Err(input.error("authModes", "must contain only one of bearer, basic, oauth"));
+    }
+    for m in &modes {
+        match m.as_str() {
+            "apiKey" => {
+                let key: String = input.field("apiKey").order(METADATA_AUTH).required()?;
+                let method: String = input
+                    .field("method")
+                    .order(METADATA_AUTH)
+                    .default("header")
+                    .one_of(&["header", "query"])
+                    .required()?;
+                let param_name = input
+                    .field("keyParamName")
+                    .order(METADATA_AUTH)
+                    .optional()?;
+                auth.api_key = Some(ApiKey {
+                    key,
+                    in_query: method == "query",
+                    param_name,
+                });
+            }
+            "basic" => {
+                let user: String = input.field("username").order(AUTH).required()?;
+                let pass: String = input
+                    .field("password")
+                    .order(AUTH)
+                    .optional()?
+                    .unwrap_or_default();
+                auth.basic = Some((user, pass));
+            }
+            "bearer" => {
+                auth.bearer = Some(
+                    input
+                        .field("bearerToken")
+                        .alias("token")
+                        .order(AUTH)
+                        .required()?,
+                )
+            }
+            "tls" => {
+                let cert: String = input.field("cert").order(AUTH).required()?;
+                let key: String = input.field("key").order(AUTH).required()?;
+                auth.tls = Some((cert, key));
+            }
+            "custom" => {
+                let header: String = input.field("customAuthHeader").order(AUTH).required()?;
+                let value: String = input.field("customAuthValue").order(AUTH).required()?;
+                auth.custom = Some((header, value));
+            }
+            _ => {
+                return Err(input.error(
+                    "authModes",
+                    format!("{m:?} is not supported by keda-rs yet"),
+                ));
+            }
+        }
+    }
+    auth.ca = input.field("ca").order(AUTH).optional()?;
+    Ok(auth)
+}
+
+impl HttpAuth {
+    /// Adds the credentials to a request.
+    pub fn apply(&self, mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if let Some(k) = &self.api_key {
+            if k.in_query {
+                let name = k.param_name.as_deref().unwrap_or("api_key");
+                req = req.query(&[(name, k.key.as_str())]);
+            } else {
+                let name = k.param_name.as_deref().unwrap_or("X-API-KEY");
+                req = req.header(name, &k.key);
+            }
+        }
+        if let Some((u, p)) = &self.basic {
+            req = req.basic_auth(u, Some(p));
+        }
+        if let Some(t) = &self.bearer {
+            req = req.bearer_auth(t);
+        }
+        if let Some((h, v)) = &self.custom {
+            req = req.header(h.as_str(), v.as_str());
+        }
+        req
+    }
+}

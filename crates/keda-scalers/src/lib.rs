@@ -1,0 +1,153 @@
+//! KEDA's scalers. Each trigger type goes through three steps, like Vector's components:
+//!
+//! 1. **parse** (pure): trigger metadata, resolved env and auth params → a typed config, or an error naming
+//!    the field. The operator, the admission webhook and `keda lint` all call exactly this.
+//! 2. **build** (IO): clients and connections, shared per backend and credentials.
+//! 3. **sample**: one poll, returning the metric value and whether the trigger is active.
+//!
+//! Scalers return numbers; targets, activation of the workload, fallback and formulas live in
+//! `keda-scaling`. Adding a scaler: see `docs/scalers.md`.
+
+pub mod error;
+pub mod input;
+pub mod quantity;
+mod registry;
+
+#[cfg(feature = "cpu-memory")]
+pub mod cpu_memory;
+#[cfg(feature = "cron")]
+pub mod cron;
+#[cfg(feature = "metrics-api")]
+pub mod http;
+#[cfg(feature = "metrics-api")]
+pub mod metrics_api;
+
+pub use error::{ScalerError, TriggerRef};
+pub use input::{MetricTargetType, Source, TriggerInput};
+pub use registry::{ParseFn, Registration, parse_trigger, registered_types};
+
+use std::sync::Arc;
+
+/// What the HPA is given for one trigger.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetricSpec {
+    /// An external metric served by the metrics API server.
+    External {
+        /// `s<index>-<scaler-specific name>`.
+        metric_name: String,
+        target_type: MetricTargetType,
+        /// Target per pod (AverageValue) or in total (Value).
+        target: f64,
+    },
+    /// cpu or memory, evaluated by the HPA from the resource metrics API.
+    Resource {
+        resource: ResourceName,
+        /// Set for a ContainerResource metric.
+        container: Option<String>,
+        target: ResourceTarget,
+    },
+}
+
+impl MetricSpec {
+    /// The metric name as the HPA and the metrics API server see it.
+    pub fn metric_name(&self) -> String {
+        match self {
+            MetricSpec::External { metric_name, .. } => metric_name.clone(),
+            MetricSpec::Resource { resource, .. } => resource.as_str().to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResourceName {
+    Cpu,
+    Memory,
+}
+
+impl ResourceName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceName::Cpu => "cpu",
+            ResourceName::Memory => "memory",
+        }
+    }
+}
+
+/// Target of a resource metric.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResourceTarget {
+    /// Percent of the containers' requests.
+    Utilization(i32),
+    /// A quantity per pod, as written (`500m`, `512Mi`).
+    AverageValue(String),
+}
+
+/// The result of one poll.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    pub value: f64,
+    /// The trigger wants the workload running (value above the activation threshold, strictly).
+    pub active: bool,
+}
+
+/// A parsed trigger: knows its metric without any IO, and can build the live scaler.
+#[async_trait::async_trait]
+pub trait TriggerConfig: Send + Sync + std::fmt::Debug {
+    fn metric_spec(&self) -> MetricSpec;
+    /// Builds the scaler; connections are opened here, not in parse.
+    async fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError>;
+}
+
+/// A built scaler, polled by the scale loop (and by the metrics service when metrics are not cached).
+#[async_trait::async_trait]
+pub trait Scaler: Send + Sync {
+    async fn sample(&self) -> Result<Sample, ScalerError>;
+}
+
+/// Resources shared by every scaler the operator builds: HTTP clients are reused per TLS/timeout settings.
+#[derive(Default)]
+pub struct BuildContext {
+    #[cfg(feature = "metrics-api")]
+    pub http: http::HttpClients,
+}
+
+/// Activation is always a strict comparison, as upstream: a value equal to the threshold is inactive.
+pub fn is_active(value: f64, activation_threshold: f64) -> bool {
+    value > activation_threshold
+}
+
+/// `s<index>-<name>` with upstream's normalisation of `/ . : % ( )` to `-`.
+pub fn external_metric_name(index: usize, name: &str) -> String {
+    let normalised: String = name
+        .chars()
+        .map(|c| {
+            if matches!(c, '/' | '.' | ':' | '%' | '(' | ')') {
+                '-'
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!("s{index}-{normalised}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_names_are_normalised_like_upstream() {
+        assert_eq!(
+            external_metric_name(0, "metric-api-tasks.pending"),
+            "s0-metric-api-tasks-pending"
+        );
+        assert_eq!(external_metric_name(3, "a/b:c%d(e)"), "s3-a-b-c-d-e-");
+    }
+
+    #[test]
+    fn activation_is_strict() {
+        assert!(!is_active(5.0, 5.0));
+        assert!(is_active(5.001, 5.0));
+        assert!(!is_active(0.0, 0.0));
+    }
+}

@@ -1,0 +1,55 @@
+//! The typed registry: one line per trigger type, each behind its cargo feature.
+
+use crate::TriggerConfig;
+use crate::error::ScalerError;
+use crate::input::TriggerInput;
+
+/// Parses one trigger of a given type.
+pub type ParseFn = fn(&TriggerInput<'_>) -> Result<Box<dyn TriggerConfig>, ScalerError>;
+
+/// A trigger type and its parse step.
+pub struct Registration {
+    pub trigger_type: &'static str,
+    pub parse: ParseFn,
+}
+
+static REGISTRY: &[Registration] = &[
+    #[cfg(feature = "cpu-memory")]
+    Registration {
+        trigger_type: "cpu",
+        parse: crate::cpu_memory::parse,
+    },
+    #[cfg(feature = "cpu-memory")]
+    Registration {
+        trigger_type: "memory",
+        parse: crate::cpu_memory::parse,
+    },
+    #[cfg(feature = "cron")]
+    Registration {
+        trigger_type: "cron",
+        parse: crate::cron::parse,
+    },
+    #[cfg(feature = "metrics-api")]
+    Registration {
+        trigger_type: "metrics-api",
+        parse: crate::metrics_api::parse,
+    },
+];
+
+/// Parses a trigger with its type's parse step; an unknown type is a permanent error.
+pub fn parse_trigger(input: &TriggerInput<'_>) -> Result<Box<dyn TriggerConfig>, ScalerError> {
+    match REGISTRY
+        .iter()
+        .find(|r| r.trigger_type == input.trigger_type)
+    {
+        Some(r) => (r.parse)(input),
+        None => Err(ScalerError::UnknownType {
+            trigger: input.trigger(),
+        }),
+    }
+}
+
+/// Trigger types this build supports.
+pub fn registered_types() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().map(|r| r.trigger_type)
+}
