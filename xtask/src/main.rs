@@ -2,6 +2,7 @@
 
 mod cluster;
 mod generated;
+mod packages;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -87,6 +88,7 @@ fn cargo() -> Command {
 
 fn test(no_cluster: bool, keep_cluster: bool) -> Result<()> {
     let started = std::time::Instant::now();
+    packages::ensure(&root().join("tests/backends/debian-packages.txt"))?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args([
         "clippy",
