@@ -1,5 +1,8 @@
 //! `keda`: one binary, one subcommand per process. The logic lives in the library crates.
 
+mod lint;
+mod operator;
+
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::process::ExitCode;
@@ -18,15 +21,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator: controllers, scale loops, the HPAs, gRPC metrics service.
-    Operator,
+    Operator(Box<operator::OperatorArgs>),
     /// Run the external.metrics.k8s.io API server.
     MetricsApiserver,
     /// Run the validating admission webhooks.
     AdmissionWebhooks,
     /// Print the four keda.sh CRDs as multi-document YAML.
     Crds,
-    /// Validate KEDA manifests offline.
-    Lint,
+    /// Validate KEDA manifests offline with the operator's own parse and validation code.
+    Lint(lint::LintArgs),
 }
 
 fn not_built(what: &str) -> ExitCode {
@@ -34,13 +37,29 @@ fn not_built(what: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Logs to stderr; `RUST_LOG` selects levels (default info).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Operator => not_built("operator"),
+        Command::Operator(args) => match operator::run(*args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("keda operator: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::MetricsApiserver => not_built("metrics-apiserver"),
         Command::AdmissionWebhooks => not_built("admission-webhooks"),
-        Command::Lint => not_built("lint"),
+        Command::Lint(args) => lint::run(args),
         Command::Crds => match keda_api::crds_yaml() {
             Ok(yaml) => match std::io::stdout().lock().write_all(yaml.as_bytes()) {
                 Ok(()) => ExitCode::SUCCESS,

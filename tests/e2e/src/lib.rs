@@ -210,3 +210,178 @@ pub fn table_cell(table: &str, row: usize, col: &str) -> Option<String> {
         .min(line.len());
     line.get(start..end).map(|s| s.trim().to_owned())
 }
+
+/// A `keda` process (operator, …) started by a test, killed when dropped. Its output goes to
+/// `target/keda-e2e-logs/<name>.log`, whose tail is printed if the process dies early.
+pub struct KedaProcess {
+    pub name: String,
+    child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl KedaProcess {
+    /// Starts `keda <args>` with extra environment.
+    pub fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> Result<KedaProcess> {
+        let bin = root().join("target/debug/keda");
+        if !bin.exists() {
+            bail!(
+                "{} is missing: build it with `cargo build -p keda` (cargo xtask e2e does)",
+                bin.display()
+            );
+        }
+        let dir = root().join("target/keda-e2e-logs");
+        std::fs::create_dir_all(&dir)?;
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log)?;
+        let child = Command::new(bin)
+            .args(args)
+            .envs(env.iter().copied())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
+            )
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .context("starting keda")?;
+        Ok(KedaProcess {
+            name: name.to_owned(),
+            child,
+            log,
+        })
+    }
+
+    /// An operator that watches only `namespace` and keeps its leader Lease there, so tests never
+    /// interfere with each other.
+    pub fn operator(namespace: &str, identity: &str) -> Result<KedaProcess> {
+        KedaProcess::start(
+            &format!("{namespace}-{identity}"),
+            &[
+                "operator",
+                "--leader-elect",
+                "--metrics-bind-address",
+                "127.0.0.1:0",
+                "--health-probe-bind-address",
+                "127.0.0.1:0",
+            ],
+            &[
+                ("WATCH_NAMESPACE", namespace),
+                ("KEDA_CLUSTER_OBJECT_NAMESPACE", namespace),
+                ("POD_NAME", identity),
+            ],
+        )
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM (graceful: the operator releases its Lease), then wait.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && self.is_running() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGKILL: a crash, no Lease release.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for KedaProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A value the test controls, served over HTTP on loopback as `{"value": N}` (or HTTP 500 when failing),
+/// for the metrics-api trigger.
+pub struct MetricServer {
+    pub url: String,
+    value: std::sync::Arc<std::sync::Mutex<Option<f64>>>,
+}
+
+impl MetricServer {
+    pub async fn start(initial: f64) -> Result<MetricServer> {
+        let value = std::sync::Arc::new(std::sync::Mutex::new(Some(initial)));
+        let shared = value.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    continue;
+                };
+                let current = shared.lock().map(|v| *v).unwrap_or(None);
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = [0u8; 2048];
+                    let _ = sock.read(&mut buf).await;
+                    let (status, body) = match current {
+                        Some(v) => ("200 OK", format!("{{\"value\": {v}}}")),
+                        None => ("500 Internal Server Error", "backend down".to_owned()),
+                    };
+                    let resp = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(resp.as_bytes()).await;
+                });
+            }
+        });
+        Ok(MetricServer {
+            url: format!("http://{addr}/metric"),
+            value,
+        })
+    }
+
+    /// `None` makes the endpoint fail (HTTP 500).
+    pub fn set(&self, v: Option<f64>) {
+        if let Ok(mut g) = self.value.lock() {
+            *g = v;
+        }
+    }
+}
+
+/// Applies a YAML manifest in `namespace` with kubectl (server-side).
+pub fn apply(namespace: &str, yaml: &str) -> Result<()> {
+    kubectl_ok(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+        ],
+        Some(yaml),
+    )?;
+    Ok(())
+}
+
+/// The replica count of a Deployment's spec.
+pub async fn spec_replicas(client: &Client, namespace: &str, name: &str) -> Result<i32> {
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), namespace);
+    Ok(api
+        .get(name)
+        .await?
+        .spec
+        .and_then(|s| s.replicas)
+        .unwrap_or(1))
+}

@@ -1,0 +1,466 @@
+//! The ScaledObject controller: finalizer, then resolve target and auth → validate → build the HPA (pure)
+//! → apply → conditions; and on delete, stop the loop and optionally restore the replica count.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use keda_api::ScaledObject;
+use keda_api::common::triggers_and_authentications_types;
+use keda_api::consts::{FINALIZER, condition_reasons, condition_types, event_reasons, labels};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Resource, ResourceExt};
+
+use crate::Context;
+use crate::error::Error;
+use crate::status::set_condition;
+use crate::triggers::parse_all;
+
+/// Entry point used by the kube-runtime Controller.
+pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = so.namespace().unwrap_or_default();
+    let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, so, |event| async {
+        match event {
+            Finalizer::Apply(so) => apply(so, ctx.clone()).await,
+            Finalizer::Cleanup(so) => cleanup(so, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(e.to_string()))
+}
+
+pub fn error_policy(so: Arc<ScaledObject>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(namespace = ?so.namespace(), name = %so.name_any(), category = error.category(), %error, "reconcile failed");
+    Action::requeue(Duration::from_secs(10))
+}
+
+/// Sets Ready=False `ScaledObjectCheckFailed` with `message`, emits the Event on a change, and retries later.
+async fn check_failed(ctx: &Context, so: &ScaledObject, message: String) -> Result<Action, Error> {
+    let before = so
+        .status
+        .as_ref()
+        .and_then(|s| crate::status::condition(s, condition_types::READY))
+        .cloned();
+    ctx.statuses
+        .update(&ctx.client, so, |s| {
+            let c = s.conditions.get_or_insert_with(Vec::new);
+            set_condition(
+                c,
+                condition_types::READY,
+                "False",
+                condition_reasons::SCALED_OBJECT_CHECK_FAILED,
+                &message,
+            );
+        })
+        .await?;
+    if before.as_ref().and_then(|c| c.message.as_deref()) != Some(message.as_str()) {
+        ctx.event(
+            so,
+            EventType::Warning,
+            event_reasons::SCALED_OBJECT_CHECK_FAILED,
+            message,
+            "Reconcile",
+        )
+        .await;
+    }
+    Ok(Action::requeue(Duration::from_secs(30)))
+}
+
+async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = so.namespace().unwrap_or_default();
+    let name = so.name_any();
+    let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
+
+    // The label lets the metrics API select this object's metrics.
+    if so.labels().get(labels::SCALED_OBJECT_NAME) != Some(&name) {
+        let patch =
+            serde_json::json!({ "metadata": { "labels": { labels::SCALED_OBJECT_NAME: name } } });
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| Error::kube(format!("labelling ScaledObject {ns}/{name}"), e))?;
+    }
+
+    if so.is_paused() {
+        return pause(&so, &ctx).await;
+    }
+
+    let target_ref = &so.spec.scale_target_ref;
+    let (target, replicas) = match ctx
+        .targets
+        .resolve(
+            &ctx.client,
+            &ns,
+            target_ref.api_version(),
+            target_ref.kind(),
+            &target_ref.name,
+        )
+        .await
+    {
+        Ok(t) => t,
+        Err(message) => {
+            ctx.loops.stop(&ns, &name);
+            return check_failed(&ctx, &so, message).await;
+        }
+    };
+
+    if let Err(message) = validate(&so) {
+        ctx.loops.stop(&ns, &name);
+        return check_failed(&ctx, &so, message).await;
+    }
+
+    let resolved = match ctx.resolve_triggers(&so).await {
+        Ok(r) => r,
+        Err(message) => return check_failed(&ctx, &so, message).await,
+    };
+    let triggers = match parse_all(&so, &resolved) {
+        Ok(t) => t,
+        Err(message) => {
+            ctx.loops.stop(&ns, &name);
+            return check_failed(&ctx, &so, message).await;
+        }
+    };
+    let metrics: Vec<_> = triggers.iter().map(|t| t.trigger_metric()).collect();
+    let desired = match keda_scaling::hpa::build_hpa(&so, &metrics, crate::VERSION) {
+        Ok(h) => h,
+        Err(e) => {
+            ctx.loops.stop(&ns, &name);
+            return check_failed(&ctx, &so, e.to_string()).await;
+        }
+    };
+    let hpa_name = so.hpa_name();
+    apply_hpa(&ctx, &so, &desired).await?;
+
+    let names = keda_scaling::hpa::metric_names(&metrics);
+    let (types, auths) = triggers_and_authentications_types(&so.spec.triggers);
+    let was_ready = so
+        .status
+        .as_ref()
+        .and_then(|s| crate::status::condition(s, condition_types::READY))
+        .is_some_and(|c| c.status == "True");
+    let gvkr = target.gvkr();
+    let composite = so
+        .spec
+        .scaling_modifiers()
+        .map(|_| keda_api::consts::names::COMPOSITE_METRIC.to_owned());
+    ctx.statuses
+        .update(&ctx.client, &so, |s| {
+            s.scale_target_kind = Some(gvkr.gvk_string());
+            s.scale_target_gvkr = Some(gvkr.clone());
+            if s.original_replica_count.is_none() {
+                s.original_replica_count = Some(replicas);
+            }
+            s.external_metric_names = Some(names.external.clone()).filter(|v| !v.is_empty());
+            s.resource_metric_names = Some(names.resource.clone()).filter(|v| !v.is_empty());
+            s.composite_scaler_name = composite.clone();
+            s.hpa_name = Some(hpa_name.clone());
+            s.triggers_types = Some(types.clone());
+            s.authentications_types = Some(auths.clone());
+            s.paused_replica_count = None;
+            let c = s.conditions.get_or_insert_with(Vec::new);
+            // The scale loop owns Ready after the first poll (trigger errors); a fresh or failing object
+            // becomes Ready here.
+            let ready = c.iter().find(|c| c.r#type == condition_types::READY);
+            if ready.is_none_or(|r| {
+                r.status != "True"
+                    && r.reason.as_deref() != Some(condition_reasons::TRIGGER_ERROR)
+                    && r.reason.as_deref() != Some(condition_reasons::PARTIAL_TRIGGER_ERROR)
+            }) {
+                set_condition(
+                    c,
+                    condition_types::READY,
+                    "True",
+                    condition_reasons::SCALED_OBJECT_READY,
+                    condition_reasons::SCALED_OBJECT_READY_MESSAGE,
+                );
+            }
+            set_condition(
+                c,
+                condition_types::PAUSED,
+                "False",
+                condition_reasons::SCALED_OBJECT_UNPAUSED,
+                "ScaledObject is not paused",
+            );
+        })
+        .await?;
+    if !was_ready {
+        ctx.event(
+            &so,
+            EventType::Normal,
+            event_reasons::SCALED_OBJECT_READY,
+            "ScaledObject is ready for scaling".to_owned(),
+            "Reconcile",
+        )
+        .await;
+    }
+    ctx.loops.ensure(ctx.clone(), &so, target, triggers);
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// Upstream's object checks that need no IO (the webhook and `keda lint` run the same rules).
+pub fn validate(so: &ScaledObject) -> Result<(), String> {
+    // As upstream: an explicit minReplicaCount counts as the HPA's minimum (0 becomes 1), an unset one as 0.
+    let min = so
+        .spec
+        .min_replica_count
+        .map(|_| so.spec.hpa_min_replicas())
+        .unwrap_or(0);
+    let max = so.spec.max_replica_count();
+    if min > max {
+        return Err(format!(
+            "MinReplicaCount={min} must be less than MaxReplicaCount={max}"
+        ));
+    }
+    if let Some(idle) = so.spec.idle_replica_count
+        && idle >= min
+    {
+        return Err(format!(
+            "IdleReplicaCount={idle} must be less than MinReplicaCount={min}"
+        ));
+    }
+    let mut names = std::collections::HashSet::new();
+    for t in &so.spec.triggers {
+        if t.use_cached_metrics() && matches!(t.r#type.as_str(), "cpu" | "memory" | "cron") {
+            return Err(format!(
+                "property \"useCachedMetrics\" is not supported for {:?} scaler",
+                t.r#type
+            ));
+        }
+        if let Some(n) = t.name.as_deref().filter(|n| !n.is_empty())
+            && !names.insert(n)
+        {
+            return Err(format!(
+                "triggerName {n:?} is defined multiple times in the ScaledObject/ScaledJob, but it must be unique"
+            ));
+        }
+    }
+    if so.spec.triggers.is_empty() {
+        return Err("no triggers defined in the ScaledObject/ScaledJob".to_owned());
+    }
+    Ok(())
+}
+
+async fn apply_hpa(
+    ctx: &Context,
+    so: &ScaledObject,
+    desired: &HorizontalPodAutoscaler,
+) -> Result<(), Error> {
+    let ns = so.namespace().unwrap_or_default();
+    let api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &ns);
+    let name = desired.name_any();
+    // A rename (advanced.horizontalPodAutoscalerConfig.name changed) deletes the old HPA.
+    if let Some(old) = so.status.as_ref().and_then(|s| s.hpa_name.as_ref())
+        && *old != name
+    {
+        match api.delete(old, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => {
+                return Err(Error::kube(
+                    format!("deleting the renamed HPA {ns}/{old}"),
+                    e,
+                ));
+            }
+        }
+    }
+    match api
+        .get_opt(&name)
+        .await
+        .map_err(|e| Error::kube(format!("reading HPA {ns}/{name}"), e))?
+    {
+        None => {
+            api.create(&PostParams::default(), desired)
+                .await
+                .map_err(|e| Error::kube(format!("creating HPA {ns}/{name}"), e))?;
+            tracing::info!(namespace = %ns, hpa = %name, "created HPA");
+        }
+        Some(existing) if keda_scaling::hpa::hpa_needs_update(&existing, desired) => {
+            let mut updated = desired.clone();
+            updated.metadata.resource_version = existing.metadata.resource_version.clone();
+            api.replace(&name, &PostParams::default(), &updated)
+                .await
+                .map_err(|e| Error::kube(format!("updating HPA {ns}/{name}"), e))?;
+            tracing::info!(namespace = %ns, hpa = %name, "updated HPA");
+        }
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+async fn delete_hpa(ctx: &Context, so: &ScaledObject) -> Result<(), Error> {
+    let ns = so.namespace().unwrap_or_default();
+    let api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &ns);
+    let name = so
+        .status
+        .as_ref()
+        .and_then(|s| s.hpa_name.clone())
+        .unwrap_or_else(|| so.hpa_name());
+    match api.delete(&name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(Error::kube(format!("deleting HPA {ns}/{name}"), e)),
+    }
+}
+
+/// `paused-replicas` / `paused`: stop the loop, delete the HPA, and with paused-replicas set the target.
+async fn pause(so: &ScaledObject, ctx: &Context) -> Result<Action, Error> {
+    let ns = so.namespace().unwrap_or_default();
+    let name = so.name_any();
+    ctx.loops.stop(&ns, &name);
+    delete_hpa(ctx, so).await?;
+    let mut paused_count = None;
+    if let Some(parsed) = so.paused_replicas() {
+        let count = match parsed {
+            Ok(n) if n >= 0 => n,
+            Ok(n) => {
+                return check_failed(
+                    ctx,
+                    so,
+                    format!("annotation autoscaling.keda.sh/paused-replicas: {n} is negative"),
+                )
+                .await;
+            }
+            Err(message) => return check_failed(ctx, so, message).await,
+        };
+        let t = &so.spec.scale_target_ref;
+        match ctx
+            .targets
+            .resolve(&ctx.client, &ns, t.api_version(), t.kind(), &t.name)
+            .await
+        {
+            Ok((target, current)) => {
+                if current != count {
+                    target.scale_to(&ctx.client, count).await?;
+                }
+            }
+            Err(message) => return check_failed(ctx, so, message).await,
+        }
+        paused_count = Some(count);
+    }
+    let was_paused = so
+        .status
+        .as_ref()
+        .and_then(|s| crate::status::condition(s, condition_types::PAUSED))
+        .is_some_and(|c| c.status == "True");
+    ctx.statuses
+        .update(&ctx.client, so, |s| {
+            s.paused_replica_count = paused_count;
+            let c = s.conditions.get_or_insert_with(Vec::new);
+            set_condition(
+                c,
+                condition_types::PAUSED,
+                "True",
+                condition_reasons::SCALED_OBJECT_PAUSED,
+                condition_reasons::SCALED_OBJECT_PAUSED_MESSAGE,
+            );
+        })
+        .await?;
+    ctx.metrics
+        .scaled_object_paused
+        .get_or_create(&crate::metrics::ObjectLabels {
+            namespace: ns,
+            scaledObject: name,
+        })
+        .set(1.0);
+    if !was_paused {
+        ctx.event(
+            so,
+            EventType::Normal,
+            event_reasons::SCALED_OBJECT_PAUSED,
+            "ScaledObject is paused".to_owned(),
+            "Pause",
+        )
+        .await;
+    }
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = so.namespace().unwrap_or_default();
+    let name = so.name_any();
+    ctx.loops.stop(&ns, &name);
+    if so.spec.restore_to_original_replica_count()
+        && let Some(original) = so.status.as_ref().and_then(|s| s.original_replica_count)
+        && so
+            .status
+            .as_ref()
+            .and_then(|s| s.scale_target_gvkr.as_ref())
+            .is_some()
+    {
+        let t = &so.spec.scale_target_ref;
+        // A target that is gone has nothing to restore.
+        if let Ok((target, _)) = ctx
+            .targets
+            .resolve(&ctx.client, &ns, t.api_version(), t.kind(), &t.name)
+            .await
+        {
+            target.scale_to(&ctx.client, original).await?;
+            tracing::info!(namespace = %ns, scaledobject = %name, replicas = original, "restored the original replica count");
+        }
+    }
+    ctx.statuses.forget(&ns, &name);
+    ctx.event(
+        &so,
+        EventType::Warning,
+        event_reasons::SCALED_OBJECT_DELETED,
+        "ScaledObject was deleted".to_owned(),
+        "Delete",
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+/// The object reference Events are about.
+pub fn object_ref(so: &ScaledObject) -> k8s_openapi::api::core::v1::ObjectReference {
+    so.object_ref(&())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn so(yaml: &str) -> ScaledObject {
+        serde_yaml_ng::from_str(yaml).expect("valid ScaledObject")
+    }
+
+    #[test]
+    fn validation_table() {
+        let base = "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: a}\nspec:\n  scaleTargetRef: {name: w}\n";
+        let cases = [
+            ("  triggers: [{type: cron, metadata: {}}]\n", Ok(())),
+            (
+                "  minReplicaCount: 5\n  maxReplicaCount: 2\n  triggers: [{type: cron, metadata: {}}]\n",
+                Err("MinReplicaCount=5 must be less than MaxReplicaCount=2"),
+            ),
+            (
+                "  minReplicaCount: 1\n  idleReplicaCount: 1\n  triggers: [{type: cron, metadata: {}}]\n",
+                Err("IdleReplicaCount=1 must be less than MinReplicaCount=1"),
+            ),
+            (
+                "  idleReplicaCount: 0\n  minReplicaCount: 1\n  triggers: [{type: cron, metadata: {}}]\n",
+                Ok(()),
+            ),
+            (
+                "  triggers: [{type: cpu, useCachedMetrics: true, metadata: {}}]\n",
+                Err("property \"useCachedMetrics\" is not supported for \"cpu\" scaler"),
+            ),
+            (
+                "  triggers: [{type: cron, name: a, metadata: {}}, {type: cron, name: a, metadata: {}}]\n",
+                Err(
+                    "triggerName \"a\" is defined multiple times in the ScaledObject/ScaledJob, but it must be unique",
+                ),
+            ),
+            (
+                "  triggers: []\n",
+                Err("no triggers defined in the ScaledObject/ScaledJob"),
+            ),
+        ];
+        for (spec, want) in cases {
+            let got = validate(&so(&format!("{base}{spec}")));
+            assert_eq!(got, want.map_err(str::to_owned), "{spec}");
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! keda-rs operator: the ScaledObject controller, one scale loop per object, the HPAs it owns, leader
+//! election, health and Prometheus endpoints. `keda operator` is a thin wrapper around [`run`].
+
+pub mod controller;
+pub mod error;
+pub mod leader;
+pub mod metrics;
+pub mod scale_loop;
+pub mod status;
+pub mod target;
+pub mod triggers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use keda_api::ScaledObject;
+use kube::api::Api;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+
+pub use error::Error;
+
+/// Version written into HPA labels (`app.kubernetes.io/version`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Settings of the operator process (flags and environment, as upstream where they exist).
+#[derive(Clone, Debug)]
+pub struct OperatorConfig {
+    /// Namespace KEDA runs in: the leader Lease lives here and ClusterTriggerAuthentication objects are read from it.
+    pub namespace: String,
+    /// Only watch these namespaces (`WATCH_NAMESPACE`, comma-separated; empty = all).
+    pub watch_namespace: Option<String>,
+    pub leader_elect: bool,
+    pub lease_duration: Duration,
+    pub renew_deadline: Duration,
+    pub retry_period: Duration,
+    /// This replica's identity in the Lease (pod name).
+    pub identity: String,
+    pub metrics_bind_address: SocketAddr,
+    pub health_probe_bind_address: SocketAddr,
+    /// Upper bound of one scaler poll (`KEDA_HTTP_DEFAULT_TIMEOUT`-like).
+    pub scaler_timeout: Duration,
+}
+
+/// Shared state of the controllers and loops.
+pub struct Context {
+    pub client: Client,
+    pub config: OperatorConfig,
+    pub targets: target::TargetResolver,
+    pub statuses: status::StatusStore,
+    pub loops: scale_loop::Loops,
+    pub build: keda_scalers::BuildContext,
+    pub metrics: Arc<metrics::Metrics>,
+    pub recorder: Recorder,
+    pub scaled_objects: Store<ScaledObject>,
+}
+
+impl Context {
+    /// Publishes an Event about `so`; failures are logged, never fatal.
+    pub async fn event(
+        &self,
+        so: &ScaledObject,
+        type_: EventType,
+        reason: &str,
+        note: String,
+        action: &str,
+    ) {
+        let ev = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: action.to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = self
+            .recorder
+            .publish(&ev, &controller::object_ref(so))
+            .await
+        {
+            tracing::warn!(error = %e, reason, "publishing an Event failed");
+        }
+    }
+
+    /// The env and authentication parameters each trigger's parse step reads.
+    pub async fn resolve_triggers(
+        &self,
+        so: &ScaledObject,
+    ) -> Result<Vec<triggers::ResolvedTrigger>, String> {
+        let mut out = Vec::new();
+        for (i, t) in so.spec.triggers.iter().enumerate() {
+            if let Some(r) = &t.authentication_ref {
+                return Err(format!(
+                    "trigger {i} ({}): authenticationRef {:?}: TriggerAuthentication resolution is not available in this build",
+                    t.r#type, r.name
+                ));
+            }
+            out.push(triggers::ResolvedTrigger {
+                env: Default::default(),
+                auth_params: Default::default(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Serves `/healthz` and `/readyz` (ready once the controller runs) on the probe address.
+async fn serve_health(addr: SocketAddr, ready: Arc<AtomicBool>) -> Result<(), Error> {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    if ready.load(Ordering::Relaxed) {
+                        (StatusCode::OK, "ok")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Serve {
+            what: "health probes",
+            addr: addr.to_string(),
+            source,
+        })?;
+    axum::serve(listener, app)
+        .await
+        .map_err(|source| Error::Serve {
+            what: "health probes",
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+async fn serve_metrics(addr: SocketAddr, metrics: Arc<metrics::Metrics>) -> Result<(), Error> {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let m = metrics.clone();
+            async move {
+                (
+                    [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                    m.encode(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Serve {
+            what: "metrics",
+            addr: addr.to_string(),
+            source,
+        })?;
+    axum::serve(listener, app)
+        .await
+        .map_err(|source| Error::Serve {
+            what: "metrics",
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Runs the operator until SIGTERM/SIGINT (then releases the leader Lease) or until leadership is lost.
+pub async fn run(config: OperatorConfig) -> Result<(), Error> {
+    let client = Client::try_default()
+        .await
+        .map_err(|e| Error::kube("connecting to the Kubernetes API", e))?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let metrics = Arc::new(metrics::Metrics::default());
+    tokio::spawn({
+        let (addr, ready) = (config.health_probe_bind_address, ready.clone());
+        async move {
+            if let Err(e) = serve_health(addr, ready).await {
+                tracing::error!(error = %e, "health server stopped");
+            }
+        }
+    });
+    tokio::spawn({
+        let (addr, m) = (config.metrics_bind_address, metrics.clone());
+        async move {
+            if let Err(e) = serve_metrics(addr, m).await {
+                tracing::error!(error = %e, "metrics server stopped");
+            }
+        }
+    });
+
+    let elector = config.leader_elect.then(|| {
+        leader::LeaderElector::new(
+            client.clone(),
+            leader::LeaseConfig {
+                namespace: config.namespace.clone(),
+                name: keda_api::consts::names::LEADER_ELECTION_LEASE.to_owned(),
+                identity: config.identity.clone(),
+                lease_duration: config.lease_duration,
+                renew_deadline: config.renew_deadline,
+                retry_period: config.retry_period,
+            },
+        )
+    });
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    if let Some(e) = &elector {
+        tokio::select! {
+            () = e.acquire() => {}
+            () = &mut shutdown => return Ok(()),
+        }
+    }
+
+    let so_api: Api<ScaledObject> = match config
+        .watch_namespace
+        .as_deref()
+        .filter(|n| !n.is_empty() && !n.contains(','))
+    {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let hpa_api: Api<HorizontalPodAutoscaler> = match config
+        .watch_namespace
+        .as_deref()
+        .filter(|n| !n.is_empty() && !n.contains(','))
+    {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let controller = Controller::new(so_api, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: keda_api::consts::names::OPERATOR_COMPONENT.to_owned(),
+                instance: Some(config.identity.clone()),
+            },
+        ),
+        config: config.clone(),
+        targets: Default::default(),
+        statuses: Default::default(),
+        loops: Default::default(),
+        build: Default::default(),
+        metrics,
+        scaled_objects: store,
+    });
+    let watched: Option<Vec<String>> = config
+        .watch_namespace
+        .as_deref()
+        .filter(|n| n.contains(','))
+        .map(|n| {
+            n.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        });
+    let run_controller = controller
+        .owns(hpa_api, watcher::Config::default().any_semantic())
+        .shutdown_on_signal()
+        .run(
+            move |so: Arc<ScaledObject>, ctx: Arc<Context>| {
+                let watched = watched.clone();
+                async move {
+                    if let Some(list) = &watched
+                        && !list
+                            .iter()
+                            .any(|n| Some(n.as_str()) == so.namespace().as_deref())
+                    {
+                        return Ok(kube::runtime::controller::Action::await_change());
+                    }
+                    controller::reconcile(so, ctx).await
+                }
+            },
+            controller::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "reconcile error");
+            }
+        });
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!("keda-rs operator started");
+
+    match &elector {
+        Some(e) => {
+            tokio::select! {
+                () = run_controller => {}
+                () = e.hold() => {
+                    tracing::error!("lost leadership; exiting so a standby takes over");
+                    return Err(Error::Invalid("lost the leader Lease".into()));
+                }
+                () = &mut shutdown => {}
+            }
+            e.release().await;
+        }
+        None => {
+            tokio::select! {
+                () = run_controller => {}
+                () = &mut shutdown => {}
+            }
+        }
+    }
+    tracing::info!("keda-rs operator stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,107 @@
+//! From a ScaledObject's triggers to parsed scaler configs and HPA metrics: resolve env and
+//! authentication, then call each scaler's pure parse (the same code `keda lint` and the webhook run).
+
+use std::collections::BTreeMap;
+
+use keda_api::ScaledObject;
+use keda_scalers::{MetricSpec, MetricTargetType, ResourceTarget, TriggerConfig, TriggerInput};
+use keda_scaling::hpa::{self, TriggerMetric};
+
+/// One parsed trigger.
+#[derive(Debug)]
+pub struct ParsedTrigger {
+    pub index: usize,
+    pub trigger_type: String,
+    /// `triggers[].name`, or the type (used as the `scaler` metric label).
+    pub scaler_name: String,
+    pub name: Option<String>,
+    pub config: Box<dyn TriggerConfig>,
+    pub metric_name: String,
+    pub use_cached_metrics: bool,
+}
+
+impl ParsedTrigger {
+    pub fn is_resource(&self) -> bool {
+        matches!(self.config.metric_spec(), MetricSpec::Resource { .. })
+    }
+
+    /// The metric as the HPA builder takes it.
+    pub fn trigger_metric(&self) -> TriggerMetric {
+        match self.config.metric_spec() {
+            MetricSpec::External {
+                metric_name,
+                target_type,
+                target,
+            } => {
+                TriggerMetric::external(self.index, metric_name, convert_type(target_type), target)
+            }
+            MetricSpec::Resource {
+                resource,
+                container,
+                target,
+            } => TriggerMetric::resource(
+                self.index,
+                match resource {
+                    keda_scalers::ResourceName::Cpu => hpa::ResourceName::Cpu,
+                    keda_scalers::ResourceName::Memory => hpa::ResourceName::Memory,
+                },
+                container,
+                match target {
+                    ResourceTarget::Utilization(p) => hpa::ResourceTarget::Utilization(p),
+                    ResourceTarget::AverageValue(q) => hpa::ResourceTarget::AverageValue(
+                        k8s_openapi::apimachinery::pkg::api::resource::Quantity(q),
+                    ),
+                },
+            ),
+        }
+    }
+}
+
+fn convert_type(t: MetricTargetType) -> hpa::MetricTargetType {
+    match t {
+        MetricTargetType::AverageValue => hpa::MetricTargetType::AverageValue,
+        MetricTargetType::Value => hpa::MetricTargetType::Value,
+        MetricTargetType::Utilization => hpa::MetricTargetType::Utilization,
+    }
+}
+
+/// Resolved inputs of one trigger.
+pub struct ResolvedTrigger {
+    pub env: BTreeMap<String, String>,
+    pub auth_params: BTreeMap<String, String>,
+}
+
+/// Parses every trigger of `so` with its resolved inputs. The first failure is returned as the message
+/// for the Ready condition (it names the trigger and the field).
+pub fn parse_all(
+    so: &ScaledObject,
+    resolved: &[ResolvedTrigger],
+) -> Result<Vec<ParsedTrigger>, String> {
+    let mut out = Vec::with_capacity(so.spec.triggers.len());
+    for (index, (trigger, inputs)) in so.spec.triggers.iter().zip(resolved).enumerate() {
+        let input = TriggerInput {
+            index,
+            trigger_type: &trigger.r#type,
+            name: trigger.name.as_deref(),
+            metadata: &trigger.metadata,
+            resolved_env: &inputs.env,
+            auth_params: &inputs.auth_params,
+            metric_type: trigger.metric_type.as_deref(),
+        };
+        let config = keda_scalers::parse_trigger(&input).map_err(|e| e.to_string())?;
+        let metric_name = config.metric_spec().metric_name();
+        out.push(ParsedTrigger {
+            index,
+            trigger_type: trigger.r#type.clone(),
+            scaler_name: trigger
+                .name
+                .clone()
+                .unwrap_or_else(|| trigger.r#type.clone()),
+            name: trigger.name.clone(),
+            config,
+            metric_name,
+            use_cached_metrics: trigger.use_cached_metrics(),
+        });
+    }
+    Ok(out)
+}
