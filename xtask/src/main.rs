@@ -114,20 +114,52 @@ fn test(no_cluster: bool, keep_cluster: bool) -> Result<()> {
 }
 
 fn e2e(args: &[String]) -> Result<()> {
-    // Build first, outside the network namespace, so compile output is not mixed with cluster start-up.
-    run(cargo().args(["test", "-p", "keda-e2e", "--no-run"]))?;
+    // Build outside the network namespace, then run the test binaries inside it directly: running cargo
+    // in there would see a different environment and rebuild.
+    let tests = e2e_test_binaries()?;
     run(cargo().args(["build", "-p", "keda"]))?;
     cluster::run(&root(), cluster::Action::Up)?;
-    let mut cmd = vec![
-        "cargo".to_owned(),
-        "test".into(),
-        "-p".into(),
-        "keda-e2e".into(),
-        "--".into(),
-    ];
-    cmd.push("--test-threads=4".into());
-    cmd.extend(args.iter().cloned());
-    cluster::run(&root(), cluster::Action::Exec { command: cmd })
+    let mut failed = Vec::new();
+    for bin in &tests {
+        let mut cmd = vec![bin.clone(), "--test-threads=4".to_owned()];
+        cmd.extend(args.iter().cloned());
+        if let Err(e) = cluster::run(&root(), cluster::Action::Exec { command: cmd }) {
+            eprintln!("xtask: {e:#}");
+            failed.push(bin.clone());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("e2e tests failed: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// Builds the e2e test binaries and returns their paths (from cargo's JSON messages).
+fn e2e_test_binaries() -> Result<Vec<String>> {
+    let out = cargo()
+        .args(["test", "-p", "keda-e2e", "--no-run", "--message-format=json-render-diagnostics"])
+        .current_dir(root())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("building the e2e tests")?;
+    if !out.status.success() {
+        bail!("building the e2e tests failed");
+    }
+    let mut bins = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if msg["reason"] == "compiler-artifact"
+            && msg["profile"]["test"] == true
+            && let Some(exe) = msg["executable"].as_str()
+            && msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "test"))
+        {
+            bins.push(exe.to_owned());
+        }
+    }
+    if bins.is_empty() {
+        bail!("no e2e test binaries were built");
+    }
+    Ok(bins)
 }
 
 fn demo() -> Result<()> {

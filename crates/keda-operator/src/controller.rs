@@ -112,7 +112,7 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error
         return check_failed(&ctx, &so, message).await;
     }
 
-    let resolved = match ctx.resolve_triggers(&so).await {
+    let resolved = match ctx.resolve_triggers(&so, target.pod_spec.as_ref()).await {
         Ok(r) => r,
         Err(message) => return check_failed(&ctx, &so, message).await,
     };

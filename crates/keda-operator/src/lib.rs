@@ -60,6 +60,7 @@ pub struct Context {
     pub metrics: Arc<metrics::Metrics>,
     pub recorder: Recorder,
     pub scaled_objects: Store<ScaledObject>,
+    pub resolver: keda_resolver::Resolver<keda_resolver::KubeSource>,
 }
 
 impl Context {
@@ -92,19 +93,25 @@ impl Context {
     pub async fn resolve_triggers(
         &self,
         so: &ScaledObject,
+        pod_spec: Option<&k8s_openapi::api::core::v1::PodSpec>,
     ) -> Result<Vec<triggers::ResolvedTrigger>, String> {
+        let ns = so.namespace().unwrap_or_default();
+        let env = match pod_spec {
+            Some(spec) => self
+                .resolver
+                .container_env(&ns, spec, so.spec.scale_target_ref.env_source_container_name.as_deref())
+                .await
+                .map_err(|e| format!("resolving the environment of the scale target: {e}"))?,
+            None => Default::default(),
+        };
         let mut out = Vec::new();
         for (i, t) in so.spec.triggers.iter().enumerate() {
-            if let Some(r) = &t.authentication_ref {
-                return Err(format!(
-                    "trigger {i} ({}): authenticationRef {:?}: TriggerAuthentication resolution is not available in this build",
-                    t.r#type, r.name
-                ));
-            }
-            out.push(triggers::ResolvedTrigger {
-                env: Default::default(),
-                auth_params: Default::default(),
-            });
+            let auth = self
+                .resolver
+                .auth_params(&ns, t, &env, pod_spec)
+                .await
+                .map_err(|e| format!("trigger {i} ({}): {e}", t.r#type))?;
+            out.push(triggers::ResolvedTrigger { env: env.vars.clone(), auth_params: auth.params });
         }
         Ok(out)
     }
@@ -256,6 +263,8 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         build: Default::default(),
         metrics,
         scaled_objects: store,
+        resolver: keda_resolver::Resolver::new(keda_resolver::KubeSource::new(client.clone()), config.namespace.clone())
+            .with_restrict_secret_access(keda_resolver::restrict_secret_access_from_env()),
     });
     let watched: Option<Vec<String>> = config
         .watch_namespace

@@ -29,6 +29,8 @@ pub struct Target {
     pub resource: ApiResource,
     pub name: String,
     pub namespace: String,
+    /// `spec.template.spec` when the target has a pod template (for `*FromEnv` and `env` auth).
+    pub pod_spec: Option<k8s_openapi::api::core::v1::PodSpec>,
 }
 
 impl Target {
@@ -148,14 +150,20 @@ impl TargetResolver {
         name: &str,
     ) -> Result<(Target, i32), String> {
         let resource = self.api_resource(client, api_version, kind).await?;
-        let target = Target {
+        let mut target = Target {
             resource,
             name: name.to_owned(),
             namespace: namespace.to_owned(),
+            pod_spec: None,
         };
         let api = target.api(client);
         match api.get_opt(name).await {
-            Ok(Some(_)) => {}
+            Ok(Some(obj)) => {
+                target.pod_spec = obj
+                    .data
+                    .pointer("/spec/template/spec")
+                    .and_then(|v| serde_json::from_value(v.clone()).ok());
+            }
             Ok(None) => return Err(TARGET_MISSING.to_owned()),
             Err(e) => return Err(format!("{TARGET_MISSING}: {e}")),
         }

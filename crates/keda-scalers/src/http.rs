@@ -25,9 +25,29 @@ pub struct ClientKey {
 #[derive(Default)]
 pub struct HttpClients {
     clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
+    overrides: ClientOverrides,
+}
+
+/// Where every client of an [`HttpClients`] connects and whom it trusts, beyond DNS and the built-in roots:
+/// loopback stand-ins for SaaS APIs in tests, or a proxy with a private CA in an air-gapped cluster.
+#[derive(Clone, Debug, Default)]
+pub struct ClientOverrides {
+    /// `(host, address)`: connect to `address` whenever a URL names `host`. A port written in the URL wins
+    /// over the address's port.
+    pub resolve: Vec<(String, std::net::SocketAddr)>,
+    /// PEM CA certificates trusted in addition to the built-in roots.
+    pub extra_roots: Vec<String>,
 }
 
 impl HttpClients {
+    /// A cache whose clients all apply `overrides`.
+    pub fn with_overrides(overrides: ClientOverrides) -> HttpClients {
+        HttpClients {
+            clients: Mutex::default(),
+            overrides,
+        }
+    }
+
     pub fn get(&self, key: &ClientKey) -> Result<reqwest::Client, String> {
         let mut map = self
             .clients
@@ -43,6 +63,14 @@ impl HttpClients {
         if let Some(ca) = &key.ca {
             let cert = reqwest::Certificate::from_pem(ca.as_bytes())
                 .map_err(|e| format!("parsing the CA: {e}"))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        for (host, addr) in &self.overrides.resolve {
+            builder = builder.resolve(host, *addr);
+        }
+        for pem in &self.overrides.extra_roots {
+            let cert = reqwest::Certificate::from_pem(pem.as_bytes())
+                .map_err(|e| format!("parsing an extra root CA: {e}"))?;
             builder = builder.add_root_certificate(cert);
         }
         if let Some((cert, k)) = &key.cert_and_key {
@@ -201,4 +229,25 @@ impl HttpAuth {
         }
         req
     }
+}
+
+/// Upstream's `map[string]string` metadata syntax, `k1=v1,k2=v2`: entries split on `,`, each must be exactly
+/// one `key=value` (both trimmed). Order is kept; a missing or empty field is an empty list.
+pub fn parse_key_values(
+    input: &TriggerInput<'_>,
+    field: &'static str,
+) -> Result<Vec<(String, String)>, ScalerError> {
+    let Some(raw) = input.field(field).optional::<String>()? else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(|entry| {
+            let entry = entry.trim();
+            let mut parts = entry.split('=');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(k), Some(v), None) => Ok((k.trim().to_owned(), v.trim().to_owned())),
+                _ => Err(input.error(field, format!("expected format key=value, got {entry:?}"))),
+            }
+        })
+        .collect()
 }

@@ -17,10 +17,25 @@ mod registry;
 pub mod cpu_memory;
 #[cfg(feature = "cron")]
 pub mod cron;
-#[cfg(feature = "metrics-api")]
+#[cfg(feature = "datadog")]
+pub mod datadog;
+#[cfg(feature = "http-client")]
 pub mod http;
 #[cfg(feature = "metrics-api")]
 pub mod metrics_api;
+#[cfg(feature = "new-relic")]
+pub mod new_relic;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
+
+#[cfg(feature = "mysql")]
+pub mod mysql;
+#[cfg(feature = "postgresql")]
+pub mod postgresql;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "redis-streams")]
+pub mod redis_streams;
 
 pub use error::{ScalerError, TriggerRef};
 pub use input::{MetricTargetType, Source, TriggerInput};
@@ -107,8 +122,17 @@ pub trait Scaler: Send + Sync {
 /// Resources shared by every scaler the operator builds: HTTP clients are reused per TLS/timeout settings.
 #[derive(Default)]
 pub struct BuildContext {
-    #[cfg(feature = "metrics-api")]
+    #[cfg(feature = "http-client")]
     pub http: http::HttpClients,
+    /// Redis connections, shared per connection settings.
+    #[cfg(feature = "redis")]
+    pub redis: redis::RedisClients,
+    /// PostgreSQL connections, shared per connection string.
+    #[cfg(feature = "postgresql")]
+    pub postgresql: postgresql::PostgresClients,
+    /// MySQL connection pools, shared per connection settings.
+    #[cfg(feature = "mysql")]
+    pub mysql: mysql::MySqlPools,
 }
 
 /// Activation is always a strict comparison, as upstream: a value equal to the threshold is inactive.

@@ -34,6 +34,61 @@ static REGISTRY: &[Registration] = &[
         trigger_type: "metrics-api",
         parse: crate::metrics_api::parse,
     },
+    #[cfg(feature = "prometheus")]
+    Registration {
+        trigger_type: "prometheus",
+        parse: crate::prometheus::parse,
+    },
+    #[cfg(feature = "new-relic")]
+    Registration {
+        trigger_type: "new-relic",
+        parse: crate::new_relic::parse,
+    },
+    #[cfg(feature = "datadog")]
+    Registration {
+        trigger_type: "datadog",
+        parse: crate::datadog::parse,
+    },
+    #[cfg(feature = "redis")]
+    Registration {
+        trigger_type: "redis",
+        parse: crate::redis::parse,
+    },
+    #[cfg(feature = "redis")]
+    Registration {
+        trigger_type: "redis-cluster",
+        parse: crate::redis::parse,
+    },
+    #[cfg(feature = "redis")]
+    Registration {
+        trigger_type: "redis-sentinel",
+        parse: crate::redis::parse,
+    },
+    #[cfg(feature = "redis-streams")]
+    Registration {
+        trigger_type: "redis-streams",
+        parse: crate::redis_streams::parse,
+    },
+    #[cfg(feature = "redis-streams")]
+    Registration {
+        trigger_type: "redis-cluster-streams",
+        parse: crate::redis_streams::parse,
+    },
+    #[cfg(feature = "redis-streams")]
+    Registration {
+        trigger_type: "redis-sentinel-streams",
+        parse: crate::redis_streams::parse,
+    },
+    #[cfg(feature = "postgresql")]
+    Registration {
+        trigger_type: "postgresql",
+        parse: crate::postgresql::parse,
+    },
+    #[cfg(feature = "mysql")]
+    Registration {
+        trigger_type: "mysql",
+        parse: crate::mysql::parse,
+    },
 ];
 
 /// Parses a trigger with its type's parse step; an unknown type is a permanent error.

@@ -317,6 +317,12 @@ pub struct MetricServer {
 
 impl MetricServer {
     pub async fn start(initial: f64) -> Result<MetricServer> {
+        MetricServer::start_with_key(initial, None).await
+    }
+
+    /// Like [`MetricServer::start`], but requests without header `X-API-KEY: <key>` get HTTP 401.
+    pub async fn start_with_key(initial: f64, key: Option<&str>) -> Result<MetricServer> {
+        let required = key.map(|k| format!("x-api-key: {k}").to_lowercase());
         let value = std::sync::Arc::new(std::sync::Mutex::new(Some(initial)));
         let shared = value.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -327,11 +333,15 @@ impl MetricServer {
                     continue;
                 };
                 let current = shared.lock().map(|v| *v).unwrap_or(None);
+                let required = required.clone();
                 tokio::spawn(async move {
                     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                    let mut buf = [0u8; 2048];
-                    let _ = sock.read(&mut buf).await;
+                    let mut buf = [0u8; 4096];
+                    let n = sock.read(&mut buf).await.unwrap_or(0);
+                    let request = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+                    let authorised = required.as_ref().is_none_or(|h| request.contains(h.as_str()));
                     let (status, body) = match current {
+                        _ if !authorised => ("401 Unauthorized", "missing or wrong X-API-KEY".to_owned()),
                         Some(v) => ("200 OK", format!("{{\"value\": {v}}}")),
                         None => ("500 Internal Server Error", "backend down".to_owned()),
                     };

@@ -521,3 +521,30 @@ async fn one_leader_acts_and_a_standby_takes_over() -> Result<()> {
     assert!(c2.is_running());
     Ok(())
 }
+
+#[tokio::test]
+async fn trigger_authentication_supplies_secret_parameters() -> Result<()> {
+    ensure_crds().await?;
+    let c = client().await?;
+    let ns = namespace(&c, "op-auth").await?;
+    let _op = KedaProcess::operator(&ns, "op-a")?;
+    let server = MetricServer::start_with_key(9.0, Some("s3cret-key")).await?;
+    apply(&ns, &deployment("app", 0))?;
+    apply(
+        &ns,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: api-secret}\nstringData: {key: s3cret-key}\n---\napiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata: {name: api-ta}\nspec:\n  secretTargetRef:\n  - {parameter: apiKey, name: api-secret, key: key}\n",
+    )?;
+    let so = "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: app}\nspec:\n  scaleTargetRef: {name: app}\n  pollingInterval: 1\n  triggers:\n  - type: metrics-api\n    metadata: {url: \"URL\", valueLocation: value, targetValue: \"10\", authMode: apiKey}\n    authenticationRef: {name: api-ta}\n";
+    apply(&ns, &so.replace("URL", &server.url))?;
+    wait_replicas(&c, &ns, "app", 1, T).await?;
+    let sos: Api<ScaledObject> = Api::namespaced(c.clone(), &ns);
+    let got = sos.get("app").await?;
+    assert_eq!(got.status.and_then(|s| s.authentications_types).as_deref(), Some("api-ta"));
+
+    // A reference to a TriggerAuthentication that does not exist is reported on Ready.
+    apply(&ns, &so.replace("URL", &server.url).replace("name: app}\nspec", "name: broken}\nspec").replace("api-ta", "no-such-ta"))?;
+    let broken = wait_for(&sos, "broken", T, |so| cond_is(so, "Ready", "False")).await?;
+    let ready = broken.status.and_then(|s| s.conditions).unwrap_or_default().into_iter().find(|c| c.r#type == "Ready").expect("Ready");
+    assert!(ready.message.as_deref().unwrap_or_default().contains("no-such-ta"), "{ready:?}");
+    Ok(())
+}

@@ -1,0 +1,1351 @@
+//! `keda lint`: validates KEDA manifests offline with the operator's own code.
+//!
+//! The input is a set of Kubernetes objects (files, directories, stdin). Every ScaledObject and ScaledJob
+//! is checked with the webhook's object validations (`keda_resolver::validate`), then each trigger is
+//! resolved like the operator resolves it (container env of the scale target, TriggerAuthentication /
+//! ClusterTriggerAuthentication → Secret / ConfigMap) from the objects of the set, and parsed with exactly
+//! the operator's parse (`keda_scalers::parse_trigger`).
+//!
+//! References to objects outside the set are assumed to exist: the parameters they supply count as
+//! present (parse errors about them are dropped), with an `assumed-reference` warning. A
+//! TriggerAuthentication (ClusterTriggerAuthentication) missing from a set that contains some of that kind
+//! is an error instead: the set is taken to hold them all.
+//!
+//! Warnings cover the pitfalls of the seed operations guide (see [`codes`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, Secret};
+use keda_api::common::AuthenticationRefKind;
+use keda_api::{
+    ClusterTriggerAuthentication, ScaleTriggers, ScaledJob, ScaledObject, TriggerAuthentication,
+    TriggerAuthenticationSpec,
+};
+use keda_resolver::validate::{self, Finding, Severity};
+use keda_resolver::{
+    Absent, AbsentPolicy, MemorySource, ObjectRef, ResolveError, ResolvedAuth, ResolvedEnv,
+    Resolver,
+};
+use keda_scalers::{ScalerError, TriggerInput};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Codes of the findings `keda lint` adds to `keda_resolver::validate::codes`.
+pub mod codes {
+    /// A document of a KEDA (or referenced) kind does not match its schema.
+    pub const INVALID_OBJECT: &str = "invalid-object";
+    /// The trigger's parse step rejected its metadata or parameters.
+    pub const TRIGGER_PARSE: &str = "trigger-parse";
+    pub const UNKNOWN_TRIGGER_TYPE: &str = "unknown-trigger-type";
+    /// Two ScaledObjects scale the same workload.
+    pub const OTHER_SCALED_OBJECT: &str = "other-scaled-object";
+    /// Two ScaledObjects would own the same HPA.
+    pub const OTHER_SCALED_OBJECT_HPA: &str = "other-scaled-object-hpa";
+    /// Warning: a referenced object is not in the input and is assumed to exist.
+    pub const ASSUMED_REFERENCE: &str = "assumed-reference";
+    /// Warning: no `scaleDown.stabilizationWindowSeconds`; replicas may flap.
+    pub const NO_SCALE_DOWN_STABILIZATION: &str = "no-scale-down-stabilization";
+    /// Warning: something the resolution noticed (an env parameter whose variable is not set, a
+    /// deprecated pod identity provider).
+    pub const AUTH_NOTE: &str = "auth-note";
+    /// Warning: `terminationGracePeriodSeconds` does not cover a container's preStop sleep.
+    pub const GRACE_PERIOD_SHORTER_THAN_PRESTOP: &str = "grace-period-shorter-than-prestop";
+    /// Warning: pods behind an AWS ALB with `terminationGracePeriodSeconds` below its 60 s idle timeout.
+    pub const ALB_GRACE_PERIOD: &str = "alb-grace-period";
+}
+
+/// Kubernetes' default `terminationGracePeriodSeconds`.
+const DEFAULT_GRACE_SECONDS: i64 = 30;
+/// The AWS ALB's default idle timeout.
+const ALB_IDLE_TIMEOUT_SECONDS: i64 = 60;
+/// The AWS Load Balancer Controller's IngressClass controller name.
+const ALB_CONTROLLER: &str = "ingress.k8s.aws/alb";
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// One line per result: `<severity> <Kind> <ns>/<name> <field>: <message> [<code>]`.
+    #[default]
+    Text,
+    /// `{"results":[{"kind","namespace","name","severity","field","code","message"}]}`.
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LintArgs {
+    /// Files or directories (searched recursively for *.yaml, *.yml, *.json); `-` reads stdin.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Namespace whose Secrets and ConfigMaps ClusterTriggerAuthentications read (KEDA's namespace).
+    #[arg(
+        long,
+        env = keda_resolver::CLUSTER_OBJECT_NAMESPACE_ENV,
+        default_value = "keda",
+        value_name = "NAMESPACE"
+    )]
+    pub cluster_object_namespace: String,
+}
+
+/// One result, as printed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LintResult {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub severity: &'static str,
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl LintResult {
+    fn is_error(&self) -> bool {
+        self.severity == Severity::Error.as_str()
+    }
+
+    fn text(&self) -> String {
+        let id = if self.namespace.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}/{}", self.namespace, self.name)
+        };
+        let field = if self.field.is_empty() {
+            "-"
+        } else {
+            &self.field
+        };
+        format!(
+            "{} {} {} {}: {} [{}]",
+            self.severity, self.kind, id, field, self.message, self.code
+        )
+    }
+}
+
+/// Runs `keda lint`: exit 0 without errors, 1 with errors, 2 when the input cannot be read.
+pub fn run(args: LintArgs) -> ExitCode {
+    let docs = match load(&args.paths) {
+        Ok(docs) => docs,
+        Err(e) => {
+            eprintln!("keda lint: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("keda lint: starting the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let results = runtime.block_on(lint_documents(docs, &args.cluster_object_namespace));
+    let failed = results.iter().any(LintResult::is_error);
+
+    let mut text = String::new();
+    match args.output {
+        Output::Text => {
+            for r in &results {
+                text.push_str(&r.text());
+                text.push('\n');
+            }
+        }
+        Output::Json => {
+            let doc = serde_json::json!({ "results": results });
+            text = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".to_owned());
+            text.push('\n');
+        }
+    }
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            eprintln!("keda lint: writing to stdout: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Input
+
+/// One YAML/JSON document of the input.
+struct Doc {
+    value: Value,
+}
+
+fn load(paths: &[String]) -> Result<Vec<Doc>, String> {
+    let mut docs = Vec::new();
+    for p in paths {
+        if p == "-" {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| format!("reading stdin: {e}"))?;
+            parse_text("<stdin>", &text, false, &mut docs)?;
+            continue;
+        }
+        let path = Path::new(p);
+        let meta = std::fs::metadata(path).map_err(|e| format!("{p}: {e}"))?;
+        if meta.is_dir() {
+            let mut files = Vec::new();
+            let mut seen = BTreeSet::new();
+            walk(path, &mut files, &mut seen, 0)?;
+            for f in files {
+                read_file(&f, &mut docs)?;
+            }
+        } else {
+            read_file(path, &mut docs)?;
+        }
+    }
+    Ok(docs)
+}
+
+fn is_manifest_file(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
+/// Files under `dir`, sorted, skipping hidden entries; symlink loops are cut by the canonical path.
+fn walk(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    seen: &mut BTreeSet<PathBuf>,
+    depth: usize,
+) -> Result<(), String> {
+    let canonical = dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    if depth > 64 || !seen.insert(canonical) {
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    entries.sort();
+    for entry in entries {
+        let hidden = entry
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        let meta = std::fs::metadata(&entry).map_err(|e| format!("{}: {e}", entry.display()))?;
+        if meta.is_dir() {
+            walk(&entry, out, seen, depth + 1)?;
+        } else if is_manifest_file(&entry) {
+            out.push(entry);
+        }
+    }
+    Ok(())
+}
+
+fn read_file(path: &Path, docs: &mut Vec<Doc>) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
+    let json = path.extension().and_then(|e| e.to_str()) == Some("json");
+    parse_text(&path.display().to_string(), &text, json, docs)
+}
+
+/// Splits a file into documents (YAML: `---`-separated; JSON: one value), expanding `kind: List`.
+fn parse_text(origin: &str, text: &str, json: bool, docs: &mut Vec<Doc>) -> Result<(), String> {
+    if json {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| format!("{origin}: invalid JSON: {e}"))?;
+        push_doc(value, docs);
+        return Ok(());
+    }
+    for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        use serde::Deserialize;
+        let mut yaml = serde_yaml_ng::Value::deserialize(de)
+            .map_err(|e| format!("{origin}: document {}: invalid YAML: {e}", i + 1))?;
+        yaml.apply_merge()
+            .map_err(|e| format!("{origin}: document {}: invalid YAML: {e}", i + 1))?;
+        let value = serde_json::to_value(&yaml)
+            .map_err(|e| format!("{origin}: document {}: not a Kubernetes object: {e}", i + 1))?;
+        push_doc(value, docs);
+    }
+    Ok(())
+}
+
+fn push_doc(value: Value, docs: &mut Vec<Doc>) {
+    let is_list = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k == "List" || k.ends_with("List"));
+    if is_list && let Some(items) = value.get("items").and_then(Value::as_array) {
+        for item in items {
+            push_doc(item.clone(), docs);
+        }
+        return;
+    }
+    if value.get("kind").and_then(Value::as_str).is_some() {
+        docs.push(Doc { value });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The object set
+
+/// Identity of an input object.
+#[derive(Clone, Debug)]
+struct Meta {
+    kind: String,
+    namespace: String,
+    name: String,
+}
+
+impl Meta {
+    fn of(value: &Value, cluster_scoped: bool) -> Meta {
+        let s = |path: &[&str]| {
+            let mut v = value;
+            for p in path {
+                v = match v.get(p) {
+                    Some(v) => v,
+                    None => return String::new(),
+                };
+            }
+            v.as_str().unwrap_or_default().to_owned()
+        };
+        let namespace = if cluster_scoped {
+            String::new()
+        } else {
+            Some(s(&["metadata", "namespace"]))
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "default".to_owned())
+        };
+        Meta {
+            kind: s(&["kind"]),
+            namespace,
+            name: s(&["metadata", "name"]),
+        }
+    }
+
+    fn result(&self, f: Finding) -> LintResult {
+        LintResult {
+            kind: self.kind.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            severity: f.severity.as_str(),
+            field: f.field,
+            code: f.code.to_owned(),
+            message: f.message,
+        }
+    }
+}
+
+/// A workload with a pod template (Deployment, StatefulSet, or anything with `spec.template.spec`).
+struct Workload {
+    meta: Meta,
+    pod_labels: BTreeMap<String, String>,
+    pod_spec: PodSpec,
+}
+
+struct ServiceInfo {
+    namespace: String,
+    name: String,
+    selector: BTreeMap<String, String>,
+}
+
+struct IngressInfo {
+    namespace: String,
+    name: String,
+    class: Option<String>,
+    alb_annotated: bool,
+    backends: BTreeSet<String>,
+}
+
+enum KedaObject {
+    ScaledObject(Box<ScaledObject>),
+    ScaledJob(Box<ScaledJob>),
+    Auth(Box<TriggerAuthenticationSpec>),
+}
+
+struct Set {
+    /// KEDA objects in input order, or the error that kept them from being read.
+    keda: Vec<(Meta, Result<KedaObject, Finding>)>,
+    /// Other objects that failed to decode.
+    invalid: Vec<(Meta, Finding)>,
+    source: MemorySource,
+    workloads: Vec<Workload>,
+    services: Vec<ServiceInfo>,
+    ingresses: Vec<IngressInfo>,
+    alb_classes: BTreeSet<String>,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, Finding> {
+    serde_path_to_error::deserialize::<_, T>(value.clone()).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { String::new() } else { path };
+        Finding::error(
+            field,
+            codes::INVALID_OBJECT,
+            format!("does not match the schema: {}", e.inner()),
+        )
+    })
+}
+
+fn api_group(value: &Value) -> &str {
+    let api_version = value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match api_version.split_once('/') {
+        Some((group, _)) => group,
+        None => "",
+    }
+}
+
+fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
+    value
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn collect(docs: Vec<Doc>) -> Set {
+    let mut set = Set {
+        keda: Vec::new(),
+        invalid: Vec::new(),
+        source: MemorySource::default(),
+        workloads: Vec::new(),
+        services: Vec::new(),
+        ingresses: Vec::new(),
+        alb_classes: BTreeSet::new(),
+    };
+    let mut has_ta = false;
+    let mut has_cta = false;
+    for Doc { value } in docs {
+        let group = api_group(&value).to_owned();
+        let kind = value
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let keda = group == keda_api::GROUP;
+        let core = group.is_empty();
+        match (kind.as_str(), keda, core) {
+            ("ScaledObject", true, _) => {
+                let obj =
+                    decode::<ScaledObject>(&value).map(|o| KedaObject::ScaledObject(Box::new(o)));
+                set.keda.push((Meta::of(&value, false), obj));
+            }
+            ("ScaledJob", true, _) => {
+                let obj = decode::<ScaledJob>(&value).map(|o| KedaObject::ScaledJob(Box::new(o)));
+                set.keda.push((Meta::of(&value, false), obj));
+            }
+            ("TriggerAuthentication", true, _) => {
+                has_ta = true;
+                let meta = Meta::of(&value, false);
+                let obj = decode::<TriggerAuthentication>(&value).map(|ta| {
+                    set.source
+                        .trigger_authentications
+                        .insert((meta.namespace.clone(), meta.name.clone()), ta.spec.clone());
+                    KedaObject::Auth(Box::new(ta.spec))
+                });
+                set.keda.push((meta, obj));
+            }
+            ("ClusterTriggerAuthentication", true, _) => {
+                has_cta = true;
+                let meta = Meta::of(&value, true);
+                let obj = decode::<ClusterTriggerAuthentication>(&value).map(|cta| {
+                    set.source
+                        .cluster_trigger_authentications
+                        .insert(meta.name.clone(), cta.spec.0.clone());
+                    KedaObject::Auth(Box::new(cta.spec.0))
+                });
+                set.keda.push((meta, obj));
+            }
+            ("Secret", _, true) => {
+                let meta = Meta::of(&value, false);
+                match decode::<Secret>(&value) {
+                    Ok(secret) => {
+                        // The API server merges stringData over data.
+                        let mut data: BTreeMap<String, String> = secret
+                            .data
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                            .collect();
+                        data.extend(secret.string_data.unwrap_or_default());
+                        set.source
+                            .secrets
+                            .insert((meta.namespace.clone(), meta.name.clone()), data);
+                    }
+                    Err(f) => set.invalid.push((meta, f)),
+                }
+            }
+            ("ConfigMap", _, true) => {
+                let meta = Meta::of(&value, false);
+                match decode::<ConfigMap>(&value) {
+                    Ok(cm) => {
+                        set.source.config_maps.insert(
+                            (meta.namespace.clone(), meta.name.clone()),
+                            cm.data.unwrap_or_default(),
+                        );
+                    }
+                    Err(f) => set.invalid.push((meta, f)),
+                }
+            }
+            ("ServiceAccount", _, true) => {
+                let meta = Meta::of(&value, false);
+                let annotations = string_map(value.pointer("/metadata/annotations"));
+                set.source
+                    .service_accounts
+                    .insert((meta.namespace, meta.name), annotations);
+            }
+            ("Service", _, true) => {
+                let meta = Meta::of(&value, false);
+                set.services.push(ServiceInfo {
+                    namespace: meta.namespace,
+                    name: meta.name,
+                    selector: string_map(value.pointer("/spec/selector")),
+                });
+            }
+            ("Ingress", _, _) => set.ingresses.push(ingress(&value)),
+            ("IngressClass", _, _) => {
+                if value.pointer("/spec/controller").and_then(Value::as_str) == Some(ALB_CONTROLLER)
+                {
+                    set.alb_classes.insert(Meta::of(&value, true).name);
+                }
+            }
+            _ => {
+                if let Some(template) = value.pointer("/spec/template/spec") {
+                    let meta = Meta::of(&value, false);
+                    match decode::<PodSpec>(template) {
+                        Ok(pod_spec) => set.workloads.push(Workload {
+                            pod_labels: string_map(value.pointer("/spec/template/metadata/labels")),
+                            meta,
+                            pod_spec,
+                        }),
+                        Err(mut f) => {
+                            f.field = format!("spec.template.spec.{}", f.field);
+                            set.invalid.push((meta, f));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let complete_if = |present: bool| {
+        if present {
+            Absent::Missing
+        } else {
+            Absent::Assumed
+        }
+    };
+    set.source.absent = AbsentPolicy {
+        trigger_authentication: complete_if(has_ta),
+        cluster_trigger_authentication: complete_if(has_cta),
+        ..AbsentPolicy::assume_all()
+    };
+    set
+}
+
+fn ingress(value: &Value) -> IngressInfo {
+    let meta = Meta::of(value, false);
+    let annotations = string_map(value.pointer("/metadata/annotations"));
+    let class = value
+        .pointer("/spec/ingressClassName")
+        .and_then(Value::as_str)
+        .or_else(|| {
+            annotations
+                .get("kubernetes.io/ingress.class")
+                .map(String::as_str)
+        })
+        .map(str::to_owned);
+    let alb_annotated = annotations
+        .keys()
+        .any(|k| k.starts_with("alb.ingress.kubernetes.io/"));
+    let mut backends = BTreeSet::new();
+    let mut add_backend = |b: Option<&Value>| {
+        if let Some(b) = b {
+            // networking.k8s.io/v1 and the older extensions/v1beta1 shape.
+            let name = b
+                .pointer("/service/name")
+                .or_else(|| b.get("serviceName"))
+                .and_then(Value::as_str);
+            if let Some(name) = name {
+                backends.insert(name.to_owned());
+            }
+        }
+    };
+    add_backend(value.pointer("/spec/defaultBackend"));
+    add_backend(value.pointer("/spec/backend"));
+    for rule in value
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for path in rule
+            .pointer("/http/paths")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            add_backend(path.get("backend"));
+        }
+    }
+    IngressInfo {
+        namespace: meta.namespace,
+        name: meta.name,
+        class,
+        alb_annotated,
+        backends,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Linting
+
+struct Ctx {
+    resolver: Resolver<MemorySource>,
+    workloads: Vec<Workload>,
+    services: Vec<ServiceInfo>,
+    ingresses: Vec<IngressInfo>,
+    alb_classes: BTreeSet<String>,
+}
+
+async fn lint_documents(docs: Vec<Doc>, cluster_object_namespace: &str) -> Vec<LintResult> {
+    let set = collect(docs);
+    let mut results = Vec::new();
+    for (meta, f) in set.invalid {
+        results.push(meta.result(f));
+    }
+    let ctx = Ctx {
+        resolver: Resolver::new(set.source, cluster_object_namespace),
+        workloads: set.workloads,
+        services: set.services,
+        ingresses: set.ingresses,
+        alb_classes: set.alb_classes,
+    };
+    // Workload warnings once per workload, however many ScaledObjects target it.
+    let mut workloads_checked = BTreeSet::new();
+    // (namespace, target kind, target name) and (namespace, HPA name) → ScaledObject name.
+    let mut targets: BTreeMap<(String, String, String), String> = BTreeMap::new();
+    let mut hpas: BTreeMap<(String, String), String> = BTreeMap::new();
+
+    for (meta, obj) in &set.keda {
+        let mut findings = Vec::new();
+        // Results about other objects (the scale target), printed after this object's.
+        let mut after = Vec::new();
+        match obj {
+            Err(f) => findings.push(f.clone()),
+            Ok(KedaObject::Auth(spec)) => findings.extend(validate::trigger_authentication(spec)),
+            Ok(KedaObject::ScaledJob(sj)) => {
+                findings.extend(validate::scaled_job(sj));
+                lint_scaled_job(&ctx, meta, sj, &mut findings).await;
+            }
+            Ok(KedaObject::ScaledObject(so)) => {
+                findings.extend(validate::scaled_object(so));
+                let target = &so.spec.scale_target_ref;
+                let target_key = (
+                    meta.namespace.clone(),
+                    target.kind().to_owned(),
+                    target.name.clone(),
+                );
+                if let Some(other) = targets.get(&target_key) {
+                    findings.push(Finding::error(
+                        "spec.scaleTargetRef",
+                        codes::OTHER_SCALED_OBJECT,
+                        format!(
+                            "the workload {:?} of kind {} is already managed by the ScaledObject {other:?}",
+                            target.name,
+                            target.kind()
+                        ),
+                    ));
+                } else {
+                    targets.insert(target_key, meta.name.clone());
+                }
+                let hpa = (meta.namespace.clone(), so.hpa_name());
+                if let Some(other) = hpas.get(&hpa) {
+                    findings.push(Finding::error(
+                        "spec.advanced.horizontalPodAutoscalerConfig.name",
+                        codes::OTHER_SCALED_OBJECT_HPA,
+                        format!(
+                            "the HPA {:?} is already managed by the ScaledObject {other:?}",
+                            hpa.1
+                        ),
+                    ));
+                } else {
+                    hpas.insert(hpa, meta.name.clone());
+                }
+                let workload = lint_scaled_object(&ctx, meta, so, &mut findings).await;
+                if let Some(w) = workload
+                    && workloads_checked.insert((
+                        w.meta.kind.clone(),
+                        w.meta.namespace.clone(),
+                        w.meta.name.clone(),
+                    ))
+                {
+                    after.extend(
+                        workload_findings(&ctx, w)
+                            .into_iter()
+                            .map(|f| w.meta.result(f)),
+                    );
+                }
+            }
+        }
+        // Keep each object's findings together, errors first.
+        let (errors, warnings): (Vec<_>, Vec<_>) = findings
+            .into_iter()
+            .partition(|f| f.severity == Severity::Error);
+        results.extend(errors.into_iter().map(|f| meta.result(f)));
+        results.extend(warnings.into_iter().map(|f| meta.result(f)));
+        results.extend(after);
+    }
+    results
+}
+
+fn uses_env(trigger: &ScaleTriggers) -> bool {
+    trigger.metadata.keys().any(|k| k.ends_with("FromEnv"))
+}
+
+/// The authentication spec a trigger refers to, when it is in the set.
+fn auth_spec<'a>(
+    ctx: &'a Ctx,
+    namespace: &str,
+    trigger: &ScaleTriggers,
+) -> Option<&'a TriggerAuthenticationSpec> {
+    let r = trigger.authentication_ref.as_ref()?;
+    let source = &ctx.resolver.source;
+    match r.kind() {
+        AuthenticationRefKind::TriggerAuthentication => source
+            .trigger_authentications
+            .get(&(namespace.to_owned(), r.name.clone())),
+        AuthenticationRefKind::ClusterTriggerAuthentication => {
+            source.cluster_trigger_authentications.get(&r.name)
+        }
+    }
+}
+
+/// Whether resolving the trigger reads the scale target's pod spec.
+fn needs_pod_spec(ctx: &Ctx, namespace: &str, trigger: &ScaleTriggers) -> bool {
+    uses_env(trigger)
+        || auth_spec(ctx, namespace, trigger).is_some_and(|spec| {
+            spec.env.as_ref().is_some_and(|e| !e.is_empty())
+                || spec.pod_identity.as_ref().is_some_and(|p| {
+                    p.identity_owner == Some(keda_api::trigger_auth::IdentityOwner::Workload)
+                        || p.provider == keda_api::trigger_auth::PodIdentityProvider::AwsEks
+                })
+        })
+}
+
+fn env_error_field(e: &ResolveError, container_field: &str, target_field: &str) -> String {
+    match e {
+        ResolveError::ContainerNotFound { .. } => container_field.to_owned(),
+        _ => target_field.to_owned(),
+    }
+}
+
+async fn lint_scaled_object<'c>(
+    ctx: &'c Ctx,
+    meta: &Meta,
+    so: &ScaledObject,
+    findings: &mut Vec<Finding>,
+) -> Option<&'c Workload> {
+    let ns = &meta.namespace;
+    let target = &so.spec.scale_target_ref;
+
+    let behavior_window = so
+        .spec
+        .advanced
+        .as_ref()
+        .and_then(|a| a.horizontal_pod_autoscaler_config.as_ref())
+        .and_then(|c| c.behavior.as_ref())
+        .and_then(|b| b.scale_down.as_ref())
+        .and_then(|d| d.stabilization_window_seconds);
+    let only_resource = so
+        .spec
+        .triggers
+        .iter()
+        .all(|t| t.r#type == "cpu" || t.r#type == "memory");
+    if behavior_window.is_none() && !so.spec.triggers.is_empty() && !only_resource {
+        findings.push(Finding::warning(
+            "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.stabilizationWindowSeconds",
+            codes::NO_SCALE_DOWN_STABILIZATION,
+            "no scale-down stabilization window is set, so the HPA's default (300 s) decides how fast replicas drop after a burst; with a noisy event metric the replica count flaps: set it explicitly (the guide uses 600)",
+        ));
+    }
+
+    let workload = ctx.workloads.iter().find(|w| {
+        w.meta.kind == target.kind() && w.meta.namespace == *ns && w.meta.name == target.name
+    });
+    let env = match workload {
+        None => ResolvedEnv::unknown(),
+        // Upstream resolves no env for a target without containers.
+        Some(w) if w.pod_spec.containers.is_empty() => ResolvedEnv::default(),
+        Some(w) => match ctx
+            .resolver
+            .container_env(ns, &w.pod_spec, target.env_source_container_name.as_deref())
+            .await
+        {
+            Ok(env) => env,
+            Err(e) => {
+                findings.push(Finding::error(
+                    env_error_field(
+                        &e,
+                        "spec.scaleTargetRef.envSourceContainerName",
+                        "spec.scaleTargetRef",
+                    ),
+                    e.category(),
+                    format!(
+                        "resolving the env of {} {ns}/{}: {e}",
+                        target.kind(),
+                        target.name
+                    ),
+                ));
+                ResolvedEnv::unknown()
+            }
+        },
+    };
+    let needs_target = so.spec.triggers.iter().any(|t| needs_pod_spec(ctx, ns, t));
+    if workload.is_none() && needs_target {
+        findings.push(Finding::warning(
+            "spec.scaleTargetRef",
+            codes::ASSUMED_REFERENCE,
+            format!(
+                "{} {ns}/{} is not in the input: assumed to exist; the env values its containers supply count as present and are not checked",
+                target.kind(),
+                target.name
+            ),
+        ));
+    }
+    lint_triggers(
+        ctx,
+        ns,
+        &so.spec.triggers,
+        &env,
+        workload.map(|w| &w.pod_spec),
+        needs_target,
+        "spec.scaleTargetRef",
+        findings,
+    )
+    .await;
+    workload
+}
+
+async fn lint_scaled_job(ctx: &Ctx, meta: &Meta, sj: &ScaledJob, findings: &mut Vec<Finding>) {
+    let ns = &meta.namespace;
+    let empty = PodSpec::default();
+    let pod_spec = sj
+        .spec
+        .job_target_ref
+        .template
+        .spec
+        .as_ref()
+        .unwrap_or(&empty);
+    let env = match ctx
+        .resolver
+        .container_env(ns, pod_spec, sj.spec.env_source_container_name.as_deref())
+        .await
+    {
+        Ok(env) => env,
+        Err(e) => {
+            findings.push(Finding::error(
+                env_error_field(
+                    &e,
+                    "spec.envSourceContainerName",
+                    "spec.jobTargetRef.template.spec",
+                ),
+                e.category(),
+                format!("resolving the env of the job template: {e}"),
+            ));
+            ResolvedEnv::unknown()
+        }
+    };
+    let needs_target = sj.spec.triggers.iter().any(|t| needs_pod_spec(ctx, ns, t));
+    lint_triggers(
+        ctx,
+        ns,
+        &sj.spec.triggers,
+        &env,
+        Some(pod_spec),
+        needs_target,
+        "spec.jobTargetRef",
+        findings,
+    )
+    .await;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn lint_triggers(
+    ctx: &Ctx,
+    ns: &str,
+    triggers: &[ScaleTriggers],
+    env: &ResolvedEnv,
+    pod_spec: Option<&PodSpec>,
+    env_used: bool,
+    target_field: &str,
+    findings: &mut Vec<Finding>,
+) {
+    let mut warned: BTreeSet<ObjectRef> = BTreeSet::new();
+    if env_used {
+        for object in &env.assumed_objects {
+            if warned.insert(object.clone()) {
+                findings.push(Finding::warning(
+                    target_field,
+                    codes::ASSUMED_REFERENCE,
+                    format!(
+                        "{object} (env of the scale target's container) is not in the input: assumed to exist; the variables it supplies count as present and are not checked"
+                    ),
+                ));
+            }
+        }
+    }
+    for (i, trigger) in triggers.iter().enumerate() {
+        let auth_field = format!("spec.triggers[{i}].authenticationRef");
+        let auth = match ctx.resolver.auth_params(ns, trigger, env, pod_spec).await {
+            Ok(auth) => auth,
+            Err(e) => {
+                findings.push(Finding::error(
+                    &auth_field,
+                    e.category(),
+                    format!("trigger {i} ({}): {e}", trigger.r#type),
+                ));
+                // Parse on, taking the parameters as unknown, so metadata errors still show.
+                ResolvedAuth {
+                    incomplete: true,
+                    ..Default::default()
+                }
+            }
+        };
+        for object in &auth.assumed_objects {
+            if !warned.insert(object.clone()) {
+                continue;
+            }
+            let message = if auth.incomplete {
+                format!(
+                    "{object} is not in the input: assumed to exist; any parameter it may supply counts as present"
+                )
+            } else {
+                let params: Vec<&str> = auth.assumed.iter().map(String::as_str).collect();
+                format!(
+                    "{object} is not in the input: assumed to exist; the parameters it supplies ({}) count as present and are not checked",
+                    params.join(", ")
+                )
+            };
+            findings.push(Finding::warning(
+                &auth_field,
+                codes::ASSUMED_REFERENCE,
+                message,
+            ));
+        }
+        for note in &auth.notes {
+            findings.push(Finding::warning(
+                &auth_field,
+                codes::AUTH_NOTE,
+                note.clone(),
+            ));
+        }
+        if let Some(e) = parse_with_assumptions(i, trigger, env, &auth) {
+            findings.push(parse_finding(i, &e));
+        }
+    }
+}
+
+fn parse_finding(i: usize, e: &ScalerError) -> Finding {
+    match e {
+        ScalerError::UnknownType { .. } => {
+            let known: Vec<&str> = keda_scalers::registered_types().collect();
+            Finding::error(
+                format!("spec.triggers[{i}].type"),
+                codes::UNKNOWN_TRIGGER_TYPE,
+                format!("{e}; this build supports: {}", known.join(", ")),
+            )
+        }
+        ScalerError::Config { field, .. } => Finding::error(
+            format!("spec.triggers[{i}].metadata.{field}"),
+            codes::TRIGGER_PARSE,
+            e.to_string(),
+        ),
+        ScalerError::Backend { .. } => Finding::error(
+            format!("spec.triggers[{i}]"),
+            codes::TRIGGER_PARSE,
+            e.to_string(),
+        ),
+    }
+}
+
+/// Values tried for a parameter that comes from an assumed object, until the parse accepts one.
+const PLACEHOLDERS: &[&str] = &["1", "https://assumed.invalid/", "true", "assumed"];
+/// Bound on the parse attempts for one trigger.
+const MAX_PARSE_ATTEMPTS: usize = 64;
+
+/// Parses the trigger with the operator's parse, standing in placeholder values for the parameters that
+/// come from assumed objects. An error about such a parameter is retried with other placeholders; it is
+/// reported only when the placeholder makes no difference (the value is not read from the assumed
+/// object), and dropped when no placeholder is accepted (the real value cannot be known).
+fn parse_with_assumptions(
+    index: usize,
+    trigger: &ScaleTriggers,
+    env: &ResolvedEnv,
+    auth: &ResolvedAuth,
+) -> Option<ScalerError> {
+    let mut auth_params = auth.params.clone();
+    for p in &auth.assumed {
+        auth_params.insert(p.clone(), PLACEHOLDERS[0].to_owned());
+    }
+    let mut vars = env.vars.clone();
+    for v in &env.assumed {
+        vars.insert(v.clone(), PLACEHOLDERS[0].to_owned());
+    }
+    // Per field: the reason of its first error, and the placeholders still to try.
+    let mut first_reason: BTreeMap<String, (String, ScalerError)> = BTreeMap::new();
+    let mut to_try: BTreeMap<String, Vec<String>> = BTreeMap::new();
+
+    for _ in 0..MAX_PARSE_ATTEMPTS {
+        let input = TriggerInput {
+            index,
+            trigger_type: &trigger.r#type,
+            name: trigger.name.as_deref(),
+            metadata: &trigger.metadata,
+            resolved_env: &vars,
+            auth_params: &auth_params,
+            metric_type: trigger.metric_type.as_deref(),
+        };
+        let err = match keda_scalers::parse_trigger(&input) {
+            Ok(_) => return None,
+            Err(e) => e,
+        };
+        let ScalerError::Config { field, reason, .. } = &err else {
+            return Some(err);
+        };
+        let field = field.clone();
+        let reason = reason.clone();
+        let env_var = trigger
+            .metadata
+            .get(&format!("{field}FromEnv"))
+            .map(|v| v.trim().to_owned())
+            .filter(|v| env.is_assumed(v));
+        let from_auth = auth.is_assumed(&field);
+        if env_var.is_none() && !from_auth {
+            return Some(err);
+        }
+        match first_reason.get(&field) {
+            None => {
+                first_reason.insert(field.clone(), (reason.clone(), err));
+                let current = match &env_var {
+                    Some(var) => vars.get(var),
+                    None => auth_params.get(&field),
+                };
+                let mut candidates: Vec<String> = first_allowed_value(&reason)
+                    .into_iter()
+                    .chain(PLACEHOLDERS.iter().map(|s| s.to_string()))
+                    .filter(|c| Some(c) != current)
+                    .collect();
+                candidates.reverse();
+                to_try.insert(field.clone(), candidates);
+            }
+            Some((first, _)) if *first == reason => {
+                // A placeholder changed nothing: the value is not read from the assumed object.
+                return first_reason.remove(&field).map(|(_, e)| e);
+            }
+            Some(_) => {
+                if let Some(first) = first_allowed_value(&reason)
+                    && let Some(list) = to_try.get_mut(&field)
+                    && !list.contains(&first)
+                {
+                    list.push(first);
+                }
+            }
+        }
+        let Some(next) = to_try.get_mut(&field).and_then(Vec::pop) else {
+            // No placeholder is accepted: the real value is what matters, and it is not known.
+            return None;
+        };
+        if let Some(var) = &env_var {
+            vars.insert(var.clone(), next.clone());
+        }
+        if from_auth {
+            auth_params.insert(field.clone(), next);
+        }
+    }
+    None
+}
+
+/// The first allowed value from a reason like `"x" must be one of a, b, c`.
+fn first_allowed_value(reason: &str) -> Option<String> {
+    let (_, list) = reason.split_once("must be one of ")?;
+    let first = list.split([',', ' ', ';', ')']).next()?.trim();
+    (!first.is_empty()).then(|| first.to_owned())
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Workload warnings (the seed guide's graceful-shutdown pitfalls)
+
+fn workload_findings(ctx: &Ctx, w: &Workload) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let grace_field = "spec.template.spec.terminationGracePeriodSeconds";
+    let (grace, grace_text) = match w.pod_spec.termination_grace_period_seconds {
+        Some(g) => (g, format!("{g}")),
+        None => (
+            DEFAULT_GRACE_SECONDS,
+            format!("{DEFAULT_GRACE_SECONDS} (the default)"),
+        ),
+    };
+    let longest = w
+        .pod_spec
+        .containers
+        .iter()
+        .filter_map(|c| prestop_sleep_seconds(c).map(|s| (c, s)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((c, sleep)) = longest
+        && (grace as f64) <= sleep
+    {
+        out.push(Finding::warning(
+            grace_field,
+            codes::GRACE_PERIOD_SHORTER_THAN_PRESTOP,
+            format!(
+                "terminationGracePeriodSeconds {grace_text} is not longer than the preStop sleep of container {:?} ({sleep} s): on scale-in the kubelet kills the container before the hook ends; set it above the sleep plus the application's shutdown time",
+                c.name
+            ),
+        ));
+    }
+    if grace < ALB_IDLE_TIMEOUT_SECONDS
+        && let Some((ingress, service)) = alb_exposure(ctx, w)
+    {
+        out.push(Finding::warning(
+            grace_field,
+            codes::ALB_GRACE_PERIOD,
+            format!(
+                "the pods are behind the AWS ALB Ingress {}/{} (Service {service}); terminationGracePeriodSeconds {grace_text} is below the ALB's {ALB_IDLE_TIMEOUT_SECONDS} s idle timeout, so pods removed on scale-in can drop connections the ALB still uses (502): set it to at least {ALB_IDLE_TIMEOUT_SECONDS}",
+                ingress.namespace, ingress.name
+            ),
+        ));
+    }
+    out
+}
+
+/// The ALB Ingress and the Service through which the workload's pods are exposed, if any.
+fn alb_exposure<'c>(ctx: &'c Ctx, w: &Workload) -> Option<(&'c IngressInfo, &'c str)> {
+    for ingress in &ctx.ingresses {
+        let is_alb = ingress.alb_annotated
+            || ingress
+                .class
+                .as_deref()
+                .is_some_and(|c| c == "alb" || ctx.alb_classes.contains(c));
+        if !is_alb || ingress.namespace != w.meta.namespace {
+            continue;
+        }
+        for svc in &ctx.services {
+            let selects = !svc.selector.is_empty()
+                && svc
+                    .selector
+                    .iter()
+                    .all(|(k, v)| w.pod_labels.get(k) == Some(v));
+            if svc.namespace == ingress.namespace && selects && ingress.backends.contains(&svc.name)
+            {
+                return Some((ingress, svc.name.as_str()));
+            }
+        }
+    }
+    None
+}
+
+/// Seconds a container's preStop hook sleeps: the `sleep` action, `sleep N` as the command, or the
+/// `sleep N` steps of a `sh -c` script.
+fn prestop_sleep_seconds(c: &Container) -> Option<f64> {
+    let pre_stop = c.lifecycle.as_ref()?.pre_stop.as_ref()?;
+    if let Some(s) = &pre_stop.sleep {
+        return Some(s.seconds as f64);
+    }
+    let command = pre_stop.exec.as_ref()?.command.as_ref()?;
+    let program = command.first()?.rsplit('/').next().unwrap_or("");
+    match program {
+        "sleep" => command.get(1).and_then(|a| sleep_duration(a)),
+        "sh" | "bash" | "ash" | "dash" | "zsh" => {
+            let script = command
+                .iter()
+                .position(|a| a.starts_with('-') && a.contains('c'))
+                .and_then(|i| command.get(i + 1))?;
+            sleep_in_script(script)
+        }
+        _ => None,
+    }
+}
+
+/// Total of the `sleep N` commands of a shell script.
+fn sleep_in_script(script: &str) -> Option<f64> {
+    let tokens: Vec<&str> = script
+        .split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')'))
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut total = None;
+    for pair in tokens.windows(2) {
+        if pair[0].rsplit('/').next() == Some("sleep")
+            && let Some(s) = sleep_duration(pair[1])
+        {
+            total = Some(total.unwrap_or(0.0) + s);
+        }
+    }
+    total
+}
+
+/// A `sleep` argument: seconds, optionally with an s/m/h/d suffix (GNU sleep).
+fn sleep_duration(arg: &str) -> Option<f64> {
+    let arg = arg.trim().trim_matches(|c| c == '"' || c == '\'');
+    let (number, factor) = match arg.char_indices().last()? {
+        (i, 's') => (&arg[..i], 1.0),
+        (i, 'm') => (&arg[..i], 60.0),
+        (i, 'h') => (&arg[..i], 3600.0),
+        (i, 'd') => (&arg[..i], 86400.0),
+        _ => (arg, 1.0),
+    };
+    number
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .map(|n| n * factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prestop_sleeps() {
+        let cases: &[(&str, Option<f64>)] = &[
+            ("{name: a}", None),
+            (
+                "{name: a, lifecycle: {preStop: {exec: {command: [sleep, '50']}}}}",
+                Some(50.0),
+            ),
+            (
+                "{name: a, lifecycle: {preStop: {exec: {command: [/bin/sleep, 1m]}}}}",
+                Some(60.0),
+            ),
+            (
+                "{name: a, lifecycle: {preStop: {exec: {command: [/bin/sh, -c, 'sleep 20 && nginx -s quit; sleep 5']}}}}",
+                Some(25.0),
+            ),
+            (
+                "{name: a, lifecycle: {preStop: {sleep: {seconds: 45}}}}",
+                Some(45.0),
+            ),
+            (
+                "{name: a, lifecycle: {preStop: {exec: {command: [sleep, infinity]}}}}",
+                None,
+            ),
+            (
+                "{name: a, lifecycle: {preStop: {httpGet: {port: 80, path: /drain}}}}",
+                None,
+            ),
+        ];
+        for (yaml, want) in cases {
+            let c: Container = serde_yaml_ng::from_str(yaml).expect("container");
+            assert_eq!(prestop_sleep_seconds(&c), *want, "{yaml}");
+        }
+    }
+
+    fn trigger(yaml: &str) -> ScaleTriggers {
+        serde_yaml_ng::from_str(yaml).expect("trigger")
+    }
+
+    fn field_of(e: Option<ScalerError>) -> Option<String> {
+        e.map(|e| e.field().unwrap_or("<none>").to_owned())
+    }
+
+    #[test]
+    fn parameters_of_assumed_objects_count_as_present() {
+        let nr = "{type: new-relic, metadata: {nrql: 'SELECT 1', threshold: '5'}}";
+        let unknown_auth = ResolvedAuth {
+            incomplete: true,
+            ..Default::default()
+        };
+        let known_env = ResolvedEnv::default();
+        // account, region and queryKey may all come from the unknown TriggerAuthentication.
+        assert_eq!(
+            field_of(parse_with_assumptions(
+                0,
+                &trigger(nr),
+                &known_env,
+                &unknown_auth
+            )),
+            None
+        );
+        // nrql is read from metadata only: its absence is an error whatever the TriggerAuthentication holds.
+        let no_nrql = "{type: new-relic, metadata: {threshold: '5'}}";
+        assert_eq!(
+            field_of(parse_with_assumptions(
+                0,
+                &trigger(no_nrql),
+                &known_env,
+                &unknown_auth
+            )),
+            Some("nrql".to_owned())
+        );
+        // Without any authentication the first missing parameter is reported.
+        assert_eq!(
+            field_of(parse_with_assumptions(
+                0,
+                &trigger(nr),
+                &known_env,
+                &ResolvedAuth::default()
+            )),
+            Some("account".to_owned())
+        );
+        // Assumed parameters: present, placeholder values that parse.
+        let assumed = ResolvedAuth {
+            assumed: ["account", "queryKey"].map(str::to_owned).into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            field_of(parse_with_assumptions(
+                0,
+                &trigger(nr),
+                &known_env,
+                &assumed
+            )),
+            None
+        );
+        // `<key>FromEnv` naming a variable of an unknown workload.
+        let redis = "{type: redis, metadata: {addressFromEnv: ADDR, listName: q}}";
+        assert_eq!(
+            field_of(parse_with_assumptions(
+                0,
+                &trigger(redis),
+                &ResolvedEnv::unknown(),
+                &ResolvedAuth::default()
+            )),
+            None
+        );
+        assert_eq!(
+            field_of(parse_with_assumptions(
+                0,
+                &trigger(redis),
+                &known_env,
+                &ResolvedAuth::default()
+            )),
+            Some("address".to_owned())
+        );
+    }
+
+    #[test]
+    fn allowed_values_are_read_from_enum_errors() {
+        assert_eq!(
+            first_allowed_value(r#""x" must be one of json, xml"#).as_deref(),
+            Some("json")
+        );
+        assert_eq!(first_allowed_value("is required"), None);
+    }
+}
