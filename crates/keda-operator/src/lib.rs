@@ -1,10 +1,12 @@
 //! keda-rs operator: the ScaledObject controller, one scale loop per object, the HPAs it owns, leader
 //! election, health and Prometheus endpoints. `keda operator` is a thin wrapper around [`run`].
 
+pub mod certs;
 pub mod controller;
 pub mod error;
 pub mod leader;
 pub mod metrics;
+pub mod metrics_service;
 pub mod scale_loop;
 pub mod status;
 pub mod target;
@@ -47,6 +49,12 @@ pub struct OperatorConfig {
     pub health_probe_bind_address: SocketAddr,
     /// Upper bound of one scaler poll (`KEDA_HTTP_DEFAULT_TIMEOUT`-like).
     pub scaler_timeout: Duration,
+    /// Where the gRPC metrics service listens (leader only), and the directory with `ca.crt`,
+    /// `tls.crt` and `tls.key` for its mutual TLS. `None` disables it.
+    pub metrics_service: Option<(SocketAddr, std::path::PathBuf)>,
+    /// Issue and renew the certificates in Secret `kedaorg-certs` (leader only); the gRPC service then
+    /// uses them directly instead of the directory.
+    pub cert_rotation: Option<certs::CertConfig>,
 }
 
 /// Shared state of the controllers and loops.
@@ -99,7 +107,14 @@ impl Context {
         let env = match pod_spec {
             Some(spec) => self
                 .resolver
-                .container_env(&ns, spec, so.spec.scale_target_ref.env_source_container_name.as_deref())
+                .container_env(
+                    &ns,
+                    spec,
+                    so.spec
+                        .scale_target_ref
+                        .env_source_container_name
+                        .as_deref(),
+                )
                 .await
                 .map_err(|e| format!("resolving the environment of the scale target: {e}"))?,
             None => Default::default(),
@@ -111,7 +126,10 @@ impl Context {
                 .auth_params(&ns, t, &env, pod_spec)
                 .await
                 .map_err(|e| format!("trigger {i} ({}): {e}", t.r#type))?;
-            out.push(triggers::ResolvedTrigger { env: env.vars.clone(), auth_params: auth.params });
+            out.push(triggers::ResolvedTrigger {
+                env: env.vars.clone(),
+                auth_params: auth.params,
+            });
         }
         Ok(out)
     }
@@ -263,8 +281,11 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         build: Default::default(),
         metrics,
         scaled_objects: store,
-        resolver: keda_resolver::Resolver::new(keda_resolver::KubeSource::new(client.clone()), config.namespace.clone())
-            .with_restrict_secret_access(keda_resolver::restrict_secret_access_from_env()),
+        resolver: keda_resolver::Resolver::new(
+            keda_resolver::KubeSource::new(client.clone()),
+            config.namespace.clone(),
+        )
+        .with_restrict_secret_access(keda_resolver::restrict_secret_access_from_env()),
     });
     let watched: Option<Vec<String>> = config
         .watch_namespace
@@ -301,6 +322,42 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
                 tracing::debug!(error = %e, "reconcile error");
             }
         });
+    let issued = match &config.cert_rotation {
+        Some(cc) => {
+            let bundle = certs::ensure(&client, cc).await?;
+            tokio::spawn(certs::rotate(
+                client.clone(),
+                cc.clone(),
+                Duration::from_secs(12 * 3600),
+            ));
+            Some(metrics_service::TlsMaterial {
+                ca_crt: bundle.ca_crt.into_bytes(),
+                tls_crt: bundle.tls_crt.into_bytes(),
+                tls_key: bundle.tls_key.into_bytes(),
+            })
+        }
+        None => None,
+    };
+    if let Some((addr, dir)) = config.metrics_service.clone() {
+        let tls = match issued {
+            Some(t) => Some(t),
+            None => match metrics_service::TlsMaterial::from_dir(&dir) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no certificates: the gRPC metrics service is not started");
+                    None
+                }
+            },
+        };
+        if let Some(tls) = tls {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = metrics_service::serve(ctx, addr, tls).await {
+                    tracing::error!(error = %e, "gRPC metrics service stopped");
+                }
+            });
+        }
+    }
     ready.store(true, Ordering::Relaxed);
     tracing::info!("keda-rs operator started");
 

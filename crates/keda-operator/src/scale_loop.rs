@@ -37,6 +37,8 @@ pub struct MetricRecord {
 }
 
 type LoopKey = (String, String);
+/// Built scalers of one object, by metric name.
+type ObjectScalers = HashMap<String, Arc<dyn Scaler>>;
 
 struct Running {
     generation: i64,
@@ -48,6 +50,9 @@ struct Running {
 pub struct Loops {
     running: Mutex<HashMap<LoopKey, Running>>,
     records: Mutex<HashMap<LoopKey, HashMap<String, MetricRecord>>>,
+    /// The built scalers of each object's current generation, by metric name, so the metrics service
+    /// can sample live without building its own clients.
+    scalers: Mutex<HashMap<LoopKey, ObjectScalers>>,
 }
 
 impl Loops {
@@ -88,6 +93,29 @@ impl Loops {
         }
         if let Ok(mut records) = self.records.lock() {
             records.remove(&key);
+        }
+        if let Ok(mut scalers) = self.scalers.lock() {
+            scalers.remove(&key);
+        }
+    }
+
+    /// The built scaler serving `metric` of an object, if its loop has built it.
+    pub fn scaler(&self, ns: &str, name: &str, metric: &str) -> Option<Arc<dyn Scaler>> {
+        self.scalers
+            .lock()
+            .ok()?
+            .get(&(ns.to_owned(), name.to_owned()))?
+            .get(metric)
+            .cloned()
+    }
+
+    fn publish_scalers(&self, key: &LoopKey, built: &[Built]) {
+        let map = built
+            .iter()
+            .filter_map(|b| b.scaler.clone().map(|s| (b.trigger.metric_name.clone(), s)))
+            .collect();
+        if let Ok(mut scalers) = self.scalers.lock() {
+            scalers.insert(key.clone(), map);
         }
     }
 
@@ -282,6 +310,7 @@ async fn tick(
             .inc();
     }
     ctx.loops.store_records(key, records.clone());
+    ctx.loops.publish_scalers(key, built);
 
     let only_resource = !built.is_empty() && built.iter().all(|b| b.trigger.is_resource());
     let composite = match keda_scaling::formula::compile_scaling_modifiers(so) {

@@ -31,6 +31,31 @@ pub struct OperatorArgs {
     /// Timeout of one scaler poll, in milliseconds.
     #[arg(long, env = "KEDA_HTTP_DEFAULT_TIMEOUT", default_value_t = 3000)]
     http_default_timeout: u64,
+    /// Address of the gRPC metrics service the metrics API server calls (leader only).
+    #[arg(long, default_value = ":9666")]
+    metrics_service_bind_address: String,
+    /// Directory with ca.crt, tls.crt and tls.key (Secret kedaorg-certs mounted). Without the files the
+    /// gRPC metrics service is not started.
+    #[arg(long, default_value = "/certs")]
+    cert_dir: std::path::PathBuf,
+    /// Issue and renew the certificates in Secret `--cert-secret-name` and patch the CA into the
+    /// APIService and webhook configuration.
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    enable_cert_rotation: bool,
+    #[arg(long, default_value = "kedaorg-certs")]
+    cert_secret_name: String,
+    #[arg(long, default_value = "keda-operator")]
+    operator_service_name: String,
+    #[arg(long, default_value = "keda-operator-metrics-apiserver")]
+    metrics_server_service_name: String,
+    #[arg(long, default_value = "keda-admission-webhooks")]
+    webhooks_service_name: String,
+    #[arg(long, default_value = "cluster.local")]
+    k8s_cluster_domain: String,
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    enable_apiservice_patching: bool,
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    enable_webhook_patching: bool,
     /// Upstream's logging flags, accepted so the chart's arguments work; keda-rs logs with `RUST_LOG`.
     #[arg(long)]
     zap_log_level: Option<String>,
@@ -91,7 +116,7 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<()> {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| format!("keda-operator-{}", std::process::id()));
     let config = keda_operator::OperatorConfig {
-        namespace,
+        namespace: namespace.clone(),
         watch_namespace: Some(args.watch_namespace).filter(|s| !s.is_empty()),
         leader_elect: args.leader_elect,
         lease_duration: args.leader_elect_lease_duration,
@@ -102,6 +127,22 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<()> {
         health_probe_bind_address: parse_addr(&args.health_probe_bind_address)
             .map_err(anyhow::Error::msg)?,
         scaler_timeout: Duration::from_millis(args.http_default_timeout.max(1)),
+        metrics_service: Some((
+            parse_addr(&args.metrics_service_bind_address).map_err(anyhow::Error::msg)?,
+            args.cert_dir.clone(),
+        )),
+        cert_rotation: args.enable_cert_rotation.then(|| keda_operator::certs::CertConfig {
+            namespace: namespace.clone(),
+            secret_name: args.cert_secret_name.clone(),
+            services: vec![
+                args.operator_service_name.clone(),
+                args.metrics_server_service_name.clone(),
+                args.webhooks_service_name.clone(),
+            ],
+            cluster_domain: args.k8s_cluster_domain.clone(),
+            patch_apiservice: args.enable_apiservice_patching,
+            patch_webhooks: args.enable_webhook_patching,
+        }),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -339,9 +339,13 @@ impl MetricServer {
                     let mut buf = [0u8; 4096];
                     let n = sock.read(&mut buf).await.unwrap_or(0);
                     let request = String::from_utf8_lossy(&buf[..n]).to_lowercase();
-                    let authorised = required.as_ref().is_none_or(|h| request.contains(h.as_str()));
+                    let authorised = required
+                        .as_ref()
+                        .is_none_or(|h| request.contains(h.as_str()));
                     let (status, body) = match current {
-                        _ if !authorised => ("401 Unauthorized", "missing or wrong X-API-KEY".to_owned()),
+                        _ if !authorised => {
+                            ("401 Unauthorized", "missing or wrong X-API-KEY".to_owned())
+                        }
                         Some(v) => ("200 OK", format!("{{\"value\": {v}}}")),
                         None => ("500 Internal Server Error", "backend down".to_owned()),
                     };
@@ -394,4 +398,25 @@ pub async fn spec_replicas(client: &Client, namespace: &str, name: &str) -> Resu
         .spec
         .and_then(|s| s.replicas)
         .unwrap_or(1))
+}
+
+/// Serializes tests that create or delete cluster-scoped objects which exist only once per cluster: the
+/// APIService `v1beta1.external.metrics.k8s.io`, the ValidatingWebhookConfiguration `keda-admission`, the
+/// chart's ClusterRoles. Takes an exclusive `flock` on `target/keda-e2e-cluster-scoped.lock` (waiting while
+/// another test, in this or another process, holds it); the lock is released when the returned file is
+/// dropped. Hold it from before creating such an object until after it is deleted.
+pub fn cluster_scoped_lock() -> Result<std::fs::File> {
+    let path = root().join("target/keda-e2e-cluster-scoped.lock");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
 }

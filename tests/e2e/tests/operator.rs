@@ -539,12 +539,153 @@ async fn trigger_authentication_supplies_secret_parameters() -> Result<()> {
     wait_replicas(&c, &ns, "app", 1, T).await?;
     let sos: Api<ScaledObject> = Api::namespaced(c.clone(), &ns);
     let got = sos.get("app").await?;
-    assert_eq!(got.status.and_then(|s| s.authentications_types).as_deref(), Some("api-ta"));
+    assert_eq!(
+        got.status.and_then(|s| s.authentications_types).as_deref(),
+        Some("api-ta")
+    );
 
     // A reference to a TriggerAuthentication that does not exist is reported on Ready.
-    apply(&ns, &so.replace("URL", &server.url).replace("name: app}\nspec", "name: broken}\nspec").replace("api-ta", "no-such-ta"))?;
+    apply(
+        &ns,
+        &so.replace("URL", &server.url)
+            .replace("name: app}\nspec", "name: broken}\nspec")
+            .replace("api-ta", "no-such-ta"),
+    )?;
     let broken = wait_for(&sos, "broken", T, |so| cond_is(so, "Ready", "False")).await?;
-    let ready = broken.status.and_then(|s| s.conditions).unwrap_or_default().into_iter().find(|c| c.r#type == "Ready").expect("Ready");
-    assert!(ready.message.as_deref().unwrap_or_default().contains("no-such-ta"), "{ready:?}");
+    let ready = broken
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.r#type == "Ready")
+        .expect("Ready");
+    assert!(
+        ready
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("no-such-ta"),
+        "{ready:?}"
+    );
+    Ok(())
+}
+
+/// The operator issues `kedaorg-certs` and serves `api.MetricsService/GetMetrics` over mutual TLS with it:
+/// the value the HPA would get, cached or live, with fallback once the backend keeps failing.
+#[tokio::test]
+async fn grpc_metrics_service_with_issued_certificates() -> Result<()> {
+    use k8s_openapi::api::core::v1::Secret;
+    ensure_crds().await?;
+    let c = client().await?;
+    let ns = namespace(&c, "op-grpc").await?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let _op = KedaProcess::start(
+        &format!("{ns}-op"),
+        &[
+            "operator",
+            "--leader-elect",
+            "--metrics-bind-address",
+            "127.0.0.1:0",
+            "--health-probe-bind-address",
+            "127.0.0.1:0",
+            "--enable-cert-rotation",
+            "--enable-apiservice-patching=false",
+            "--enable-webhook-patching=false",
+            "--metrics-service-bind-address",
+            &addr,
+        ],
+        &[
+            ("WATCH_NAMESPACE", &ns),
+            ("KEDA_CLUSTER_OBJECT_NAMESPACE", &ns),
+            ("POD_NAME", "op-a"),
+        ],
+    )?;
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), &ns);
+    let secret = wait_for(&secrets, "kedaorg-certs", T, |_| true).await?;
+    let data = secret.data.unwrap_or_default();
+    let get = |k: &str| {
+        String::from_utf8(data.get(k).map(|b| b.0.clone()).unwrap_or_default()).unwrap_or_default()
+    };
+    for k in ["ca.crt", "tls.crt", "tls.key"] {
+        assert!(!get(k).is_empty(), "{k} missing from kedaorg-certs");
+    }
+
+    let server = MetricServer::start(42.0).await?;
+    apply(&ns, &deployment("app", 2))?;
+    let extra = "  minReplicaCount: 1\n  fallback: {failureThreshold: 1, replicas: 5}\n";
+    apply(&ns, &scaled_object("app", "app", &server.url, extra, ""))?;
+    let sos: Api<ScaledObject> = Api::namespaced(c.clone(), &ns);
+    wait_for(&sos, "app", T, |so| cond_is(so, "Ready", "True")).await?;
+
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(get("ca.crt")))
+        .identity(tonic::transport::Identity::from_pem(
+            get("tls.crt"),
+            get("tls.key"),
+        ))
+        .domain_name(format!("keda-operator.{ns}.svc"));
+    let channel = tonic::transport::Channel::from_shared(format!("https://{addr}"))?
+        .tls_config(tls)?
+        .connect()
+        .await?;
+    let mut grpc = keda_proto::MetricsServiceClient::new(channel);
+    let ask = |metric: &str| keda_proto::ScaledObjectRef {
+        name: "app".into(),
+        namespace: ns.clone(),
+        metric_name: metric.into(),
+    };
+    let list = grpc
+        .get_metrics(ask("s0-metric-api-value"))
+        .await?
+        .into_inner();
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.items[0].metric_name, "s0-metric-api-value");
+    assert_eq!(
+        list.items[0].value.as_ref().map(|q| q.string.as_str()),
+        Some("42")
+    );
+    // Metric names match case-insensitively, as upstream.
+    let upper = grpc
+        .get_metrics(ask("S0-METRIC-API-VALUE"))
+        .await?
+        .into_inner();
+    assert_eq!(upper.items.len(), 1);
+    let missing = grpc.get_metrics(ask("s9-nope")).await.unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+
+    // Backend down long enough: the HPA gets target × fallback.replicas (10 × 5 = 50).
+    server.set(None);
+    wait_for(&sos, "app", T, |so| cond_is(so, "Fallback", "True")).await?;
+    let list = grpc
+        .get_metrics(ask("s0-metric-api-value"))
+        .await?
+        .into_inner();
+    assert_eq!(
+        list.items[0].value.as_ref().map(|q| q.string.as_str()),
+        Some("50")
+    );
+
+    // A client without a certificate from the CA is refused.
+    let anon = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(get("ca.crt")))
+        .domain_name(format!("keda-operator.{ns}.svc"));
+    let refused = match tonic::transport::Channel::from_shared(format!("https://{addr}"))?
+        .tls_config(anon)?
+        .connect()
+        .await
+    {
+        Ok(ch) => keda_proto::MetricsServiceClient::new(ch)
+            .get_metrics(ask("s0-metric-api-value"))
+            .await
+            .is_err(),
+        Err(_) => true,
+    };
+    assert!(
+        refused,
+        "a client without a certificate must not get metrics"
+    );
     Ok(())
 }
