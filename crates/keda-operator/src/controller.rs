@@ -197,6 +197,7 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error
         .await;
     }
     ctx.loops.ensure(ctx.clone(), &so, target, triggers);
+    update_auth_statuses(&ctx, &so, false).await;
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
@@ -402,6 +403,7 @@ async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Err
         }
     }
     ctx.statuses.forget(&ns, &name);
+    update_auth_statuses(&ctx, &so, true).await;
     ctx.event(
         &so,
         EventType::Warning,
@@ -416,6 +418,66 @@ async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Err
 /// The object reference Events are about.
 pub fn object_ref(so: &ScaledObject) -> k8s_openapi::api::core::v1::ObjectReference {
     so.object_ref(&())
+}
+
+/// Keeps `.status.scaledobjects` of every TriggerAuthentication / ClusterTriggerAuthentication the object
+/// refers to: the comma-joined names of the ScaledObjects using it (from the controller's cache).
+pub async fn update_auth_statuses(ctx: &Context, so: &ScaledObject, deleting: bool) {
+    use keda_api::common::AuthenticationRefKind;
+    let ns = so.namespace().unwrap_or_default();
+    let mut refs: Vec<(AuthenticationRefKind, String)> = so
+        .spec
+        .triggers
+        .iter()
+        .filter_map(|t| {
+            t.authentication_ref
+                .as_ref()
+                .map(|r| (r.kind(), r.name.clone()))
+        })
+        .collect();
+    refs.sort_by(|a, b| (a.0 as u8, &a.1).cmp(&(b.0 as u8, &b.1)));
+    refs.dedup();
+    let all = ctx.scaled_objects.state();
+    for (kind, name) in refs {
+        let mut users: Vec<String> = all
+            .iter()
+            .filter(|o| {
+                !(deleting && o.namespace() == so.namespace() && o.name_any() == so.name_any())
+            })
+            .filter(|o| {
+                kind == AuthenticationRefKind::ClusterTriggerAuthentication
+                    || o.namespace().as_deref() == Some(ns.as_str())
+            })
+            .filter(|o| {
+                o.spec.triggers.iter().any(|t| {
+                    t.authentication_ref
+                        .as_ref()
+                        .is_some_and(|r| r.kind() == kind && r.name == name)
+                })
+            })
+            .map(|o| o.name_any())
+            .collect();
+        users.sort();
+        users.dedup();
+        let patch = serde_json::json!({ "status": { "scaledobjects": users.join(",") } });
+        let result = match kind {
+            AuthenticationRefKind::TriggerAuthentication => {
+                Api::<keda_api::TriggerAuthentication>::namespaced(ctx.client.clone(), &ns)
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(|_| ())
+            }
+            AuthenticationRefKind::ClusterTriggerAuthentication => {
+                Api::<keda_api::ClusterTriggerAuthentication>::all(ctx.client.clone())
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(|_| ())
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, auth = %name, "updating the authentication's status failed");
+        }
+    }
 }
 
 #[cfg(test)]

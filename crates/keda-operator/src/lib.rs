@@ -40,6 +40,8 @@ pub struct OperatorConfig {
     /// Only watch these namespaces (`WATCH_NAMESPACE`, comma-separated; empty = all).
     pub watch_namespace: Option<String>,
     pub leader_elect: bool,
+    /// Lease name (`--leader-election-id`, default `operator.keda.sh`).
+    pub lease_name: String,
     pub lease_duration: Duration,
     pub renew_deadline: Duration,
     pub retry_period: Duration,
@@ -229,7 +231,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
             client.clone(),
             leader::LeaseConfig {
                 namespace: config.namespace.clone(),
-                name: keda_api::consts::names::LEADER_ELECTION_LEASE.to_owned(),
+                name: config.lease_name.clone(),
                 identity: config.identity.clone(),
                 lease_duration: config.lease_duration,
                 renew_deadline: config.renew_deadline,

@@ -56,6 +56,32 @@ pub struct OperatorArgs {
     enable_apiservice_patching: bool,
     #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     enable_webhook_patching: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "operator.keda.sh")]
+    leader_election_id: String,
+    /// Upstream flags the chart passes that keda-rs accepts without acting on them: kube-rs negotiates
+    /// compression itself, Prometheus metrics are always on, HTTP pools are managed per scaler backend,
+    /// there is no Go profiler and no OpenTelemetry exporter yet, and extra CAs are not loaded yet.
+    #[arg(long, hide = true)]
+    disable_compression: Option<String>,
+    #[arg(long, hide = true)]
+    k8s_cluster_name: Option<String>,
+    #[arg(long, hide = true)]
+    enable_prometheus_metrics: Option<String>,
+    #[arg(long, hide = true)]
+    http_max_idle_conns: Option<String>,
+    #[arg(long, hide = true)]
+    http_max_idle_conns_per_host: Option<String>,
+    #[arg(long, hide = true)]
+    http_idle_conn_timeout: Option<String>,
+    #[arg(long, hide = true)]
+    zap_stacktrace_level: Option<String>,
+    #[arg(long, hide = true)]
+    ca_dir: Vec<String>,
+    #[arg(long, hide = true)]
+    profiling_bind_address: Option<String>,
+    #[arg(long, hide = true)]
+    enable_opentelemetry_metrics: Option<String>,
     /// Upstream's logging flags, accepted so the chart's arguments work; keda-rs logs with `RUST_LOG`.
     #[arg(long)]
     zap_log_level: Option<String>,
@@ -119,6 +145,7 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<()> {
         namespace: namespace.clone(),
         watch_namespace: Some(args.watch_namespace).filter(|s| !s.is_empty()),
         leader_elect: args.leader_elect,
+        lease_name: args.leader_election_id.clone(),
         lease_duration: args.leader_elect_lease_duration,
         renew_deadline: args.leader_elect_renew_deadline,
         retry_period: args.leader_elect_retry_period,
@@ -131,18 +158,20 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<()> {
             parse_addr(&args.metrics_service_bind_address).map_err(anyhow::Error::msg)?,
             args.cert_dir.clone(),
         )),
-        cert_rotation: args.enable_cert_rotation.then(|| keda_operator::certs::CertConfig {
-            namespace: namespace.clone(),
-            secret_name: args.cert_secret_name.clone(),
-            services: vec![
-                args.operator_service_name.clone(),
-                args.metrics_server_service_name.clone(),
-                args.webhooks_service_name.clone(),
-            ],
-            cluster_domain: args.k8s_cluster_domain.clone(),
-            patch_apiservice: args.enable_apiservice_patching,
-            patch_webhooks: args.enable_webhook_patching,
-        }),
+        cert_rotation: args
+            .enable_cert_rotation
+            .then(|| keda_operator::certs::CertConfig {
+                namespace: namespace.clone(),
+                secret_name: args.cert_secret_name.clone(),
+                services: vec![
+                    args.operator_service_name.clone(),
+                    args.metrics_server_service_name.clone(),
+                    args.webhooks_service_name.clone(),
+                ],
+                cluster_domain: args.k8s_cluster_domain.clone(),
+                patch_apiservice: args.enable_apiservice_patching,
+                patch_webhooks: args.enable_webhook_patching,
+            }),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
