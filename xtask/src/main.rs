@@ -43,6 +43,11 @@ enum Cmd {
     },
     /// Show keda-rs working: start the local control plane and apply the seed guide's objects.
     Demo,
+    /// Benchmarks that print numbers: `operator` (1,000 ScaledObjects on the local control plane).
+    Bench {
+        /// What to benchmark: `operator`.
+        what: String,
+    },
 }
 
 fn main() -> Result<()> {
@@ -57,6 +62,7 @@ fn main() -> Result<()> {
         Cmd::CheckGenerated => generated::check(&root()),
         Cmd::Cluster { action } => cluster::run(&root(), action),
         Cmd::Demo => demo(),
+        Cmd::Bench { what } => bench(&what),
     }
 }
 
@@ -137,7 +143,13 @@ fn e2e(args: &[String]) -> Result<()> {
 /// Builds the e2e test binaries and returns their paths (from cargo's JSON messages).
 fn e2e_test_binaries() -> Result<Vec<String>> {
     let out = cargo()
-        .args(["test", "-p", "keda-e2e", "--no-run", "--message-format=json-render-diagnostics"])
+        .args([
+            "test",
+            "-p",
+            "keda-e2e",
+            "--no-run",
+            "--message-format=json-render-diagnostics",
+        ])
         .current_dir(root())
         .stderr(std::process::Stdio::inherit())
         .output()
@@ -147,11 +159,15 @@ fn e2e_test_binaries() -> Result<Vec<String>> {
     }
     let mut bins = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         if msg["reason"] == "compiler-artifact"
             && msg["profile"]["test"] == true
             && let Some(exe) = msg["executable"].as_str()
-            && msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "test"))
+            && msg["target"]["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "test"))
         {
             bins.push(exe.to_owned());
         }
@@ -160,6 +176,30 @@ fn e2e_test_binaries() -> Result<Vec<String>> {
         bail!("no e2e test binaries were built");
     }
     Ok(bins)
+}
+
+fn bench(what: &str) -> Result<()> {
+    match what {
+        "operator" => {
+            run(cargo().args(["build", "--release", "-p", "keda"]))?;
+            run(cargo().args(["build", "-p", "keda-e2e", "--example", "bench_operator"]))?;
+            cluster::run(&root(), cluster::Action::Up)?;
+            let exe = root().join("target/debug/examples/bench_operator");
+            let keda = root().join("target/release/keda");
+            cluster::run(
+                &root(),
+                cluster::Action::Exec {
+                    command: vec![
+                        "env".into(),
+                        format!("KEDA_BIN={}", keda.display()),
+                        "RUST_LOG=warn".into(),
+                        exe.display().to_string(),
+                    ],
+                },
+            )
+        }
+        other => bail!("unknown benchmark {other:?}; try `operator`"),
+    }
 }
 
 fn demo() -> Result<()> {

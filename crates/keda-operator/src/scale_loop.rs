@@ -168,6 +168,31 @@ async fn run(
             scaler: None,
         })
         .collect();
+    // The precise last-active time lives here; status.lastActiveTime is only refreshed now and then (see
+    // `persist_last_active`). An object that was active when this loop started (e.g. on a new leader)
+    // counts as active from now, so a stale persisted time can never make it scale to zero early.
+    let mut last_active = ctx
+        .scaled_objects
+        .get(&ObjectRef::new(&key.1).within(&key.0))
+        .and_then(|so| {
+            let persisted = so
+                .status
+                .as_ref()
+                .and_then(|s| s.last_active_time.as_ref())
+                .map(|t| t.0);
+            let was_active = so
+                .status
+                .as_ref()
+                .and_then(|s| {
+                    crate::status::condition(s, keda_api::consts::condition_types::ACTIVE)
+                })
+                .is_some_and(|c| c.status == "True");
+            if was_active {
+                Some(Timestamp::now())
+            } else {
+                persisted
+            }
+        });
     // Spread the first ticks over the interval so a restart does not poll every object at once.
     let offset = interval.mul_f64(fastrand::f64());
     let mut next = tokio::time::Instant::now() + offset;
@@ -191,7 +216,7 @@ async fn run(
         if so.metadata.deletion_timestamp.is_some() {
             return;
         }
-        tick(&ctx, &key, &so, &target, &mut built).await;
+        tick(&ctx, &key, &so, &target, &mut built, &mut last_active).await;
         next = tokio::time::Instant::now() + interval;
     }
 }
@@ -203,6 +228,7 @@ async fn tick(
     so: &ScaledObject,
     target: &Target,
     built: &mut [Built],
+    last_active: &mut Option<Timestamp>,
 ) {
     let samples = futures::future::join_all(built.iter_mut().map(|b| async {
         if b.scaler.is_none() {
@@ -346,7 +372,11 @@ async fn tick(
         }
     };
     let now = Timestamp::now();
-    let input = ScaleLoopInput::from_scaled_object(so, current, is_active, any_error, now);
+    let mut input = ScaleLoopInput::from_scaled_object(so, current, is_active, any_error, now);
+    input.last_active_time = match (*last_active, input.last_active_time) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
     let decision = decide(&input);
     let mut scaled_ok = true;
     if let Decision::ScaleTo { replicas, reason } = decision {
@@ -427,7 +457,14 @@ async fn tick(
                 }
             }
             if decision.refreshes_last_active_time() && scaled_ok {
-                s.last_active_time = Some(Time(now));
+                *last_active = Some(now);
+                if persist_last_active(
+                    s.last_active_time.as_ref().map(|t| t.0),
+                    now,
+                    so.spec.cooldown_period(),
+                ) {
+                    s.last_active_time = Some(Time(now));
+                }
             }
             s.triggers_activity = Some(activity.clone());
             if let Some(fb) = &fallback_cfg {
@@ -464,5 +501,45 @@ async fn tick(
         .await;
     if let Err(e) = result {
         tracing::warn!(error = %e, "status update failed");
+    }
+}
+
+/// Whether `status.lastActiveTime` should be rewritten: when unset, or when it lags behind by a quarter of
+/// the cooldown period (at least 30 s, at most 5 min). Writing it on every active poll would cost one API
+/// write per object per poll while nothing changes; the loop keeps the precise time in memory.
+fn persist_last_active(persisted: Option<Timestamp>, now: Timestamp, cooldown_secs: i32) -> bool {
+    let every = i64::from(cooldown_secs / 4).clamp(30, 300);
+    match persisted {
+        None => true,
+        Some(t) => now.duration_since(t).as_secs() >= every,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_active_time_is_persisted_sparingly() {
+        let t0 = Timestamp::from_second(1_800_000_000).unwrap();
+        let later = |s: i64| {
+            t0.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(s))
+                .unwrap()
+        };
+        assert!(persist_last_active(None, t0, 300));
+        assert!(
+            !persist_last_active(Some(t0), later(30), 300),
+            "cooldown 300 s: every 75 s"
+        );
+        assert!(persist_last_active(Some(t0), later(75), 300));
+        assert!(
+            persist_last_active(Some(t0), later(30), 60),
+            "at least every 30 s"
+        );
+        assert!(!persist_last_active(Some(t0), later(299), 3600));
+        assert!(
+            persist_last_active(Some(t0), later(300), 3600),
+            "at most 5 min"
+        );
     }
 }

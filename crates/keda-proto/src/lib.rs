@@ -13,7 +13,9 @@ pub mod api {
 
 pub use api::metrics_service_client::MetricsServiceClient;
 pub use api::metrics_service_server::{MetricsService, MetricsServiceServer};
-pub use api::{ExternalMetricValue, ExternalMetricValueList, ListMeta, Quantity, ScaledObjectRef, Time};
+pub use api::{
+    ExternalMetricValue, ExternalMetricValueList, ListMeta, Quantity, ScaledObjectRef, Time,
+};
 
 /// Fully qualified gRPC service name, as in metric labels (`grpc_service`).
 pub const METRICS_SERVICE_NAME: &str = "api.MetricsService";
@@ -64,7 +66,9 @@ pub fn milli_quantity_string(milli: i64) -> String {
 /// Non-finite values become 0.
 pub fn quantity_from_f64(value: f64) -> Quantity {
     let milli = if value.is_finite() {
-        (value * 1000.0).round().clamp(i64::MIN as f64, i64::MAX as f64) as i64
+        (value * 1000.0)
+            .round()
+            .clamp(i64::MIN as f64, i64::MAX as f64) as i64
     } else {
         0
     };
@@ -149,13 +153,16 @@ mod tests {
         };
         assert_eq!(
             v.encode_to_vec(),
-            [0x0a, 1, b'm', 0x1a, 2, 0x08, 1, 0x20, 2, 0x2a, 3, 0x0a, 1, b'3']
+            [
+                0x0a, 1, b'm', 0x1a, 2, 0x08, 1, 0x20, 2, 0x2a, 3, 0x0a, 1, b'3'
+            ]
         );
         let list = ExternalMetricValueList {
             metadata: Some(ListMeta::default()),
             items: vec![v.clone()],
         };
-        let back = ExternalMetricValueList::decode(list.encode_to_vec().as_slice()).expect("decodes");
+        let back =
+            ExternalMetricValueList::decode(list.encode_to_vec().as_slice()).expect("decodes");
         assert_eq!(back.items, vec![v]);
     }
 

@@ -1,6 +1,8 @@
 //! `keda`: one binary, one subcommand per process. The logic lives in the library crates.
 
+mod admission_webhooks;
 mod lint;
+mod metrics_apiserver;
 mod operator;
 
 use clap::{Parser, Subcommand};
@@ -23,18 +25,13 @@ enum Command {
     /// Run the operator: controllers, scale loops, the HPAs, gRPC metrics service.
     Operator(Box<operator::OperatorArgs>),
     /// Run the external.metrics.k8s.io API server.
-    MetricsApiserver,
+    MetricsApiserver(Box<metrics_apiserver::MetricsApiserverArgs>),
     /// Run the validating admission webhooks.
-    AdmissionWebhooks,
+    AdmissionWebhooks(Box<admission_webhooks::AdmissionWebhooksArgs>),
     /// Print the four keda.sh CRDs as multi-document YAML.
     Crds,
     /// Validate KEDA manifests offline with the operator's own parse and validation code.
     Lint(lint::LintArgs),
-}
-
-fn not_built(what: &str) -> ExitCode {
-    eprintln!("keda {what}: not built yet in this version of keda-rs");
-    ExitCode::from(2)
 }
 
 /// Logs to stderr; `RUST_LOG` selects levels (default info).
@@ -53,12 +50,24 @@ fn main() -> ExitCode {
         Command::Operator(args) => match operator::run(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("keda operator: {e:#}");
+                eprintln!("keda operator: {e}");
                 ExitCode::FAILURE
             }
         },
-        Command::MetricsApiserver => not_built("metrics-apiserver"),
-        Command::AdmissionWebhooks => not_built("admission-webhooks"),
+        Command::MetricsApiserver(args) => match metrics_apiserver::run(*args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("keda metrics-apiserver: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::AdmissionWebhooks(args) => match admission_webhooks::run(*args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("keda admission-webhooks: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Lint(args) => lint::run(args),
         Command::Crds => match keda_api::crds_yaml() {
             Ok(yaml) => match std::io::stdout().lock().write_all(yaml.as_bytes()) {

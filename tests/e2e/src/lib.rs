@@ -222,7 +222,9 @@ pub struct KedaProcess {
 impl KedaProcess {
     /// Starts `keda <args>` with extra environment.
     pub fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> Result<KedaProcess> {
-        let bin = root().join("target/debug/keda");
+        let bin = std::env::var_os("KEDA_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target/debug/keda"));
         if !bin.exists() {
             bail!(
                 "{} is missing: build it with `cargo build -p keda` (cargo xtask e2e does)",
@@ -270,6 +272,10 @@ impl KedaProcess {
                 ("POD_NAME", identity),
             ],
         )
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn is_running(&mut self) -> bool {

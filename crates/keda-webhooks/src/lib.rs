@@ -1,0 +1,106 @@
+//! KEDA's validating admission webhooks.
+//!
+//! * One validator per kind ([`webhook::Webhook::scaled_object`], [`webhook::Webhook::scaled_job`],
+//!   [`webhook::trigger_authentication`]) on upstream's paths ([`webhook::Kind::path`]). The object-level
+//!   rules are the shared ones of `keda_resolver::validate` (also used by `keda lint`); each trigger goes
+//!   through the operator's parse (`keda_scalers::parse_trigger`) with env and authentication resolved by
+//!   `keda_resolver::Resolver`. A missing TriggerAuthentication / ClusterTriggerAuthentication is rejected.
+//! * Lookups of other ScaledObjects and HPAs go to an in-memory [`index::Index`] fed by watches
+//!   ([`watch`]); the scale target and LimitRanges are read on demand ([`cluster::Cluster`]). Secrets are
+//!   never watched.
+//! * A body that does not decode is a denied review (HTTP 200), never an HTTP 500.
+//! * The serving certificate is reloaded when its files change ([`tls::ReloadingCert`]).
+
+pub mod cluster;
+pub mod index;
+pub mod metrics;
+pub mod server;
+pub mod tls;
+pub mod watch;
+pub mod webhook;
+
+pub use cluster::{Cluster, KubeCluster, MemoryCluster};
+pub use index::Index;
+pub use metrics::Metrics;
+pub use webhook::{Kind, Outcome, Webhook};
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("serving {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS {path}: {message}")]
+    Tls { path: String, message: String },
+    #[error("connecting to the API server: {0}")]
+    Kube(String),
+}
+
+/// What `keda admission-webhooks` runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub webhook_addr: SocketAddr,
+    pub health_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    /// Directory with `tls.crt` and `tls.key`.
+    pub cert_dir: PathBuf,
+    /// Namespace of the Secrets and ConfigMaps that ClusterTriggerAuthentications refer to.
+    pub cluster_object_namespace: String,
+    pub restrict_secret_access: bool,
+}
+
+/// Runs the webhooks until the process ends (or a server fails).
+pub async fn run(config: Config) -> Result<(), Error> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| Error::Kube(e.to_string()))?;
+    let cert = Arc::new(tls::ReloadingCert::new(
+        &config.cert_dir,
+        Duration::from_secs(5),
+    )?);
+    let tls_config = tls::server_config(cert)?;
+
+    let index = Arc::new(Index::new());
+    let synced = Arc::new(AtomicBool::new(false));
+    let metrics = Metrics::default();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+
+    let resolver = keda_resolver::Resolver::new(
+        keda_resolver::KubeSource::new(client.clone()),
+        config.cluster_object_namespace.clone(),
+    )
+    .with_restrict_secret_access(config.restrict_secret_access);
+    let webhook = Arc::new(Webhook {
+        index: index.clone(),
+        resolver,
+        cluster: KubeCluster {
+            client: client.clone(),
+        },
+        metrics,
+    });
+
+    let listener = tokio::net::TcpListener::bind(config.webhook_addr)
+        .await
+        .map_err(|source| Error::Bind {
+            what: "admission webhooks",
+            addr: config.webhook_addr,
+            source,
+        })?;
+    tracing::info!(addr = %config.webhook_addr, "serving admission webhooks");
+    let watches = watch::run(client, index, synced.clone());
+    tokio::select! {
+        r = server::serve_tls(listener, tls_config, server::router(webhook)) => r,
+        r = server::serve_plain(config.health_addr, server::health_router(synced), "health probes") => r,
+        r = server::serve_plain(config.metrics_addr, server::metrics_router(Arc::new(registry)), "metrics") => r,
+        () = watches => Ok(()),
+    }
+}

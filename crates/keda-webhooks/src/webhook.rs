@@ -1,0 +1,575 @@
+//! The validators (one per kind) and the AdmissionReview handling around them.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::PodSpec;
+use keda_api::consts::annotations::{TRANSFER_HPA_OWNERSHIP, VALIDATIONS_HPA_OWNERSHIP};
+use keda_api::{
+    ClusterTriggerAuthentication, ScaleTriggers, ScaledJob, ScaledObject, TriggerAuthentication,
+};
+use keda_resolver::validate::{self, Finding, Severity, codes as vcodes};
+use keda_resolver::{ObjectSource, ResolveError, ResolvedEnv, Resolver};
+use keda_scalers::{ScalerError, TriggerInput};
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use serde::de::DeserializeOwned;
+
+use crate::cluster::Cluster;
+use crate::index::{Index, so_target_key};
+use crate::metrics::Metrics;
+
+/// Reason labels (upstream's where there is one) of the rejections this crate adds.
+pub mod reasons {
+    pub const OTHER_SCALED_OBJECT: &str = "other-scaled-object";
+    pub const OTHER_SCALED_OBJECT_HPA: &str = "other-scaled-object-hpa";
+    pub const OTHER_HPA: &str = "other-hpa";
+    pub const TRANSFER_OWNERSHIP_MISSING_HPA_NAME: &str = "transfer-ownership-missing-hpa-name";
+    pub const MISSING_REQUESTS: &str = "missing-requests";
+    pub const SCALE_TO_ZERO_REQUIREMENTS_NOT_MET: &str = "scale-to-zero-requirements-not-met";
+    pub const TRIGGER_PARSE: &str = "trigger-parse";
+    pub const UNKNOWN_TRIGGER_TYPE: &str = "unknown-trigger-type";
+    pub const MISSING_REFERENCE: &str = "missing-reference";
+    /// The request or its object does not decode.
+    pub const INVALID_REQUEST: &str = "invalid-request";
+}
+
+/// Warning code: no scale-down stabilization window (as `keda lint`).
+pub const NO_SCALE_DOWN_STABILIZATION: &str = "no-scale-down-stabilization";
+
+/// The kind a webhook path validates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    ScaledObject,
+    ScaledJob,
+    TriggerAuthentication,
+    ClusterTriggerAuthentication,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::ScaledObject,
+        Kind::ScaledJob,
+        Kind::TriggerAuthentication,
+        Kind::ClusterTriggerAuthentication,
+    ];
+
+    /// The URL path, as upstream.
+    pub fn path(self) -> &'static str {
+        match self {
+            Kind::ScaledObject => "/validate-keda-sh-v1alpha1-scaledobject",
+            Kind::ScaledJob => "/validate-keda-sh-v1alpha1-scaledjob",
+            Kind::TriggerAuthentication => "/validate-keda-sh-v1alpha1-triggerauthentication",
+            Kind::ClusterTriggerAuthentication => {
+                "/validate-keda-sh-v1alpha1-clustertriggerauthentication"
+            }
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::ScaledObject => "ScaledObject",
+            Kind::ScaledJob => "ScaledJob",
+            Kind::TriggerAuthentication => "TriggerAuthentication",
+            Kind::ClusterTriggerAuthentication => "ClusterTriggerAuthentication",
+        }
+    }
+}
+
+/// The result of one validation: rejections (reason label, message) and warnings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub errors: Vec<(String, String)>,
+    pub warnings: Vec<String>,
+}
+
+impl Outcome {
+    fn error(&mut self, reason: &str, message: impl Into<String>) {
+        self.errors.push((reason.to_owned(), message.into()));
+    }
+
+    fn findings(&mut self, findings: Vec<Finding>) {
+        for f in findings {
+            match f.severity {
+                Severity::Error => self.error(f.code, format!("{}: {}", f.field, f.message)),
+                Severity::Warning => self.warnings.push(format!("{}: {}", f.field, f.message)),
+            }
+        }
+    }
+
+    /// The message of a rejection: every error, in order.
+    pub fn message(&self) -> Option<String> {
+        (!self.errors.is_empty()).then(|| {
+            self.errors
+                .iter()
+                .map(|(_, m)| m.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+}
+
+/// The validators with what they read: the indexes, the resolver (env and authentication objects with
+/// GET) and the on-demand reads of workloads and LimitRanges.
+pub struct Webhook<S, C> {
+    pub index: Arc<Index>,
+    pub resolver: Resolver<S>,
+    pub cluster: C,
+    pub metrics: Metrics,
+}
+
+fn is_resource_trigger(t: &ScaleTriggers) -> bool {
+    t.r#type == "cpu" || t.r#type == "memory"
+}
+
+/// Upstream's wording for the replica findings of the shared validation.
+fn upstream_replicas_message(f: &Finding, so: &ScaledObject) -> String {
+    let spec = &so.spec;
+    let min = if spec.min_replica_count.is_some() {
+        spec.hpa_min_replicas()
+    } else {
+        0
+    };
+    if f.field == "spec.idleReplicaCount" {
+        format!(
+            "IdleReplicaCount={} must be less than MinReplicaCount={min}",
+            spec.idle_replica_count.unwrap_or_default()
+        )
+    } else {
+        format!(
+            "MinReplicaCount={min} must be less than MaxReplicaCount={}",
+            spec.max_replica_count()
+        )
+    }
+}
+
+impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
+    /// Validates a ScaledObject of `namespace`.
+    pub async fn scaled_object(
+        &self,
+        so: &ScaledObject,
+        namespace: &str,
+        dry_run: bool,
+    ) -> Outcome {
+        let mut out = Outcome::default();
+        let name = so.metadata.name.as_deref().unwrap_or_default();
+        let mut modifiers_reported = false;
+        for f in validate::scaled_object(so) {
+            if f.code == vcodes::INCORRECT_REPLICAS {
+                out.error(f.code, upstream_replicas_message(&f, so));
+            } else {
+                modifiers_reported |= f.code == vcodes::SCALING_MODIFIERS;
+                out.findings(vec![f]);
+            }
+        }
+        if !modifiers_reported && let Err(e) = keda_scaling::formula::compile_scaling_modifiers(so)
+        {
+            out.error(vcodes::SCALING_MODIFIERS, e.to_string());
+        }
+
+        // Other ScaledObjects and HPAs, from the indexes.
+        let target = &so.spec.scale_target_ref;
+        let target_key = so_target_key(namespace, so);
+        let gvk = format!("{}.{}", target.api_version(), target.kind());
+        if let Some(other) = self.index.other_scaled_object_for_target(&target_key, name) {
+            out.error(
+                reasons::OTHER_SCALED_OBJECT,
+                format!(
+                    "the workload '{}' of type '{gvk}' is already managed by the ScaledObject '{other}'",
+                    target.name
+                ),
+            );
+        }
+        let hpa_name = so.hpa_name();
+        if let Some(other) = self
+            .index
+            .other_scaled_object_for_hpa(namespace, &hpa_name, name)
+        {
+            out.error(
+                reasons::OTHER_SCALED_OBJECT_HPA,
+                format!("the HPA '{hpa_name}' is already managed by the ScaledObject '{other}'"),
+            );
+        }
+        let annotations = so.metadata.annotations.as_ref();
+        let annotation = |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str);
+        if annotation(VALIDATIONS_HPA_OWNERSHIP) != Some("false") {
+            let transfer = annotation(TRANSFER_HPA_OWNERSHIP) == Some("true");
+            let configured_name = so
+                .spec
+                .advanced
+                .as_ref()
+                .and_then(|a| a.horizontal_pod_autoscaler_config.as_ref())
+                .and_then(|c| c.name.as_deref())
+                .filter(|n| !n.is_empty());
+            for hpa in self.index.hpas_for_target(&target_key) {
+                if hpa.owner_scaled_object.as_deref() == Some(name) {
+                    continue;
+                }
+                if transfer {
+                    match configured_name {
+                        None => {
+                            out.error(
+                                reasons::TRANSFER_OWNERSHIP_MISSING_HPA_NAME,
+                                format!(
+                                    "the workload '{}' of type '{gvk}' is already managed by the hpa '{}' and scaledobject.keda.sh/transfer-hpa-ownership is set, but spec.advanced.horizontalPodAutoscalerConfig.name is missing: set it to '{}'",
+                                    target.name, hpa.name, hpa.name
+                                ),
+                            );
+                            continue;
+                        }
+                        Some(n) if n == hpa.name => continue,
+                        Some(_) => {}
+                    }
+                }
+                out.error(
+                    reasons::OTHER_HPA,
+                    format!(
+                        "the workload '{}' of type '{gvk}' is already managed by the hpa '{}'",
+                        target.name, hpa.name
+                    ),
+                );
+            }
+        }
+
+        // The scale target, read on demand (Deployments and StatefulSets).
+        let pod_spec = match self
+            .cluster
+            .pod_template(namespace, target.kind(), &target.name)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                out.warnings.push(format!("spec.scaleTargetRef: {e}"));
+                None
+            }
+        };
+        if !dry_run {
+            self.check_resources(so, namespace, pod_spec.as_ref(), &mut out)
+                .await;
+        }
+
+        // Lint's warning about the scale-down window.
+        let window = so
+            .spec
+            .advanced
+            .as_ref()
+            .and_then(|a| a.horizontal_pod_autoscaler_config.as_ref())
+            .and_then(|c| c.behavior.as_ref())
+            .and_then(|b| b.scale_down.as_ref())
+            .and_then(|d| d.stabilization_window_seconds);
+        if window.is_none()
+            && !so.spec.triggers.is_empty()
+            && !so.spec.triggers.iter().all(is_resource_trigger)
+        {
+            out.warnings.push(
+                "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.stabilizationWindowSeconds: no scale-down stabilization window is set, so the HPA's default (300 s) decides how fast replicas drop after a burst; with a noisy event metric the replica count flaps: set it explicitly".to_owned(),
+            );
+        }
+
+        let known_target = matches!(target.kind(), "Deployment" | "StatefulSet");
+        let env_container = target.env_source_container_name.as_deref();
+        self.check_triggers(
+            namespace,
+            &so.spec.triggers,
+            pod_spec.as_ref(),
+            known_target && pod_spec.is_some(),
+            env_container,
+            &mut out,
+        )
+        .await;
+        out
+    }
+
+    /// cpu/memory triggers: containers need requests (or limits, or a LimitRange default), and scale to
+    /// zero needs another trigger.
+    async fn check_resources(
+        &self,
+        so: &ScaledObject,
+        namespace: &str,
+        pod_spec: Option<&PodSpec>,
+        out: &mut Outcome,
+    ) {
+        let resource_triggers: Vec<&ScaleTriggers> = so
+            .spec
+            .triggers
+            .iter()
+            .filter(|t| is_resource_trigger(t))
+            .collect();
+        if resource_triggers.is_empty() {
+            return;
+        }
+        if resource_triggers.len() == so.spec.triggers.len()
+            && so.spec.min_replica_count.unwrap_or(0) == 0
+        {
+            out.error(
+                reasons::SCALE_TO_ZERO_REQUIREMENTS_NOT_MET,
+                "scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero doesn't work in this case)",
+            );
+        }
+        let Some(pod_spec) = pod_spec else { return };
+        let mut defaults: Option<BTreeSet<String>> = None;
+        for t in resource_triggers {
+            let resource = t.r#type.as_str();
+            let only = t
+                .metadata
+                .get("containerName")
+                .map(String::as_str)
+                .filter(|c| !c.is_empty());
+            for c in pod_spec
+                .containers
+                .iter()
+                .filter(|c| only.is_none_or(|n| n == c.name))
+            {
+                let has = c.resources.as_ref().is_some_and(|r| {
+                    [&r.requests, &r.limits]
+                        .into_iter()
+                        .flatten()
+                        .any(|m| m.contains_key(resource))
+                });
+                if has {
+                    continue;
+                }
+                if defaults.is_none() {
+                    defaults = Some(
+                        self.cluster
+                            .limit_range_defaults(namespace)
+                            .await
+                            .unwrap_or_default(),
+                    );
+                }
+                if defaults.as_ref().is_some_and(|d| d.contains(resource)) {
+                    continue;
+                }
+                out.error(
+                    reasons::MISSING_REQUESTS,
+                    format!(
+                        "the scaledobject has a {resource} trigger but the container {} doesn't have the {resource} request defined",
+                        c.name
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Every trigger through the operator's parse, with env and authentication resolved as the operator
+    /// resolves them. `env_known`: the pod spec is the real one (otherwise env values may exist unseen).
+    async fn check_triggers(
+        &self,
+        namespace: &str,
+        triggers: &[ScaleTriggers],
+        pod_spec: Option<&PodSpec>,
+        env_known: bool,
+        env_container: Option<&str>,
+        out: &mut Outcome,
+    ) {
+        let env = match pod_spec {
+            Some(p) if env_known && !p.containers.is_empty() => {
+                match self
+                    .resolver
+                    .container_env(namespace, p, env_container)
+                    .await
+                {
+                    Ok(env) => Some(env),
+                    Err(e) => {
+                        out.warnings
+                            .push(format!("resolving the env of the scale target: {e}"));
+                        None
+                    }
+                }
+            }
+            Some(_) if env_known => Some(ResolvedEnv::default()),
+            _ => None,
+        };
+        let unknown = ResolvedEnv::unknown();
+        for (i, trigger) in triggers.iter().enumerate() {
+            let uses_env = trigger.metadata.keys().any(|k| k.ends_with("FromEnv"));
+            let env_ref = env.as_ref().unwrap_or(&unknown);
+            let auth = match self
+                .resolver
+                .auth_params(namespace, trigger, env_ref, pod_spec)
+                .await
+            {
+                Ok(a) => a,
+                Err(e @ ResolveError::AuthenticationNotFound { .. }) => {
+                    out.error(
+                        reasons::MISSING_REFERENCE,
+                        format!("trigger {i} ({}): {e}", trigger.r#type),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    // A Secret or key that may not exist yet, or an API error: not a reason to reject.
+                    out.warnings
+                        .push(format!("trigger {i} ({}): {e}", trigger.r#type));
+                    continue;
+                }
+            };
+            out.warnings.extend(
+                auth.notes
+                    .iter()
+                    .map(|n| format!("spec.triggers[{i}].authenticationRef: {n}")),
+            );
+            if uses_env && env.is_none() {
+                // The env values cannot be known: do not judge the parse.
+                continue;
+            }
+            let input = TriggerInput {
+                index: i,
+                trigger_type: &trigger.r#type,
+                name: trigger.name.as_deref(),
+                metadata: &trigger.metadata,
+                resolved_env: &env_ref.vars,
+                auth_params: &auth.params,
+                metric_type: trigger.metric_type.as_deref(),
+            };
+            if let Err(e) = keda_scalers::parse_trigger(&input) {
+                let reason = match e {
+                    ScalerError::UnknownType { .. } => reasons::UNKNOWN_TRIGGER_TYPE,
+                    _ => reasons::TRIGGER_PARSE,
+                };
+                let field = match &e {
+                    ScalerError::Config { field, .. } => {
+                        format!("spec.triggers[{i}].metadata.{field}")
+                    }
+                    ScalerError::UnknownType { .. } => format!("spec.triggers[{i}].type"),
+                    _ => format!("spec.triggers[{i}]"),
+                };
+                out.error(reason, format!("{field}: {e}"));
+            }
+        }
+    }
+
+    /// Validates a ScaledJob of `namespace`: its triggers.
+    pub async fn scaled_job(&self, sj: &ScaledJob, namespace: &str) -> Outcome {
+        let mut out = Outcome::default();
+        out.findings(validate::scaled_job(sj));
+        let pod_spec = sj
+            .spec
+            .job_target_ref
+            .template
+            .spec
+            .clone()
+            .unwrap_or_default();
+        self.check_triggers(
+            namespace,
+            &sj.spec.triggers,
+            Some(&pod_spec),
+            true,
+            sj.spec.env_source_container_name.as_deref(),
+            &mut out,
+        )
+        .await;
+        out
+    }
+
+    /// Handles one AdmissionReview body for `kind`; never fails: a body or object that does not decode
+    /// is a denied review.
+    pub async fn review(&self, kind: Kind, body: &[u8]) -> AdmissionReview<DynamicObject> {
+        let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => {
+                return AdmissionResponse::invalid(format!(
+                    "the request body is not an AdmissionReview: {e}"
+                ))
+                .into_review();
+            }
+        };
+        let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+            Ok(r) => r,
+            Err(e) => {
+                return AdmissionResponse::invalid(format!(
+                    "the AdmissionReview has no request: {e}"
+                ))
+                .into_review();
+            }
+        };
+        let response = AdmissionResponse::from(&request);
+        let response = match self.admit(kind, &request).await {
+            Ok(outcome) => {
+                let mut response = match outcome.message() {
+                    Some(m) => response.deny(m),
+                    None => response,
+                };
+                if !outcome.warnings.is_empty() {
+                    response.warnings = Some(outcome.warnings);
+                }
+                response
+            }
+            Err(message) => response.deny(message),
+        };
+        response.into_review()
+    }
+
+    async fn admit(
+        &self,
+        kind: Kind,
+        request: &AdmissionRequest<DynamicObject>,
+    ) -> Result<Outcome, String> {
+        let namespace = request.namespace.as_deref().unwrap_or_default();
+        let action = match request.operation {
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+            Operation::Connect => "connect",
+        };
+        if !matches!(request.operation, Operation::Create | Operation::Update) {
+            return Ok(Outcome::default());
+        }
+        let Some(object) = &request.object else {
+            return Err(format!("the request has no {}", kind.name()));
+        };
+        if request.operation == Operation::Update
+            && let Some(old) = &request.old_object
+            && only_removes_finalizer(old, object)
+        {
+            return Ok(Outcome::default());
+        }
+        match kind {
+            Kind::ScaledObject => {
+                self.metrics.validation(namespace, action);
+                let outcome = match decode::<ScaledObject>(kind, object) {
+                    Ok(so) => self.scaled_object(&so, namespace, request.dry_run).await,
+                    Err(m) => Outcome {
+                        errors: vec![(reasons::INVALID_REQUEST.to_owned(), m)],
+                        warnings: vec![],
+                    },
+                };
+                if let Some((reason, _)) = outcome.errors.first() {
+                    self.metrics.error(namespace, action, reason);
+                }
+                Ok(outcome)
+            }
+            Kind::ScaledJob => {
+                let sj = decode::<ScaledJob>(kind, object)?;
+                Ok(self.scaled_job(&sj, namespace).await)
+            }
+            Kind::TriggerAuthentication => {
+                let ta = decode::<TriggerAuthentication>(kind, object)?;
+                Ok(trigger_authentication(&ta.spec))
+            }
+            Kind::ClusterTriggerAuthentication => {
+                let cta = decode::<ClusterTriggerAuthentication>(kind, object)?;
+                Ok(trigger_authentication(&cta.spec))
+            }
+        }
+    }
+}
+
+/// Validates a TriggerAuthentication or ClusterTriggerAuthentication spec.
+pub fn trigger_authentication(spec: &keda_api::TriggerAuthenticationSpec) -> Outcome {
+    let mut out = Outcome::default();
+    out.findings(validate::trigger_authentication(spec));
+    out
+}
+
+fn decode<T: DeserializeOwned>(kind: Kind, object: &DynamicObject) -> Result<T, String> {
+    let value = serde_json::to_value(object)
+        .map_err(|e| format!("the {} does not encode: {e}", kind.name()))?;
+    serde_json::from_value(value).map_err(|e| format!("the {} does not decode: {e}", kind.name()))
+}
+
+/// An update whose spec is unchanged and that drops finalizers (the object is on its way out).
+fn only_removes_finalizer(old: &DynamicObject, new: &DynamicObject) -> bool {
+    let count = |o: &DynamicObject| o.metadata.finalizers.as_ref().map_or(0, Vec::len);
+    old.data.get("spec") == new.data.get("spec") && count(new) < count(old)
+}

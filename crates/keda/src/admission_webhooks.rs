@@ -1,0 +1,69 @@
+//! `keda admission-webhooks`: flags as upstream's keda-admission-webhooks, then `keda_webhooks::run`.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct AdmissionWebhooksArgs {
+    /// Port of the HTTPS webhook server.
+    #[arg(long, default_value_t = 9443)]
+    port: u16,
+    /// Address the webhook server binds (with `--port`).
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: std::net::IpAddr,
+    /// Directory with tls.crt and tls.key; reloaded when the files change.
+    #[arg(long, default_value = "/certs")]
+    cert_dir: std::path::PathBuf,
+    /// Address of `/healthz` and `/readyz`.
+    #[arg(long, default_value = ":8081")]
+    health_probe_bind_address: String,
+    /// Address of the Prometheus `/metrics` endpoint.
+    #[arg(long, default_value = ":8080")]
+    metrics_bind_address: String,
+    /// Namespace whose Secrets and ConfigMaps ClusterTriggerAuthentications read (KEDA's namespace).
+    #[arg(long, env = keda_resolver::CLUSTER_OBJECT_NAMESPACE_ENV)]
+    cluster_object_namespace: Option<String>,
+    /// Upstream flags accepted so the chart's arguments work; keda-rs logs with `RUST_LOG`, and the
+    /// indexes are always consulted (no direct-client fallback).
+    #[arg(long, hide = true)]
+    cache_miss_to_direct_client: Option<String>,
+    #[arg(long, hide = true)]
+    zap_log_level: Option<String>,
+    #[arg(long, hide = true)]
+    zap_encoder: Option<String>,
+    #[arg(long, hide = true)]
+    zap_time_encoding: Option<String>,
+}
+
+/// `:8080` means all interfaces, as in Go.
+fn parse_addr(s: &str) -> anyhow::Result<SocketAddr> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_owned()
+    };
+    full.parse()
+        .map_err(|e| anyhow::anyhow!("{s:?} is not an address like :8080 or 127.0.0.1:8080: {e}"))
+}
+
+pub fn run(args: AdmissionWebhooksArgs) -> anyhow::Result<()> {
+    crate::init_tracing();
+    let config = keda_webhooks::Config {
+        webhook_addr: SocketAddr::new(args.bind_address, args.port),
+        health_addr: parse_addr(&args.health_probe_bind_address)?,
+        metrics_addr: parse_addr(&args.metrics_bind_address)?,
+        cert_dir: args.cert_dir,
+        cluster_object_namespace: args
+            .cluster_object_namespace
+            .filter(|s| !s.is_empty())
+            .or_else(keda_resolver::cluster_object_namespace_from_env)
+            .unwrap_or_else(|| "keda".to_owned()),
+        restrict_secret_access: keda_resolver::restrict_secret_access_from_env(),
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(keda_webhooks::run(config))?;
+    Ok(())
+}

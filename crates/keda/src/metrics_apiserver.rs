@@ -1,0 +1,166 @@
+//! `keda metrics-apiserver`: flags as upstream's keda-adapter (the chart's arguments work unchanged),
+//! then `keda_metrics_apiserver::run`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct MetricsApiserverArgs {
+    /// Port of the HTTPS API (external.metrics.k8s.io, /healthz, /livez, /readyz).
+    #[arg(long, default_value_t = 6443)]
+    secure_port: u16,
+    /// Address the HTTPS API listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: IpAddr,
+    /// Directory of the serving certificate (tls.crt, tls.key) and of the gRPC client's mTLS files
+    /// (ca.crt, tls.crt, tls.key; Secret kedaorg-certs). Files are re-read when they change.
+    #[arg(long, default_value = "/certs")]
+    cert_dir: PathBuf,
+    /// Serving certificate (default: <cert-dir>/tls.crt).
+    #[arg(long)]
+    tls_cert_file: Option<PathBuf>,
+    /// Serving key (default: <cert-dir>/tls.key).
+    #[arg(long)]
+    tls_private_key_file: Option<PathBuf>,
+    /// CA bundle whose client certificates authenticate their CN (added to the ConfigMap's client CA).
+    #[arg(long)]
+    client_ca_file: Option<PathBuf>,
+    /// Front-proxy CA bundle, instead of the one in ConfigMap kube-system/extension-apiserver-authentication.
+    #[arg(long)]
+    requestheader_client_ca_file: Option<PathBuf>,
+    /// Front-proxy certificate CNs allowed to name users in headers (comma-separated), instead of the ConfigMap's.
+    #[arg(long, value_delimiter = ',')]
+    requestheader_allowed_names: Option<Vec<String>>,
+    /// Do not read ConfigMap kube-system/extension-apiserver-authentication (only the flags above count).
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    authentication_skip_lookup: bool,
+    /// Seconds an authorization decision (SubjectAccessReview) is cached.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    authorization_cache_ttl: Duration,
+    /// Address of the operator's gRPC metrics service
+    /// [default: keda-operator.<POD_NAMESPACE>.svc.cluster.local:9666].
+    #[arg(long)]
+    metrics_service_address: Option<String>,
+    /// Host name expected in the operator's certificate and sent as :authority, when it differs from the address.
+    #[arg(long)]
+    metrics_service_grpc_authority: Option<String>,
+    /// Deadline of one call to the operator.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    metrics_service_timeout: Duration,
+    /// Address of the Prometheus `/metrics` endpoint ("0" disables it) [default: :8080].
+    #[arg(long)]
+    metrics_bind_address: Option<String>,
+    /// Upstream's flag for the `/metrics` port; used when --metrics-bind-address is not given.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Upstream's logging, client and profiling flags, accepted so the chart's arguments work; keda-rs
+    /// logs with `RUST_LOG`.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    logtostderr: Option<String>,
+    #[arg(long)]
+    stderrthreshold: Option<String>,
+    #[arg(long)]
+    v: Option<String>,
+    #[arg(long)]
+    zap_log_level: Option<String>,
+    #[arg(long)]
+    zap_encoder: Option<String>,
+    #[arg(long)]
+    zap_time_encoding: Option<String>,
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    disable_compression: Option<String>,
+    #[arg(long)]
+    kube_api_qps: Option<String>,
+    #[arg(long)]
+    kube_api_burst: Option<String>,
+    #[arg(long)]
+    profiling_bind_address: Option<String>,
+}
+
+/// `:8080` means all interfaces, as in Go.
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_owned()
+    };
+    full.parse()
+        .map_err(|e| format!("{s:?} is not an address like :8080 or 127.0.0.1:8080: {e}"))
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 3s"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("{s:?} is not a duration like 3s")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn own_namespace() -> String {
+    std::env::var("POD_NAMESPACE")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok()
+        })
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "keda".to_owned())
+}
+
+pub fn run(args: MetricsApiserverArgs) -> anyhow::Result<()> {
+    crate::init_tracing();
+    let metrics_addr = match (&args.metrics_bind_address, args.port) {
+        (Some(a), _) if a == "0" => None,
+        (Some(a), _) => Some(parse_addr(a).map_err(anyhow::Error::msg)?),
+        (None, Some(0)) => None,
+        (None, Some(p)) => Some(SocketAddr::from(([0, 0, 0, 0], p))),
+        (None, None) => Some(SocketAddr::from(([0, 0, 0, 0], 8080))),
+    };
+    let address = args
+        .metrics_service_address
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("keda-operator.{}.svc.cluster.local:9666", own_namespace()));
+    let mut grpc = keda_metrics_apiserver::GrpcConfig::new(address, args.cert_dir.clone());
+    grpc.authority = args
+        .metrics_service_grpc_authority
+        .clone()
+        .filter(|s| !s.is_empty());
+    grpc.timeout = args.metrics_service_timeout;
+    let config = keda_metrics_apiserver::Config {
+        secure_addr: SocketAddr::new(args.bind_address, args.secure_port),
+        metrics_addr,
+        cert_file: args
+            .tls_cert_file
+            .clone()
+            .unwrap_or_else(|| args.cert_dir.join("tls.crt")),
+        key_file: args
+            .tls_private_key_file
+            .clone()
+            .unwrap_or_else(|| args.cert_dir.join("tls.key")),
+        client_ca_file: args.client_ca_file.clone(),
+        requestheader_client_ca_file: args.requestheader_client_ca_file.clone(),
+        requestheader_allowed_names: args.requestheader_allowed_names.clone(),
+        authentication_skip_lookup: args.authentication_skip_lookup,
+        authn_refresh: Duration::from_secs(30),
+        authz_cache_ttl: args.authorization_cache_ttl,
+        grpc,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(keda_metrics_apiserver::run(config))?;
+    Ok(())
+}

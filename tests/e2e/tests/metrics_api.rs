@@ -1,0 +1,394 @@
+//! `keda metrics-apiserver` on the local control plane, next to a real `keda operator`: the aggregation
+//! layer serves `external.metrics.k8s.io/v1beta1` from it (APIService with our CA, no
+//! insecureSkipTLSVerify), the real HPA controller scales a Deployment 1 → N → 1 from the external metric,
+//! `kubectl get --raw` returns our value, and `/readyz` follows the gRPC connection to the operator.
+//!
+//! Both processes run here, inside the cluster's network namespace; the Service
+//! `keda-operator-metrics-apiserver` has no selector and an EndpointSlice pointing at 10.200.0.1 (this
+//! namespace's address) and the metrics-apiserver's port. There is one APIService
+//! `v1beta1.external.metrics.k8s.io` per cluster: a test creates it under `cluster_scoped_lock` and
+//! deletes it when done (an APIService without a server would block namespace deletion cluster-wide).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::apps::v1::Deployment;
+use keda_e2e::{
+    KedaProcess, MetricServer, apply, client, cluster_scoped_lock, ensure_crds, kubectl,
+    kubectl_ok, namespace, root, wait_for,
+};
+use kube::Api;
+
+/// This network namespace's address, where the kube-apiserver reaches our process.
+const NODE_IP: &str = "10.200.0.1";
+const APISERVICE: &str = "v1beta1.external.metrics.k8s.io";
+const SERVICE: &str = "keda-operator-metrics-apiserver";
+const T: Duration = Duration::from_secs(120);
+
+fn free_port(ip: &str) -> Result<u16> {
+    Ok(std::net::TcpListener::bind((ip, 0))?.local_addr()?.port())
+}
+
+/// A CA (the APIService's caBundle) and one certificate for both processes, as Secret kedaorg-certs has:
+/// the operator's gRPC server, the metrics-apiserver's HTTPS server and its gRPC client certificate.
+fn write_certs(dir: &Path, ns: &str) -> Result<String> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    };
+    std::fs::create_dir_all(dir)?;
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "KEDA");
+    ca.distinguished_name
+        .push(DnType::OrganizationName, "KEDAORG");
+    let ca = ca.self_signed(&ca_key)?;
+    let mut sans = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        NODE_IP.to_owned(),
+    ];
+    for svc in ["keda-operator", SERVICE] {
+        sans.push(svc.to_owned());
+        sans.push(format!("{svc}.{ns}"));
+        sans.push(format!("{svc}.{ns}.svc"));
+        sans.push(format!("{svc}.{ns}.svc.cluster.local"));
+    }
+    let key = KeyPair::generate()?;
+    let mut leaf = CertificateParams::new(sans)?;
+    leaf.distinguished_name
+        .push(DnType::CommonName, "keda-operator");
+    leaf.distinguished_name
+        .push(DnType::OrganizationName, "KEDAORG");
+    leaf.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let leaf = leaf.signed_by(&key, &ca, &ca_key)?;
+    std::fs::write(dir.join("ca.crt"), ca.pem())?;
+    std::fs::write(dir.join("tls.crt"), leaf.pem())?;
+    std::fs::write(dir.join("tls.key"), key.serialize_pem())?;
+    Ok(ca.pem())
+}
+
+/// The operator and the metrics-apiserver of one test namespace.
+struct Stack {
+    ns: String,
+    dir: PathBuf,
+    ca_pem: String,
+    grpc_addr: String,
+    https_port: u16,
+    operator: KedaProcess,
+    apiserver: KedaProcess,
+    readyz: reqwest::Client,
+}
+
+impl Stack {
+    async fn start(prefix: &str) -> Result<Stack> {
+        ensure_crds().await?;
+        let c = client().await?;
+        let ns = namespace(&c, prefix).await?;
+        let dir = root().join("target/keda-e2e-certs").join(&ns);
+        let ca_pem = write_certs(&dir, &ns)?;
+        let grpc_addr = format!("127.0.0.1:{}", free_port("127.0.0.1")?);
+        let https_port = free_port("0.0.0.0")?;
+        let operator = Self::operator(&ns, &dir, &grpc_addr, "op-a")?;
+        let apiserver = KedaProcess::start(
+            &format!("{ns}-metrics-apiserver"),
+            &[
+                "metrics-apiserver",
+                "--secure-port",
+                &https_port.to_string(),
+                "--bind-address",
+                "0.0.0.0",
+                "--cert-dir",
+                &dir.display().to_string(),
+                "--client-ca-file",
+                &dir.join("ca.crt").display().to_string(),
+                "--metrics-service-address",
+                &grpc_addr,
+                "--metrics-service-grpc-authority",
+                &format!("keda-operator.{ns}.svc.cluster.local"),
+                "--metrics-bind-address",
+                "127.0.0.1:0",
+            ],
+            &[("POD_NAMESPACE", &ns)],
+        )?;
+        let readyz = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes())?)
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        Ok(Stack {
+            ns,
+            dir,
+            ca_pem,
+            grpc_addr,
+            https_port,
+            operator,
+            apiserver,
+            readyz,
+        })
+    }
+
+    fn operator(ns: &str, dir: &Path, grpc_addr: &str, identity: &str) -> Result<KedaProcess> {
+        KedaProcess::start(
+            &format!("{ns}-{identity}"),
+            &[
+                "operator",
+                "--leader-elect",
+                "--metrics-bind-address",
+                "127.0.0.1:0",
+                "--health-probe-bind-address",
+                "127.0.0.1:0",
+                "--metrics-service-bind-address",
+                grpc_addr,
+                "--cert-dir",
+                &dir.display().to_string(),
+            ],
+            &[
+                ("WATCH_NAMESPACE", ns),
+                ("KEDA_CLUSTER_OBJECT_NAMESPACE", ns),
+                ("POD_NAME", identity),
+            ],
+        )
+    }
+
+    /// `/readyz` of the metrics-apiserver: `Some(true)` 200, `Some(false)` an error code, `None` no answer.
+    async fn ready(&self) -> Option<bool> {
+        let url = format!("https://127.0.0.1:{}/readyz", self.https_port);
+        match self.readyz.get(url).send().await {
+            Ok(r) => Some(r.status().is_success()),
+            Err(_) => None,
+        }
+    }
+
+    async fn wait_ready(&mut self, want: bool, timeout: Duration) -> Result<Duration> {
+        let start = Instant::now();
+        loop {
+            if self.ready().await == Some(want) {
+                return Ok(start.elapsed());
+            }
+            if !self.apiserver.is_running() {
+                bail!("metrics-apiserver exited:\n{}", self.apiserver.log_tail());
+            }
+            if start.elapsed() > timeout {
+                bail!(
+                    "/readyz did not become {} within {timeout:?}\n--- metrics-apiserver ---\n{}\n--- operator ---\n{}",
+                    if want { "ready" } else { "not ready" },
+                    self.apiserver.log_tail(),
+                    self.operator.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Registers this stack as the cluster's external metrics API (until the guard is dropped).
+    fn register(&self) -> Result<ApiServiceGuard> {
+        let lock = cluster_scoped_lock()?;
+        let guard = ApiServiceGuard { _lock: lock };
+        let ca_bundle =
+            serde_json::to_value(k8s_openapi::ByteString(self.ca_pem.clone().into_bytes()))?;
+        let ns = &self.ns;
+        let port = self.https_port;
+        apply(
+            ns,
+            &format!(
+                "apiVersion: v1\nkind: Service\nmetadata: {{name: {SERVICE}}}\nspec:\n  ports:\n  - {{name: https, port: 443, targetPort: 6443, protocol: TCP}}\n---\n\
+                 apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {SERVICE}-e2e\n  labels: {{kubernetes.io/service-name: {SERVICE}}}\n\
+                 addressType: IPv4\nendpoints:\n- addresses: [\"{NODE_IP}\"]\n  conditions: {{ready: true}}\nports:\n- {{name: https, port: {port}, protocol: TCP}}\n"
+            ),
+        )?;
+        kubectl_ok(
+            &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+            Some(&format!(
+                "apiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata: {{name: {APISERVICE}}}\nspec:\n  group: external.metrics.k8s.io\n  version: v1beta1\n  groupPriorityMinimum: 100\n  versionPriority: 100\n  caBundle: {ca_bundle}\n  service: {{name: {SERVICE}, namespace: {ns}, port: 443}}\n"
+            )),
+        )?;
+        Ok(guard)
+    }
+}
+
+/// Holds the cluster-scoped lock; deletes the APIService before releasing it.
+struct ApiServiceGuard {
+    _lock: std::fs::File,
+}
+
+impl Drop for ApiServiceGuard {
+    fn drop(&mut self) {
+        let _ = kubectl(
+            &[
+                "delete",
+                "apiservice",
+                APISERVICE,
+                "--ignore-not-found",
+                "--wait=false",
+            ],
+            None,
+        );
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `kubectl get --raw PATH` as JSON, or the error kubectl printed. (Blocking: the tests run on a
+/// multi-threaded runtime so the MetricServer keeps answering the operator meanwhile.)
+fn get_raw(path: &str) -> Result<serde_json::Value, String> {
+    let out = kubectl(&["get", "--raw", path], None).map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}
+
+async fn wait_raw(
+    path: &str,
+    timeout: Duration,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> Result<serde_json::Value> {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < timeout {
+        match get_raw(path) {
+            Ok(v) if ok(&v) => return Ok(v),
+            Ok(v) => last = v.to_string(),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bail!("GET {path}: no acceptable answer within {timeout:?}; last: {last}")
+}
+
+fn metric_path(ns: &str, so: &str) -> String {
+    format!(
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/s0-metric-api-value?labelSelector=scaledobject.keda.sh%2Fname%3D{so}"
+    )
+}
+
+async fn wait_replicas(c: &kube::Client, ns: &str, name: &str, want: i32) -> Result<Duration> {
+    let start = Instant::now();
+    let api: Api<Deployment> = Api::namespaced(c.clone(), ns);
+    wait_for(&api, name, Duration::from_secs(180), |d| {
+        d.spec.as_ref().and_then(|s| s.replicas) == Some(want)
+    })
+    .await
+    .with_context(|| format!("waiting for {want} replicas of {ns}/{name}"))?;
+    Ok(start.elapsed())
+}
+
+/// The seed guide's path: Deployment + ScaledObject (metrics-api trigger, targetValue 10, min 1, max 10);
+/// the HPA controller, reading our external metric through the aggregation layer, scales 1 → 4 → 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hpa_scales_a_deployment_through_the_external_metrics_api() -> Result<()> {
+    let mut stack = Stack::start("metrics-api").await?;
+    let _registered = stack.register()?;
+    let ns = stack.ns.clone();
+    let c = client().await?;
+    stack.wait_ready(true, T).await?;
+
+    // Discovery through the aggregator, as custom-metrics-apiserver serves it.
+    let disco = wait_raw("/apis/external.metrics.k8s.io/v1beta1", T, |v| {
+        v["kind"] == "APIResourceList"
+    })
+    .await?;
+    assert_eq!(disco["groupVersion"], "external.metrics.k8s.io/v1beta1");
+    assert_eq!(disco["resources"][0]["name"], "externalmetrics");
+    assert_eq!(disco["resources"][0]["namespaced"], true);
+    assert_eq!(disco["resources"][0]["kind"], "ExternalMetricValueList");
+    kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Available",
+            "--timeout=60s",
+            &format!("apiservice/{APISERVICE}"),
+        ],
+        None,
+    )?;
+
+    let server = MetricServer::start(5.0).await?;
+    apply(
+        &ns,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: example-app}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: example-app}}\n  template:\n    metadata: {labels: {app: example-app}}\n    spec:\n      containers: [{name: app, image: example/app:1}]\n",
+    )?;
+    apply(
+        &ns,
+        &format!(
+            "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: example-app}}\nspec:\n  scaleTargetRef: {{name: example-app}}\n  pollingInterval: 1\n  minReplicaCount: 1\n  maxReplicaCount: 10\n  advanced:\n    horizontalPodAutoscalerConfig:\n      behavior:\n        scaleDown: {{stabilizationWindowSeconds: 0}}\n  triggers:\n  - type: metrics-api\n    metadata: {{url: \"{}\", valueLocation: value, targetValue: \"10\"}}\n",
+            server.url
+        ),
+    )?;
+
+    // Our value, as the HPA controller reads it.
+    let path = metric_path(&ns, "example-app");
+    let v = wait_raw(&path, T, |v| v["items"][0]["value"] == "5").await?;
+    assert_eq!(v["kind"], "ExternalMetricValueList");
+    assert_eq!(v["apiVersion"], "external.metrics.k8s.io/v1beta1");
+    assert_eq!(v["items"][0]["metricName"], "s0-metric-api-value");
+
+    // Upstream's error without the ScaledObject label, as a Status.
+    let err = get_raw(&format!(
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/s0-metric-api-value"
+    ))
+    .expect_err("a request without labelSelector must fail");
+    assert!(
+        err.contains("scaledObject name is not specified"),
+        "unexpected error: {err}"
+    );
+
+    // 1 → ceil(35 / 10) = 4 → 1.
+    server.set(Some(35.0));
+    wait_raw(&path, T, |v| v["items"][0]["value"] == "35").await?;
+    let up = wait_replicas(&c, &ns, "example-app", 4).await?;
+    server.set(Some(5.0));
+    let down = wait_replicas(&c, &ns, "example-app", 1).await?;
+    eprintln!("scaled 1 → 4 in {up:?}, 4 → 1 in {down:?}");
+    assert!(
+        stack.apiserver.is_running(),
+        "{}",
+        stack.apiserver.log_tail()
+    );
+    Ok(())
+}
+
+/// `/readyz` is NotReady within 10 s of losing the operator and Ready again once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_follows_the_operator_connection() -> Result<()> {
+    let mut stack = Stack::start("metrics-api-ready").await?;
+    let first = stack.wait_ready(true, T).await?;
+    eprintln!("ready {first:?} after start");
+
+    // A crash: no Lease release.
+    stack.operator.kill();
+    let lost = stack.wait_ready(false, Duration::from_secs(30)).await?;
+    eprintln!("NotReady {lost:?} after the operator was killed");
+    assert!(
+        lost <= Duration::from_secs(10),
+        "/readyz took {lost:?} to notice the operator is gone"
+    );
+
+    // The operator comes back (it waits for the old Lease to expire before serving).
+    let ns = stack.ns.clone();
+    let dir = stack.dir.clone();
+    let addr = stack.grpc_addr.clone();
+    stack.operator = Stack::operator(&ns, &dir, &addr, "op-b")?;
+    let back = stack.wait_ready(true, Duration::from_secs(60)).await?;
+    eprintln!("Ready {back:?} after the operator restarted");
+
+    // A graceful stop too.
+    stack.operator.terminate();
+    let lost = stack.wait_ready(false, Duration::from_secs(30)).await?;
+    assert!(lost <= Duration::from_secs(10), "{lost:?}");
+    assert!(
+        stack.apiserver.is_running(),
+        "{}",
+        stack.apiserver.log_tail()
+    );
+    Ok(())
+}
