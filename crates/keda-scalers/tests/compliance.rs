@@ -1,0 +1,194 @@
+//! Checks every registered scaler must pass (like Vector's component compliance harness): a minimal valid
+//! trigger parses; the metric name has upstream's `s<index>-` form; Utilization is refused for external
+//! metrics; an empty metadata map fails with a permanent error naming a field; parse never does IO (it runs
+//! here without any backend).
+
+use std::collections::BTreeMap;
+
+use keda_scalers::{MetricSpec, TriggerInput, parse_trigger, registered_types};
+
+/// Minimal valid metadata (and auth params) per trigger type.
+fn minimal(
+    trigger_type: &str,
+) -> (
+    Vec<(&'static str, &'static str)>,
+    Vec<(&'static str, &'static str)>,
+) {
+    match trigger_type {
+        "cpu" | "memory" => (vec![("value", "50")], vec![]),
+        "cron" => (
+            vec![
+                ("timezone", "UTC"),
+                ("start", "0 9 * * *"),
+                ("end", "0 18 * * *"),
+                ("desiredReplicas", "3"),
+            ],
+            vec![],
+        ),
+        "metrics-api" => (
+            vec![
+                ("url", "http://api.example/m"),
+                ("valueLocation", "v"),
+                ("targetValue", "5"),
+            ],
+            vec![],
+        ),
+        "prometheus" => (
+            vec![
+                ("serverAddress", "http://prometheus:9090"),
+                ("query", "up"),
+                ("threshold", "5"),
+            ],
+            vec![],
+        ),
+        "new-relic" => (
+            vec![
+                ("nrql", "SELECT count(*) FROM Transaction"),
+                ("threshold", "70"),
+            ],
+            vec![("queryKey", "k"), ("account", "1234567")],
+        ),
+        "datadog" => (
+            vec![("query", "avg:system.cpu.user{*}"), ("queryValue", "7")],
+            vec![("apiKey", "a"), ("appKey", "b")],
+        ),
+        "redis" => (
+            vec![("address", "redis:6379"), ("listName", "jobs")],
+            vec![],
+        ),
+        "redis-cluster" | "redis-sentinel" => (
+            vec![
+                ("addresses", "redis-0:6379"),
+                ("listName", "jobs"),
+                ("sentinelMaster", "mymaster"),
+            ],
+            vec![],
+        ),
+        "redis-streams" => (
+            vec![
+                ("address", "redis:6379"),
+                ("stream", "s"),
+                ("consumerGroup", "g"),
+            ],
+            vec![],
+        ),
+        "redis-cluster-streams" | "redis-sentinel-streams" => (
+            vec![
+                ("addresses", "redis-0:6379"),
+                ("stream", "s"),
+                ("consumerGroup", "g"),
+                ("sentinelMaster", "mymaster"),
+            ],
+            vec![],
+        ),
+        "postgresql" => (
+            vec![("query", "select 1"), ("targetQueryValue", "5")],
+            vec![("connection", "host=db user=u dbname=d sslmode=disable")],
+        ),
+        "mysql" => (
+            vec![("query", "select 1"), ("queryValue", "5")],
+            vec![("connectionString", "u:p@tcp(db:3306)/d")],
+        ),
+        other => panic!("no minimal trigger for {other}: add one to the compliance table"),
+    }
+}
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn every_registered_scaler_is_compliant() {
+    let types: Vec<&str> = registered_types().collect();
+    assert!(types.len() >= 15, "registered: {types:?}");
+    let env = BTreeMap::new();
+    for ty in types {
+        let (md, auth) = minimal(ty);
+        let (md, auth) = (map(&md), map(&auth));
+        let resource = matches!(ty, "cpu" | "memory");
+        let input = |index, metric_type| TriggerInput {
+            index,
+            trigger_type: ty,
+            name: None,
+            metadata: &md,
+            resolved_env: &env,
+            auth_params: &auth,
+            metric_type,
+        };
+        let default_type = if resource { Some("Utilization") } else { None };
+        let config = parse_trigger(&input(3, default_type))
+            .unwrap_or_else(|e| panic!("{ty}: minimal trigger rejected: {e}"));
+        match config.metric_spec() {
+            MetricSpec::External {
+                metric_name,
+                target,
+                ..
+            } => {
+                assert!(!resource, "{ty} must be a Resource metric");
+                assert!(
+                    metric_name.starts_with("s3-"),
+                    "{ty}: metric name {metric_name:?} lacks the s<index>- prefix"
+                );
+                assert!(
+                    !metric_name.contains(['/', '.', ':', '%', '(', ')']),
+                    "{ty}: {metric_name:?} not normalised"
+                );
+                assert!(target.is_finite(), "{ty}: target {target}");
+            }
+            MetricSpec::Resource { resource: r, .. } => assert_eq!(r.as_str(), ty),
+        }
+        if !resource {
+            let err = parse_trigger(&input(0, Some("Utilization")))
+                .err()
+                .unwrap_or_else(|| panic!("{ty} accepted Utilization"));
+            assert_eq!(err.field(), Some("metricType"), "{ty}: {err}");
+            assert!(err.is_permanent());
+            assert!(
+                parse_trigger(&input(0, Some("Value"))).is_ok(),
+                "{ty} refused metricType Value"
+            );
+        }
+        let empty = BTreeMap::new();
+        let bare = TriggerInput {
+            index: 1,
+            trigger_type: ty,
+            name: None,
+            metadata: &empty,
+            resolved_env: &env,
+            auth_params: &empty,
+            metric_type: default_type,
+        };
+        let err = parse_trigger(&bare)
+            .err()
+            .unwrap_or_else(|| panic!("{ty} accepted empty metadata"));
+        assert!(err.is_permanent(), "{ty}: {err}");
+        assert!(
+            err.field().is_some(),
+            "{ty}: error does not name a field: {err}"
+        );
+        assert!(
+            err.to_string().starts_with(&format!("trigger 1 ({ty})")),
+            "{ty}: {err}"
+        );
+    }
+}
+
+#[test]
+fn unknown_types_are_permanent_errors() {
+    let empty = BTreeMap::new();
+    let input = TriggerInput {
+        index: 0,
+        trigger_type: "no-such-scaler",
+        name: None,
+        metadata: &empty,
+        resolved_env: &empty,
+        auth_params: &empty,
+        metric_type: None,
+    };
+    let err = parse_trigger(&input).err().expect("unknown type rejected");
+    assert!(err.is_permanent());
+    assert_eq!(err.category(), "unknown-trigger-type");
+}
