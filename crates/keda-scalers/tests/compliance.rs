@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 
 use keda_scalers::{MetricSpec, TriggerInput, parse_trigger, registered_types};
 
+/// Key/value pairs of a metadata or auth-params map.
+type Pairs = Vec<(&'static str, &'static str)>;
+
 /// Minimal valid metadata (and auth params) per trigger type.
 fn minimal(
     trigger_type: &str,
@@ -188,7 +191,9 @@ fn unknown_types_are_permanent_errors() {
         auth_params: &empty,
         metric_type: None,
     };
-    let err = parse_trigger(&input).err().expect("unknown type rejected");
+    let Err(err) = parse_trigger(&input) else {
+        panic!("unknown type accepted")
+    };
     assert!(err.is_permanent());
     assert_eq!(err.category(), "unknown-trigger-type");
 }
