@@ -11,12 +11,7 @@ use keda_scalers::{MetricSpec, TriggerInput, parse_trigger, registered_types};
 type Pairs = Vec<(&'static str, &'static str)>;
 
 /// Minimal valid metadata (and auth params) per trigger type.
-fn minimal(
-    trigger_type: &str,
-) -> (
-    Vec<(&'static str, &'static str)>,
-    Vec<(&'static str, &'static str)>,
-) {
+fn minimal(trigger_type: &str) -> (Pairs, Pairs) {
     match trigger_type {
         "cpu" | "memory" => (vec![("value", "50")], vec![]),
         "cron" => (
