@@ -105,19 +105,30 @@ pub async fn ensure_crds() -> Result<()> {
             &["apply", "--server-side", "--force-conflicts", "-f", "-"],
             Some(&yaml),
         )?;
-        kubectl_ok(
-            &[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd",
-                "scaledobjects.keda.sh",
-                "scaledjobs.keda.sh",
-                "triggerauthentications.keda.sh",
-                "clustertriggerauthentications.keda.sh",
-            ],
-            None,
-        )?;
+        // Poll the CRDs' Established condition through the API: `kubectl wait` fails outright when it reads
+        // a CRD whose status has no conditions yet.
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let crds: Api<CustomResourceDefinition> = Api::all(client().await?);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for name in [
+            "scaledobjects.keda.sh",
+            "scaledjobs.keda.sh",
+            "triggerauthentications.keda.sh",
+            "clustertriggerauthentications.keda.sh",
+        ] {
+            loop {
+                let established = crds.get_opt(name).await?.and_then(|c| c.status).and_then(|s| s.conditions).is_some_and(
+                    |c| c.iter().any(|c| c.type_ == "Established" && c.status == "True"),
+                );
+                if established {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("CRD {name} not Established within 60 s");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
         Ok::<(), anyhow::Error>(())
     })
     .await?;
