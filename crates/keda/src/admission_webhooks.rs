@@ -36,23 +36,14 @@ pub struct AdmissionWebhooksArgs {
     zap_time_encoding: Option<String>,
 }
 
-/// `:8080` means all interfaces, as in Go.
-fn parse_addr(s: &str) -> anyhow::Result<SocketAddr> {
-    let full = if s.starts_with(':') {
-        format!("0.0.0.0{s}")
-    } else {
-        s.to_owned()
-    };
-    full.parse()
-        .map_err(|e| anyhow::anyhow!("{s:?} is not an address like :8080 or 127.0.0.1:8080: {e}"))
-}
-
 pub fn run(args: AdmissionWebhooksArgs) -> anyhow::Result<()> {
     crate::init_tracing();
     let config = keda_webhooks::Config {
         webhook_addr: SocketAddr::new(args.bind_address, args.port),
-        health_addr: parse_addr(&args.health_probe_bind_address)?,
-        metrics_addr: parse_addr(&args.metrics_bind_address)?,
+        health_addr: crate::flags::parse_addr(&args.health_probe_bind_address)
+            .map_err(anyhow::Error::msg)?,
+        metrics_addr: crate::flags::parse_addr(&args.metrics_bind_address)
+            .map_err(anyhow::Error::msg)?,
         cert_dir: args.cert_dir,
         cluster_object_namespace: args
             .cluster_object_namespace

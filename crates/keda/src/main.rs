@@ -1,6 +1,7 @@
 //! `keda`: one binary, one subcommand per process. The logic lives in the library crates.
 
 mod admission_webhooks;
+mod flags;
 mod lint;
 mod metrics_apiserver;
 mod operator;

@@ -38,7 +38,7 @@ pub struct MetricsApiserverArgs {
     #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     authentication_skip_lookup: bool,
     /// Seconds an authorization decision (SubjectAccessReview) is cached.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = crate::flags::parse_duration)]
     authorization_cache_ttl: Duration,
     /// Address of the operator's gRPC metrics service
     /// [default: keda-operator.<POD_NAMESPACE>.svc.cluster.local:9666].
@@ -48,7 +48,7 @@ pub struct MetricsApiserverArgs {
     #[arg(long)]
     metrics_service_grpc_authority: Option<String>,
     /// Deadline of one call to the operator.
-    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = crate::flags::parse_duration)]
     metrics_service_timeout: Duration,
     /// Address of the Prometheus `/metrics` endpoint ("0" disables it) [default: :8080].
     #[arg(long)]
@@ -80,50 +80,11 @@ pub struct MetricsApiserverArgs {
     profiling_bind_address: Option<String>,
 }
 
-/// `:8080` means all interfaces, as in Go.
-fn parse_addr(s: &str) -> Result<SocketAddr, String> {
-    let full = if s.starts_with(':') {
-        format!("0.0.0.0{s}")
-    } else {
-        s.to_owned()
-    };
-    full.parse()
-        .map_err(|e| format!("{s:?} is not an address like :8080 or 127.0.0.1:8080: {e}"))
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.split_at(
-        s.find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(s.len()),
-    );
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 3s"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("{s:?} is not a duration like 3s")),
-    };
-    Ok(Duration::from_secs_f64(secs))
-}
-
-fn own_namespace() -> String {
-    std::env::var("POD_NAMESPACE")
-        .ok()
-        .or_else(|| {
-            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok()
-        })
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "keda".to_owned())
-}
-
 pub fn run(args: MetricsApiserverArgs) -> anyhow::Result<()> {
     crate::init_tracing();
     let metrics_addr = match (&args.metrics_bind_address, args.port) {
         (Some(a), _) if a == "0" => None,
-        (Some(a), _) => Some(parse_addr(a).map_err(anyhow::Error::msg)?),
+        (Some(a), _) => Some(crate::flags::parse_addr(a).map_err(anyhow::Error::msg)?),
         (None, Some(0)) => None,
         (None, Some(p)) => Some(SocketAddr::from(([0, 0, 0, 0], p))),
         (None, None) => Some(SocketAddr::from(([0, 0, 0, 0], 8080))),
@@ -132,7 +93,12 @@ pub fn run(args: MetricsApiserverArgs) -> anyhow::Result<()> {
         .metrics_service_address
         .clone()
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| format!("keda-operator.{}.svc.cluster.local:9666", own_namespace()));
+        .unwrap_or_else(|| {
+            format!(
+                "keda-operator.{}.svc.cluster.local:9666",
+                crate::flags::own_namespace()
+            )
+        });
     let mut grpc = keda_metrics_apiserver::GrpcConfig::new(address, args.cert_dir.clone());
     grpc.authority = args
         .metrics_service_grpc_authority

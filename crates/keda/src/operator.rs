@@ -1,6 +1,5 @@
 //! `keda operator`: flags and environment as upstream's keda-operator, then `keda_operator::run`.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
@@ -16,11 +15,11 @@ pub struct OperatorArgs {
     /// Elect a leader on Lease `operator.keda.sh`, so only one replica acts.
     #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     leader_elect: bool,
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = crate::flags::parse_duration)]
     leader_elect_lease_duration: Duration,
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = crate::flags::parse_duration)]
     leader_elect_renew_deadline: Duration,
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = crate::flags::parse_duration)]
     leader_elect_retry_period: Duration,
     /// Namespaces to watch (comma-separated); empty watches all.
     #[arg(long, env = "WATCH_NAMESPACE", default_value = "")]
@@ -91,52 +90,13 @@ pub struct OperatorArgs {
     zap_time_encoding: Option<String>,
 }
 
-/// `:8080` means all interfaces, as in Go.
-fn parse_addr(s: &str) -> Result<SocketAddr, String> {
-    let full = if s.starts_with(':') {
-        format!("0.0.0.0{s}")
-    } else {
-        s.to_owned()
-    };
-    full.parse()
-        .map_err(|e| format!("{s:?} is not an address like :8080 or 127.0.0.1:8080: {e}"))
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.split_at(
-        s.find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(s.len()),
-    );
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 15s"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("{s:?} is not a duration like 15s")),
-    };
-    Ok(Duration::from_secs_f64(secs))
-}
-
-fn own_namespace() -> String {
-    std::env::var("POD_NAMESPACE")
-        .ok()
-        .or_else(|| {
-            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok()
-        })
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "keda".to_owned())
-}
-
 pub fn run(args: OperatorArgs) -> anyhow::Result<()> {
     crate::init_tracing();
     let namespace = args
         .cluster_object_namespace
         .clone()
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(own_namespace);
+        .unwrap_or_else(crate::flags::own_namespace);
     let identity = std::env::var("POD_NAME")
         .ok()
         .filter(|s| !s.is_empty())
@@ -150,12 +110,14 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<()> {
         renew_deadline: args.leader_elect_renew_deadline,
         retry_period: args.leader_elect_retry_period,
         identity,
-        metrics_bind_address: parse_addr(&args.metrics_bind_address).map_err(anyhow::Error::msg)?,
-        health_probe_bind_address: parse_addr(&args.health_probe_bind_address)
+        metrics_bind_address: crate::flags::parse_addr(&args.metrics_bind_address)
+            .map_err(anyhow::Error::msg)?,
+        health_probe_bind_address: crate::flags::parse_addr(&args.health_probe_bind_address)
             .map_err(anyhow::Error::msg)?,
         scaler_timeout: Duration::from_millis(args.http_default_timeout.max(1)),
         metrics_service: Some((
-            parse_addr(&args.metrics_service_bind_address).map_err(anyhow::Error::msg)?,
+            crate::flags::parse_addr(&args.metrics_service_bind_address)
+                .map_err(anyhow::Error::msg)?,
             args.cert_dir.clone(),
         )),
         cert_rotation: args
