@@ -351,12 +351,24 @@ async fn patch_ca(
 }
 
 /// Keeps the certificates valid: checks at start and then every `every` (12 h upstream).
-pub async fn rotate(client: Client, config: CertConfig, every: Duration) {
+pub async fn rotate(
+    client: Client,
+    config: CertConfig,
+    every: Duration,
+    on_change: impl Fn(&CertBundle) + Send + 'static,
+) {
+    let mut last: Option<CertBundle> = None;
     loop {
-        if let Err(e) = ensure(&client, &config).await {
-            tracing::error!(error = %e, "certificate rotation failed");
-        }
         tokio::time::sleep(every).await;
+        match ensure(&client, &config).await {
+            Ok(bundle) => {
+                if last.as_ref() != Some(&bundle) {
+                    on_change(&bundle);
+                    last = Some(bundle);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "certificate rotation failed"),
+        }
     }
 }
 

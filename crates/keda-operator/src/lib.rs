@@ -4,6 +4,7 @@
 pub mod certs;
 pub mod controller;
 pub mod error;
+pub mod grpc_tls;
 pub mod leader;
 pub mod metrics;
 pub mod metrics_service;
@@ -325,40 +326,46 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
             }
         });
     let issued = match &config.cert_rotation {
-        Some(cc) => {
-            let bundle = certs::ensure(&client, cc).await?;
-            tokio::spawn(certs::rotate(
-                client.clone(),
-                cc.clone(),
-                Duration::from_secs(12 * 3600),
-            ));
-            Some(metrics_service::TlsMaterial {
-                ca_crt: bundle.ca_crt.into_bytes(),
-                tls_crt: bundle.tls_crt.into_bytes(),
-                tls_key: bundle.tls_key.into_bytes(),
-            })
-        }
+        Some(cc) => Some(certs::ensure(&client, cc).await?),
         None => None,
     };
+    let mut grpc_tls = None;
     if let Some((addr, dir)) = config.metrics_service.clone() {
-        let tls = match issued {
-            Some(t) => Some(t),
-            None => match metrics_service::TlsMaterial::from_dir(&dir) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    tracing::warn!(error = %e, "no certificates: the gRPC metrics service is not started");
-                    None
+        let initial = match &issued {
+            Some(b) => Ok(metrics_service::TlsMaterial::from(b)),
+            None => metrics_service::TlsMaterial::from_dir(&dir).map_err(|e| e.to_string()),
+        };
+        match initial.and_then(|m| grpc_tls::ReloadingTls::new(&m, dir)) {
+            Ok(tls) => {
+                let tls = Arc::new(tls);
+                tokio::spawn(tls.clone().watch_files());
+                grpc_tls = Some(tls.clone());
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = metrics_service::serve(ctx, addr, tls).await {
+                        tracing::error!(error = %e, "gRPC metrics service stopped");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no usable certificates: the gRPC metrics service is not started");
+            }
+        }
+    }
+    if let Some(cc) = &config.cert_rotation {
+        // Renewals reach our own server at once; the other processes see them through the mounted Secret.
+        tokio::spawn(certs::rotate(
+            client.clone(),
+            cc.clone(),
+            Duration::from_secs(12 * 3600),
+            move |bundle| {
+                if let Some(tls) = &grpc_tls
+                    && let Err(e) = tls.set(&metrics_service::TlsMaterial::from(bundle))
+                {
+                    tracing::error!(error = %e, "renewed certificates are not usable");
                 }
             },
-        };
-        if let Some(tls) = tls {
-            let ctx = ctx.clone();
-            tokio::spawn(async move {
-                if let Err(e) = metrics_service::serve(ctx, addr, tls).await {
-                    tracing::error!(error = %e, "gRPC metrics service stopped");
-                }
-            });
-        }
+        ));
     }
     ready.store(true, Ordering::Relaxed);
     tracing::info!("keda-rs operator started");

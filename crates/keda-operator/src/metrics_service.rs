@@ -328,23 +328,66 @@ impl TlsMaterial {
     }
 }
 
+impl From<&crate::certs::CertBundle> for TlsMaterial {
+    fn from(b: &crate::certs::CertBundle) -> Self {
+        TlsMaterial {
+            ca_crt: b.ca_crt.clone().into_bytes(),
+            tls_crt: b.tls_crt.clone().into_bytes(),
+            tls_key: b.tls_key.clone().into_bytes(),
+        }
+    }
+}
+
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves the metrics service with mutual TLS: clients need a certificate signed by the same CA.
+/// Each connection is handshaken with the certificates in force when it arrives (see [`ReloadingTls`]).
+///
+/// [`ReloadingTls`]: crate::grpc_tls::ReloadingTls
 pub async fn serve(
     ctx: Arc<Context>,
     addr: std::net::SocketAddr,
-    tls: TlsMaterial,
+    tls: Arc<crate::grpc_tls::ReloadingTls>,
 ) -> Result<(), crate::Error> {
-    let config = tonic::transport::ServerTlsConfig::new()
-        .identity(tonic::transport::Identity::from_pem(
-            tls.tls_crt,
-            tls.tls_key,
-        ))
-        .client_ca_root(tonic::transport::Certificate::from_pem(tls.ca_crt));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| crate::Error::Serve {
+            what: "gRPC metrics service",
+            addr: addr.to_string(),
+            source,
+        })?;
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "gRPC accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = tls.acceptor();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok::<_, std::io::Error>(stream)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "gRPC TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "gRPC TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    let incoming = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|conn| (conn, rx))
+    });
     tonic::transport::Server::builder()
-        .tls_config(config)
-        .map_err(|e| crate::Error::Invalid(format!("gRPC TLS configuration: {e}")))?
         .add_service(keda_proto::MetricsServiceServer::new(MetricsGrpc { ctx }))
-        .serve(addr)
+        .serve_with_incoming(incoming)
         .await
         .map_err(|e| crate::Error::Invalid(format!("gRPC metrics service on {addr}: {e}")))
 }

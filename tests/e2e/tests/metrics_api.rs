@@ -30,52 +30,90 @@ fn free_port(ip: &str) -> Result<u16> {
     Ok(std::net::TcpListener::bind((ip, 0))?.local_addr()?.port())
 }
 
-/// A CA (the APIService's caBundle) and one certificate for both processes, as Secret kedaorg-certs has:
-/// the operator's gRPC server, the metrics-apiserver's HTTPS server and its gRPC client certificate.
-fn write_certs(dir: &Path, ns: &str) -> Result<String> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    };
-    std::fs::create_dir_all(dir)?;
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "KEDA");
-    ca.distinguished_name
-        .push(DnType::OrganizationName, "KEDAORG");
-    let ca = ca.self_signed(&ca_key)?;
-    let mut sans = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        NODE_IP.to_owned(),
-    ];
-    for svc in ["keda-operator", SERVICE] {
-        sans.push(svc.to_owned());
-        sans.push(format!("{svc}.{ns}"));
-        sans.push(format!("{svc}.{ns}.svc"));
-        sans.push(format!("{svc}.{ns}.svc.cluster.local"));
+/// A CA (the APIService's caBundle) able to sign the one certificate both processes use, as Secret
+/// kedaorg-certs has: the operator's gRPC server, the metrics-apiserver's HTTPS server and its gRPC
+/// client certificate.
+struct TestCa {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl TestCa {
+    fn new() -> Result<TestCa> {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let key = KeyPair::generate()?;
+        let mut ca = CertificateParams::new(Vec::<String>::new())?;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(DnType::CommonName, "KEDA");
+        ca.distinguished_name
+            .push(DnType::OrganizationName, "KEDAORG");
+        let cert = ca.self_signed(&key)?;
+        Ok(TestCa { cert, key })
     }
-    let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::new(sans)?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, "keda-operator");
-    leaf.distinguished_name
-        .push(DnType::OrganizationName, "KEDAORG");
-    leaf.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    let leaf = leaf.signed_by(&key, &ca, &ca_key)?;
-    std::fs::write(dir.join("ca.crt"), ca.pem())?;
-    std::fs::write(dir.join("tls.crt"), leaf.pem())?;
-    std::fs::write(dir.join("tls.key"), key.serialize_pem())?;
-    Ok(ca.pem())
+
+    /// `(tls.crt, tls.key)` PEM for the namespace's Services.
+    fn leaf(&self, ns: &str) -> Result<(String, String)> {
+        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+        let mut sans = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            NODE_IP.to_owned(),
+        ];
+        for svc in ["keda-operator", SERVICE] {
+            sans.push(svc.to_owned());
+            sans.push(format!("{svc}.{ns}"));
+            sans.push(format!("{svc}.{ns}.svc"));
+            sans.push(format!("{svc}.{ns}.svc.cluster.local"));
+        }
+        let key = KeyPair::generate()?;
+        let mut leaf = CertificateParams::new(sans)?;
+        leaf.distinguished_name
+            .push(DnType::CommonName, "keda-operator");
+        leaf.distinguished_name
+            .push(DnType::OrganizationName, "KEDAORG");
+        leaf.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let leaf = leaf.signed_by(&key, &self.cert, &self.key)?;
+        Ok((leaf.pem(), key.serialize_pem()))
+    }
+
+    /// Writes a new leaf (and this CA) into `dir` as the kubelet projects a Secret volume: the files
+    /// go into a fresh timestamped directory and one symlink rename switches all three at once.
+    fn project(&self, dir: &Path, ns: &str) -> Result<String> {
+        let (crt, key) = self.leaf(ns)?;
+        std::fs::create_dir_all(dir)?;
+        let stamp = format!(
+            "..{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_nanos()
+        );
+        let data = dir.join(&stamp);
+        std::fs::create_dir_all(&data)?;
+        std::fs::write(data.join("ca.crt"), self.cert.pem())?;
+        std::fs::write(data.join("tls.crt"), &crt)?;
+        std::fs::write(data.join("tls.key"), key)?;
+        let tmp = dir.join("..data_tmp");
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&stamp, &tmp)?;
+        std::fs::rename(&tmp, dir.join("..data"))?;
+        for f in ["ca.crt", "tls.crt", "tls.key"] {
+            let link = dir.join(f);
+            if std::fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink(Path::new("..data").join(f), &link)?;
+            }
+        }
+        Ok(crt)
+    }
 }
 
 /// The operator and the metrics-apiserver of one test namespace.
 struct Stack {
     ns: String,
     dir: PathBuf,
+    ca: TestCa,
     ca_pem: String,
     grpc_addr: String,
     https_port: u16,
@@ -90,7 +128,9 @@ impl Stack {
         let c = client().await?;
         let ns = namespace(&c, prefix).await?;
         let dir = root().join("target/keda-e2e-certs").join(&ns);
-        let ca_pem = write_certs(&dir, &ns)?;
+        let ca = TestCa::new()?;
+        ca.project(&dir, &ns)?;
+        let ca_pem = ca.cert.pem();
         let grpc_addr = format!("127.0.0.1:{}", free_port("127.0.0.1")?);
         let https_port = free_port("0.0.0.0")?;
         let operator = Self::operator(&ns, &dir, &grpc_addr, "op-a")?;
@@ -124,6 +164,7 @@ impl Stack {
         Ok(Stack {
             ns,
             dir,
+            ca,
             ca_pem,
             grpc_addr,
             https_port,
@@ -190,8 +231,6 @@ impl Stack {
     fn register(&self) -> Result<ApiServiceGuard> {
         let lock = cluster_scoped_lock()?;
         let guard = ApiServiceGuard { _lock: lock };
-        let ca_bundle =
-            serde_json::to_value(k8s_openapi::ByteString(self.ca_pem.clone().into_bytes()))?;
         let ns = &self.ns;
         let port = self.https_port;
         apply(
@@ -202,13 +241,22 @@ impl Stack {
                  addressType: IPv4\nendpoints:\n- addresses: [\"{NODE_IP}\"]\n  conditions: {{ready: true}}\nports:\n- {{name: https, port: {port}, protocol: TCP}}\n"
             ),
         )?;
+        self.apply_apiservice(&self.ca_pem)?;
+        Ok(guard)
+    }
+
+    /// The APIService pointing at this stack's Service, trusting `ca_pem` (what the operator's
+    /// caBundle patching does after a CA change).
+    fn apply_apiservice(&self, ca_pem: &str) -> Result<()> {
+        let ca_bundle = serde_json::to_value(k8s_openapi::ByteString(ca_pem.as_bytes().to_vec()))?;
+        let ns = &self.ns;
         kubectl_ok(
             &["apply", "--server-side", "--force-conflicts", "-f", "-"],
             Some(&format!(
                 "apiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata: {{name: {APISERVICE}}}\nspec:\n  group: external.metrics.k8s.io\n  version: v1beta1\n  groupPriorityMinimum: 100\n  versionPriority: 100\n  caBundle: {ca_bundle}\n  service: {{name: {SERVICE}, namespace: {ns}, port: 443}}\n"
             )),
         )?;
-        Ok(guard)
+        Ok(())
     }
 }
 
@@ -283,6 +331,22 @@ async fn wait_replicas(c: &kube::Client, ns: &str, name: &str, want: i32) -> Res
     Ok(start.elapsed())
 }
 
+/// Deployment `example-app` (1 replica) and its ScaledObject: metrics-api trigger on `server`,
+/// targetValue 10, min 1, max 10, 1 s polling, no scale-down stabilization; `extra_spec` adds spec lines.
+fn deploy_example_app(ns: &str, server: &MetricServer, extra_spec: &str) -> Result<()> {
+    apply(
+        ns,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: example-app}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: example-app}}\n  template:\n    metadata: {labels: {app: example-app}}\n    spec:\n      containers: [{name: app, image: example/app:1}]\n",
+    )?;
+    apply(
+        ns,
+        &format!(
+            "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: example-app}}\nspec:\n  scaleTargetRef: {{name: example-app}}\n  pollingInterval: 1\n  minReplicaCount: 1\n  maxReplicaCount: 10\n{extra_spec}  advanced:\n    horizontalPodAutoscalerConfig:\n      behavior:\n        scaleDown: {{stabilizationWindowSeconds: 0}}\n  triggers:\n  - type: metrics-api\n    metadata: {{url: \"{}\", valueLocation: value, targetValue: \"10\"}}\n",
+            server.url
+        ),
+    )
+}
+
 /// The seed guide's path: Deployment + ScaledObject (metrics-api trigger, targetValue 10, min 1, max 10);
 /// the HPA controller, reading our external metric through the aggregation layer, scales 1 → 4 → 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,17 +377,7 @@ async fn hpa_scales_a_deployment_through_the_external_metrics_api() -> Result<()
     )?;
 
     let server = MetricServer::start(5.0).await?;
-    apply(
-        &ns,
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: example-app}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: example-app}}\n  template:\n    metadata: {labels: {app: example-app}}\n    spec:\n      containers: [{name: app, image: example/app:1}]\n",
-    )?;
-    apply(
-        &ns,
-        &format!(
-            "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: example-app}}\nspec:\n  scaleTargetRef: {{name: example-app}}\n  pollingInterval: 1\n  minReplicaCount: 1\n  maxReplicaCount: 10\n  advanced:\n    horizontalPodAutoscalerConfig:\n      behavior:\n        scaleDown: {{stabilizationWindowSeconds: 0}}\n  triggers:\n  - type: metrics-api\n    metadata: {{url: \"{}\", valueLocation: value, targetValue: \"10\"}}\n",
-            server.url
-        ),
-    )?;
+    deploy_example_app(&ns, &server, "")?;
 
     // Our value, as the HPA controller reads it.
     let path = metric_path(&ns, "example-app");
@@ -389,6 +443,208 @@ async fn readyz_follows_the_operator_connection() -> Result<()> {
         stack.apiserver.is_running(),
         "{}",
         stack.apiserver.log_tail()
+    );
+    Ok(())
+}
+
+/// Waits until the aggregator reports our APIService Available.
+fn wait_available() -> Result<()> {
+    kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Available",
+            "--timeout=120s",
+            &format!("apiservice/{APISERVICE}"),
+        ],
+        None,
+    )?;
+    Ok(())
+}
+
+/// Fallback reaches the HPA: after `failureThreshold` failures the external metric becomes
+/// `fallback.replicas × targetValue`, so the real HPA controller sets exactly `fallback.replicas`; when the
+/// backend answers again the HPA follows the real value back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_values_reach_the_hpa() -> Result<()> {
+    let mut stack = Stack::start("metrics-api-fallback").await?;
+    let _registered = stack.register()?;
+    let ns = stack.ns.clone();
+    let c = client().await?;
+    stack.wait_ready(true, T).await?;
+    wait_available()?;
+
+    let server = MetricServer::start(5.0).await?;
+    deploy_example_app(
+        &ns,
+        &server,
+        "  fallback: {failureThreshold: 2, replicas: 6}\n",
+    )?;
+    let path = metric_path(&ns, "example-app");
+    wait_raw(&path, T, |v| v["items"][0]["value"] == "5").await?;
+
+    server.set(None);
+    wait_raw(&path, T, |v| v["items"][0]["value"] == "60").await?;
+    let to_fallback = wait_replicas(&c, &ns, "example-app", 6).await?;
+    server.set(Some(5.0));
+    wait_raw(&path, T, |v| v["items"][0]["value"] == "5").await?;
+    let back = wait_replicas(&c, &ns, "example-app", 1).await?;
+    eprintln!("fallback: 1 → 6 in {to_fallback:?}, back to 1 in {back:?}");
+    assert!(stack.operator.is_running(), "{}", stack.operator.log_tail());
+    Ok(())
+}
+
+/// The certificate a TLS server at `addr` presents, as base64 without line breaks.
+fn presented_certificate(addr: &str, dir: &Path) -> Result<String> {
+    let out = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", addr, "-cert"])
+        .arg(dir.join("tls.crt"))
+        .arg("-key")
+        .arg(dir.join("tls.key"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("running openssl s_client")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let begin = "-----BEGIN CERTIFICATE-----";
+    let end = "-----END CERTIFICATE-----";
+    let (Some(b), Some(e)) = (text.find(begin), text.find(end)) else {
+        bail!(
+            "no certificate from {addr}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    Ok(pem_body(&text[b..e + end.len()]))
+}
+
+fn pem_body(pem: &str) -> String {
+    pem.lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<String>()
+}
+
+async fn wait_presented(addr: &str, dir: &Path, want: &str) -> Result<Duration> {
+    let start = Instant::now();
+    loop {
+        let got = presented_certificate(addr, dir)?;
+        if got == pem_body(want) {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("{addr} still presents the old certificate after 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn failed_metric_events(ns: &str) -> Result<usize> {
+    let out = kubectl_ok(
+        &[
+            "get",
+            "events",
+            "-n",
+            ns,
+            "--field-selector",
+            "reason=FailedGetExternalMetric",
+            "-o",
+            "json",
+        ],
+        None,
+    )?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    Ok(v["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|e| e["count"].as_u64().unwrap_or(1) as usize)
+                .sum()
+        })
+        .unwrap_or(0))
+}
+
+/// Replacing the `kedaorg-certs` files (as the kubelet does when the Secret changes) is picked up by the
+/// operator's gRPC server and the metrics-apiserver without restarts: a renewed leaf from the same CA (what
+/// rotation does) costs no failed fetch at all, and a new CA (with the APIService's caBundle updated, as the
+/// operator patches it) keeps the HPA scaling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_certificates_are_used_without_restarts() -> Result<()> {
+    let mut stack = Stack::start("metrics-api-certs").await?;
+    let _registered = stack.register()?;
+    let ns = stack.ns.clone();
+    let c = client().await?;
+    stack.wait_ready(true, T).await?;
+    wait_available()?;
+    let server = MetricServer::start(5.0).await?;
+    deploy_example_app(&ns, &server, "")?;
+    let path = metric_path(&ns, "example-app");
+    wait_raw(&path, T, |v| v["items"][0]["value"] == "5").await?;
+    let https = format!("127.0.0.1:{}", stack.https_port);
+    let first = std::fs::read_to_string(stack.dir.join("tls.crt"))?;
+    assert_eq!(
+        presented_certificate(&stack.grpc_addr, &stack.dir)?,
+        pem_body(&first)
+    );
+    let events_before = failed_metric_events(&ns)?;
+
+    // Renewal: same CA, new leaf. Every fetch during and after the switch succeeds.
+    let renewed = stack.ca.project(&stack.dir, &ns)?;
+    let mut failures = Vec::new();
+    let start = Instant::now();
+    let mut fetches = 0;
+    while start.elapsed() < Duration::from_secs(10) {
+        fetches += 1;
+        match get_raw(&path) {
+            Ok(v) if v["items"][0]["value"] == "5" => {}
+            Ok(v) => failures.push(v.to_string()),
+            Err(e) => failures.push(e),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {fetches} fetches failed during the renewal: {failures:?}",
+        failures.len()
+    );
+    let grpc_took = wait_presented(&stack.grpc_addr, &stack.dir, &renewed).await?;
+    let https_took = wait_presented(&https, &stack.dir, &renewed).await?;
+    eprintln!(
+        "renewed leaf served by the operator within {grpc_took:?} (after the 10 s fetch loop) and by the metrics-apiserver within {https_took:?}; {fetches} fetches, none failed"
+    );
+    assert_eq!(
+        failed_metric_events(&ns)?,
+        events_before,
+        "the HPA controller failed to get the metric during the renewal"
+    );
+
+    // A new CA: the files change, then the APIService trusts the new CA. The HPA keeps scaling.
+    let new_ca = TestCa::new()?;
+    let leaf = new_ca.project(&stack.dir, &ns)?;
+    stack.apply_apiservice(&new_ca.cert.pem())?;
+    wait_presented(&stack.grpc_addr, &stack.dir, &leaf).await?;
+    wait_presented(&https, &stack.dir, &leaf).await?;
+    server.set(Some(35.0));
+    wait_raw(&path, T, |v| v["items"][0]["value"] == "35").await?;
+    let up = wait_replicas(&c, &ns, "example-app", 4).await?;
+    eprintln!("after the CA change the HPA scaled 1 → 4 in {up:?}");
+
+    assert!(stack.operator.is_running(), "{}", stack.operator.log_tail());
+    assert!(
+        stack.apiserver.is_running(),
+        "{}",
+        stack.apiserver.log_tail()
+    );
+    // Same processes all along (a restart would have failed fetches or changed nothing in the logs).
+    let operator_log = std::fs::read_to_string(&stack.operator.log)?;
+    assert!(
+        operator_log
+            .matches("gRPC metrics service certificates reloaded")
+            .count()
+            >= 2,
+        "{operator_log}"
+    );
+    let apiserver_log = std::fs::read_to_string(&stack.apiserver.log)?;
+    assert!(
+        apiserver_log.contains("serving certificate reloaded"),
+        "{apiserver_log}"
     );
     Ok(())
 }
