@@ -1,10 +1,13 @@
-//! What the validators read on demand (not watched): the scale target's pod template and the
-//! namespace's LimitRange container defaults.
+//! What the validators read on demand (not watched): the scale target's pod template (GET), the
+//! namespace's LimitRange container defaults, Services and Ingresses (namespaced LISTs), and the API
+//! server's version (read once at start).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{LimitRange, PodSpec};
+use k8s_openapi::api::core::v1::{LimitRange, PodTemplateSpec, Service};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use keda_resolver::validate::{self, Exposure, IngressInfo, ServiceInfo};
 
 /// Reads of single objects the validators need.
 #[async_trait::async_trait]
@@ -15,14 +18,21 @@ pub trait Cluster: Send + Sync {
         namespace: &str,
         kind: &str,
         name: &str,
-    ) -> Result<Option<PodSpec>, String>;
+    ) -> Result<Option<PodTemplateSpec>, String>;
     /// Resources (`cpu`, `memory`) that a LimitRange of the namespace gives containers by default.
     async fn limit_range_defaults(&self, namespace: &str) -> Result<BTreeSet<String>, String>;
+    /// The Services and Ingresses of the namespace, and the IngressClasses of the AWS Load Balancer
+    /// Controller when an Ingress's class needs them (the workload warnings).
+    async fn exposure(&self, namespace: &str) -> Result<Exposure, String>;
+    /// The API server's `/version` (`major`, `minor`), if known.
+    fn server_version(&self) -> Option<(String, String)>;
 }
 
 /// [`Cluster`] over the API server.
 pub struct KubeCluster {
     pub client: kube::Client,
+    /// `major`, `minor` of the API server's `/version`, read at start (`None`: the read failed).
+    pub server_version: Option<(String, String)>,
 }
 
 #[async_trait::async_trait]
@@ -32,7 +42,7 @@ impl Cluster for KubeCluster {
         namespace: &str,
         kind: &str,
         name: &str,
-    ) -> Result<Option<PodSpec>, String> {
+    ) -> Result<Option<PodTemplateSpec>, String> {
         let err = |e: kube::Error| format!("reading {kind} {namespace}/{name}: {e}");
         match kind {
             "Deployment" => Ok(
@@ -41,7 +51,7 @@ impl Cluster for KubeCluster {
                     .await
                     .map_err(err)?
                     .and_then(|d| d.spec)
-                    .and_then(|s| s.template.spec),
+                    .map(|s| s.template),
             ),
             "StatefulSet" => Ok(kube::Api::<StatefulSet>::namespaced(
                 self.client.clone(),
@@ -51,7 +61,7 @@ impl Cluster for KubeCluster {
             .await
             .map_err(err)?
             .and_then(|d| d.spec)
-            .and_then(|s| s.template.spec)),
+            .map(|s| s.template)),
             _ => Ok(None),
         }
     }
@@ -77,14 +87,65 @@ impl Cluster for KubeCluster {
         }
         Ok(out)
     }
+
+    async fn exposure(&self, namespace: &str) -> Result<Exposure, String> {
+        let services = kube::Api::<Service>::namespaced(self.client.clone(), namespace)
+            .list(&Default::default())
+            .await
+            .map_err(|e| format!("listing Services in {namespace}: {e}"))?;
+        let ingresses = kube::Api::<Ingress>::namespaced(self.client.clone(), namespace)
+            .list(&Default::default())
+            .await
+            .map_err(|e| format!("listing Ingresses in {namespace}: {e}"))?;
+        let mut exposure = Exposure {
+            services: services
+                .items
+                .iter()
+                .map(ServiceInfo::from_service)
+                .collect(),
+            ingresses: ingresses
+                .items
+                .iter()
+                .map(IngressInfo::from_ingress)
+                .collect(),
+            alb_classes: BTreeSet::new(),
+        };
+        if exposure
+            .ingresses
+            .iter()
+            .any(IngressInfo::needs_class_lookup)
+        {
+            let classes = kube::Api::<IngressClass>::all(self.client.clone())
+                .list(&Default::default())
+                .await
+                .map_err(|e| format!("listing IngressClasses: {e}"))?;
+            exposure.alb_classes = classes
+                .items
+                .into_iter()
+                .filter(|c| {
+                    c.spec.as_ref().and_then(|s| s.controller.as_deref())
+                        == Some(validate::ALB_CONTROLLER)
+                })
+                .filter_map(|c| c.metadata.name)
+                .collect();
+        }
+        Ok(exposure)
+    }
+
+    fn server_version(&self) -> Option<(String, String)> {
+        self.server_version.clone()
+    }
 }
 
 /// [`Cluster`] held in memory (tests, benchmarks).
 #[derive(Default, Clone)]
 pub struct MemoryCluster {
     /// `(namespace, kind, name)` → pod template.
-    pub workloads: BTreeMap<(String, String, String), PodSpec>,
+    pub workloads: BTreeMap<(String, String, String), PodTemplateSpec>,
     pub limit_range_defaults: BTreeMap<String, BTreeSet<String>>,
+    /// Namespace → its Services, Ingresses and ALB IngressClasses.
+    pub exposure: BTreeMap<String, Exposure>,
+    pub server_version: Option<(String, String)>,
 }
 
 #[async_trait::async_trait]
@@ -94,7 +155,7 @@ impl Cluster for MemoryCluster {
         namespace: &str,
         kind: &str,
         name: &str,
-    ) -> Result<Option<PodSpec>, String> {
+    ) -> Result<Option<PodTemplateSpec>, String> {
         Ok(self
             .workloads
             .get(&(namespace.to_owned(), kind.to_owned(), name.to_owned()))
@@ -107,5 +168,13 @@ impl Cluster for MemoryCluster {
             .get(namespace)
             .cloned()
             .unwrap_or_default())
+    }
+
+    async fn exposure(&self, namespace: &str) -> Result<Exposure, String> {
+        Ok(self.exposure.get(namespace).cloned().unwrap_or_default())
+    }
+
+    fn server_version(&self) -> Option<(String, String)> {
+        self.server_version.clone()
     }
 }

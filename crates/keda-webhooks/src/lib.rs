@@ -6,8 +6,12 @@
 //!   through the operator's parse (`keda_scalers::parse_trigger`) with env and authentication resolved by
 //!   `keda_resolver::Resolver`. A missing TriggerAuthentication / ClusterTriggerAuthentication is rejected.
 //! * Lookups of other ScaledObjects and HPAs go to an in-memory [`index::Index`] fed by watches
-//!   ([`watch`]); the scale target and LimitRanges are read on demand ([`cluster::Cluster`]). Secrets are
-//!   never watched.
+//!   ([`watch`]); the scale target (GET), LimitRanges, and the Services / Ingresses of its namespace
+//!   (namespaced LISTs, only when the ALB check can apply) are read on demand ([`cluster::Cluster`]).
+//!   Deployments and Secrets are never watched.
+//! * Warnings: the shared findings, the scale target's graceful-shutdown pitfalls
+//!   (`keda_resolver::validate::workload_warnings`, as `keda lint`), and an API server outside the
+//!   supported Kubernetes versions (`keda_resolver::validate::kubernetes_version`, read once at start).
 //! * A body that does not decode is a denied review (HTTP 200), never an HTTP 500.
 //! * The serving certificate is reloaded when its files change ([`tls::ReloadingCert`]).
 
@@ -79,11 +83,25 @@ pub async fn run(config: Config) -> Result<(), Error> {
         config.cluster_object_namespace.clone(),
     )
     .with_restrict_secret_access(config.restrict_secret_access);
+    // Read once at start: API server upgrades are rare, and a restart reads it again.
+    let server_version = match client.apiserver_version().await {
+        Ok(info) => {
+            if let Some(f) = keda_resolver::validate::kubernetes_version(&info.major, &info.minor) {
+                tracing::warn!(version = %info.git_version, "{}", f.message);
+            }
+            Some((info.major, info.minor))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the API server's version");
+            None
+        }
+    };
     let webhook = Arc::new(Webhook {
         index: index.clone(),
         resolver,
         cluster: KubeCluster {
             client: client.clone(),
+            server_version,
         },
         metrics,
     });

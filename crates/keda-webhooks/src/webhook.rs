@@ -1,14 +1,14 @@
 //! The validators (one per kind) and the AdmissionReview handling around them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use keda_api::consts::annotations::{TRANSFER_HPA_OWNERSHIP, VALIDATIONS_HPA_OWNERSHIP};
 use keda_api::{
     ClusterTriggerAuthentication, ScaleTriggers, ScaledJob, ScaledObject, TriggerAuthentication,
 };
-use keda_resolver::validate::{self, Finding, Severity, codes as vcodes};
+use keda_resolver::validate::{self, Exposure, Finding, Severity, codes as vcodes};
 use keda_resolver::{ObjectSource, ResolveError, ResolvedEnv, Resolver};
 use keda_scalers::{ScalerError, TriggerInput};
 use kube::core::DynamicObject;
@@ -231,8 +231,8 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
             }
         }
 
-        // The scale target, read on demand (Deployments and StatefulSets).
-        let pod_spec = match self
+        // The scale target, read on demand (Deployments and StatefulSets). A failed read never rejects.
+        let template = match self
             .cluster
             .pod_template(namespace, target.kind(), &target.name)
             .await
@@ -243,10 +243,16 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
                 None
             }
         };
+        let pod_spec = template.as_ref().and_then(|t| t.spec.as_ref());
         if !dry_run {
-            self.check_resources(so, namespace, pod_spec.as_ref(), &mut out)
+            self.check_resources(so, namespace, pod_spec, &mut out)
                 .await;
         }
+        if let Some(t) = &template {
+            self.workload_warnings(namespace, target.kind(), &target.name, t, &mut out)
+                .await;
+        }
+        self.server_version_warning(&mut out);
 
         // Lint's warning about the scale-down window.
         let window = so
@@ -271,13 +277,56 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
         self.check_triggers(
             namespace,
             &so.spec.triggers,
-            pod_spec.as_ref(),
+            pod_spec,
             known_target && pod_spec.is_some(),
             env_container,
             &mut out,
         )
         .await;
         out
+    }
+
+    /// The scale target's graceful-shutdown warnings (as `keda lint`), as `<Kind> <name> <field>: …`.
+    /// The Services and Ingresses of the namespace are listed only when the ALB check can fire; a failed
+    /// list just leaves the ALB warning out.
+    async fn workload_warnings(
+        &self,
+        namespace: &str,
+        kind: &str,
+        name: &str,
+        template: &PodTemplateSpec,
+        out: &mut Outcome,
+    ) {
+        let Some(pod) = template.spec.as_ref() else {
+            return;
+        };
+        let exposure = if validate::alb_check_applies(pod) {
+            self.cluster.exposure(namespace).await.unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "reading what exposes the scale target");
+                Exposure::default()
+            })
+        } else {
+            Exposure::default()
+        };
+        let no_labels = BTreeMap::new();
+        let labels = template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.as_ref())
+            .unwrap_or(&no_labels);
+        for f in validate::workload_warnings(namespace, labels, pod, &exposure) {
+            out.warnings
+                .push(format!("{kind} {name} {}: {}", f.field, f.message));
+        }
+    }
+
+    /// The warning about an API server outside the supported Kubernetes versions.
+    fn server_version_warning(&self, out: &mut Outcome) {
+        if let Some((major, minor)) = self.cluster.server_version()
+            && let Some(f) = validate::kubernetes_version(&major, &minor)
+        {
+            out.warnings.push(f.message);
+        }
     }
 
     /// cpu/memory triggers: containers need requests (or limits, or a LimitRange default), and scale to
@@ -443,6 +492,7 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
     pub async fn scaled_job(&self, sj: &ScaledJob, namespace: &str) -> Outcome {
         let mut out = Outcome::default();
         out.findings(validate::scaled_job(sj));
+        self.server_version_warning(&mut out);
         let pod_spec = sj
             .spec
             .job_target_ref

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use keda_resolver::validate::{Exposure, IngressInfo, ServiceInfo};
 use keda_resolver::{Absent, AbsentPolicy, MemorySource, Resolver};
 use keda_webhooks::{Index, Kind, MemoryCluster, Metrics, Webhook};
 use serde_json::{Value, json};
@@ -46,13 +48,50 @@ fn webhook() -> Webhook<MemorySource, MemoryCluster> {
             .expect("TA spec"),
         );
     let mut cluster = MemoryCluster::default();
-    let pod: PodSpec = serde_json::from_value(json!({"containers": [
+    let pod: PodTemplateSpec = serde_json::from_value(json!({"spec": {"containers": [
         {"name": "app", "image": "x", "resources": {"requests": {"memory": "64Mi"}}}
-    ]}))
-    .expect("pod spec");
+    ]}}))
+    .expect("pod template");
     cluster
         .workloads
         .insert((NS.into(), "Deployment".into(), "web".into()), pod);
+    // Graceful-shutdown pitfalls: `shop` sleeps 30 s in preStop with the default 30 s grace period and
+    // sits behind an ALB Ingress; `shop-ok` has a 90 s grace period behind the same Ingress.
+    for (name, grace) in [("shop", None), ("shop-ok", Some(90))] {
+        let template: PodTemplateSpec = serde_json::from_value(json!({
+            "metadata": {"labels": {"app": name}},
+            "spec": {"terminationGracePeriodSeconds": grace, "containers": [
+                {"name": "app", "image": "x", "lifecycle": {"preStop": {"exec": {"command": ["sleep", "30"]}}}}
+            ]}
+        }))
+        .expect("pod template");
+        cluster
+            .workloads
+            .insert((NS.into(), "Deployment".into(), name.into()), template);
+    }
+    let services = ["shop", "shop-ok"].map(|n| {
+        let svc: Service = serde_json::from_value(json!({
+            "metadata": {"name": n, "namespace": NS}, "spec": {"selector": {"app": n}}
+        }))
+        .expect("Service");
+        ServiceInfo::from_service(&svc)
+    });
+    let ingress: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "public", "namespace": NS, "annotations": {"kubernetes.io/ingress.class": "alb"}},
+        "spec": {"rules": [{"http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "shop", "port": {"number": 80}}}},
+            {"path": "/ok", "pathType": "Prefix", "backend": {"service": {"name": "shop-ok", "port": {"number": 80}}}}
+        ]}}]}
+    }))
+    .expect("Ingress");
+    cluster.exposure.insert(
+        NS.into(),
+        Exposure {
+            services: services.to_vec(),
+            ingresses: vec![IngressInfo::from_ingress(&ingress)],
+            alb_classes: Default::default(),
+        },
+    );
     Webhook {
         index,
         resolver: Resolver::new(source, "keda"),
@@ -399,6 +438,59 @@ async fn warnings_are_returned() {
         warnings
             .iter()
             .any(|m| m.contains("no scale-down stabilization window")),
+        "{warnings:?}"
+    );
+}
+
+#[tokio::test]
+async fn graceful_shutdown_and_server_version_warnings() {
+    let mut w = webhook();
+    let review = |target: &str| {
+        review_of(
+            Kind::ScaledObject,
+            "CREATE",
+            so(
+                target,
+                json!({"scaleTargetRef": {"name": target}, "advanced": advanced(), "triggers": [api_trigger()]}),
+            ),
+            None,
+            false,
+        )
+    };
+    let (allowed, _, warnings) = run(&w, Kind::ScaledObject, &review("shop")).await;
+    assert!(allowed, "{warnings:?}");
+    let has = |ws: &[String], s: &str| ws.iter().any(|m| m.contains(s));
+    assert!(
+        has(
+            &warnings,
+            "Deployment shop spec.template.spec.terminationGracePeriodSeconds: terminationGracePeriodSeconds 30 (the default) is not longer than the preStop sleep of container \"app\" (30 s)"
+        ),
+        "{warnings:?}"
+    );
+    assert!(
+        has(
+            &warnings,
+            "behind the AWS ALB Ingress team/public (Service shop)"
+        ),
+        "{warnings:?}"
+    );
+    let (allowed, _, warnings) = run(&w, Kind::ScaledObject, &review("shop-ok")).await;
+    assert!(allowed && warnings.is_empty(), "{warnings:?}");
+    // A target that does not exist: allowed, no workload warnings.
+    let (allowed, _, warnings) = run(&w, Kind::ScaledObject, &review("absent")).await;
+    assert!(
+        allowed && !has(&warnings, "terminationGracePeriodSeconds"),
+        "{warnings:?}"
+    );
+
+    // The API server's version: inside the window nothing, outside it a warning.
+    w.cluster.server_version = Some(("1".into(), "35".into()));
+    let (_, _, warnings) = run(&w, Kind::ScaledObject, &review("shop-ok")).await;
+    assert!(warnings.is_empty(), "{warnings:?}");
+    w.cluster.server_version = Some(("1".into(), "29".into()));
+    let (allowed, _, warnings) = run(&w, Kind::ScaledObject, &review("shop-ok")).await;
+    assert!(
+        allowed && has(&warnings, "Kubernetes server version 1.29 is outside"),
         "{warnings:?}"
     );
 }

@@ -18,13 +18,13 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PodSpec, Secret};
 use keda_api::common::AuthenticationRefKind;
 use keda_api::{
     ClusterTriggerAuthentication, ScaleTriggers, ScaledJob, ScaledObject, TriggerAuthentication,
     TriggerAuthenticationSpec,
 };
-use keda_resolver::validate::{self, Finding, Severity};
+use keda_resolver::validate::{self, Exposure, Finding, IngressInfo, ServiceInfo, Severity};
 use keda_resolver::{
     Absent, AbsentPolicy, MemorySource, ObjectRef, ResolveError, ResolvedAuth, ResolvedEnv,
     Resolver,
@@ -51,18 +51,9 @@ pub mod codes {
     /// Warning: something the resolution noticed (an env parameter whose variable is not set, a
     /// deprecated pod identity provider).
     pub const AUTH_NOTE: &str = "auth-note";
-    /// Warning: `terminationGracePeriodSeconds` does not cover a container's preStop sleep.
-    pub const GRACE_PERIOD_SHORTER_THAN_PRESTOP: &str = "grace-period-shorter-than-prestop";
-    /// Warning: pods behind an AWS ALB with `terminationGracePeriodSeconds` below its 60 s idle timeout.
-    pub const ALB_GRACE_PERIOD: &str = "alb-grace-period";
+    // The workload warnings (graceful shutdown) are `validate::codes::GRACE_PERIOD_SHORTER_THAN_PRESTOP`
+    // and `validate::codes::ALB_GRACE_PERIOD`.
 }
-
-/// Kubernetes' default `terminationGracePeriodSeconds`.
-const DEFAULT_GRACE_SECONDS: i64 = 30;
-/// The AWS ALB's default idle timeout.
-const ALB_IDLE_TIMEOUT_SECONDS: i64 = 60;
-/// The AWS Load Balancer Controller's IngressClass controller name.
-const ALB_CONTROLLER: &str = "ingress.k8s.aws/alb";
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -355,20 +346,6 @@ struct Workload {
     pod_spec: PodSpec,
 }
 
-struct ServiceInfo {
-    namespace: String,
-    name: String,
-    selector: BTreeMap<String, String>,
-}
-
-struct IngressInfo {
-    namespace: String,
-    name: String,
-    class: Option<String>,
-    alb_annotated: bool,
-    backends: BTreeSet<String>,
-}
-
 enum KedaObject {
     ScaledObject(Box<ScaledObject>),
     ScaledJob(Box<ScaledJob>),
@@ -382,9 +359,8 @@ struct Set {
     invalid: Vec<(Meta, Finding)>,
     source: MemorySource,
     workloads: Vec<Workload>,
-    services: Vec<ServiceInfo>,
-    ingresses: Vec<IngressInfo>,
-    alb_classes: BTreeSet<String>,
+    /// Services, Ingresses and ALB IngressClasses of the input (for the workload warnings).
+    exposure: Exposure,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, Finding> {
@@ -427,9 +403,7 @@ fn collect(docs: Vec<Doc>) -> Set {
         invalid: Vec::new(),
         source: MemorySource::default(),
         workloads: Vec::new(),
-        services: Vec::new(),
-        ingresses: Vec::new(),
-        alb_classes: BTreeSet::new(),
+        exposure: Exposure::default(),
     };
     let mut has_ta = false;
     let mut has_cta = false;
@@ -514,17 +488,18 @@ fn collect(docs: Vec<Doc>) -> Set {
             }
             ("Service", _, true) => {
                 let meta = Meta::of(&value, false);
-                set.services.push(ServiceInfo {
+                set.exposure.services.push(ServiceInfo {
                     namespace: meta.namespace,
                     name: meta.name,
                     selector: string_map(value.pointer("/spec/selector")),
                 });
             }
-            ("Ingress", _, _) => set.ingresses.push(ingress(&value)),
+            ("Ingress", _, _) => set.exposure.ingresses.push(ingress(&value)),
             ("IngressClass", _, _) => {
-                if value.pointer("/spec/controller").and_then(Value::as_str) == Some(ALB_CONTROLLER)
+                if value.pointer("/spec/controller").and_then(Value::as_str)
+                    == Some(validate::ALB_CONTROLLER)
                 {
-                    set.alb_classes.insert(Meta::of(&value, true).name);
+                    set.exposure.alb_classes.insert(Meta::of(&value, true).name);
                 }
             }
             _ => {
@@ -563,18 +538,6 @@ fn collect(docs: Vec<Doc>) -> Set {
 fn ingress(value: &Value) -> IngressInfo {
     let meta = Meta::of(value, false);
     let annotations = string_map(value.pointer("/metadata/annotations"));
-    let class = value
-        .pointer("/spec/ingressClassName")
-        .and_then(Value::as_str)
-        .or_else(|| {
-            annotations
-                .get("kubernetes.io/ingress.class")
-                .map(String::as_str)
-        })
-        .map(str::to_owned);
-    let alb_annotated = annotations
-        .keys()
-        .any(|k| k.starts_with("alb.ingress.kubernetes.io/"));
     let mut backends = BTreeSet::new();
     let mut add_backend = |b: Option<&Value>| {
         if let Some(b) = b {
@@ -605,13 +568,15 @@ fn ingress(value: &Value) -> IngressInfo {
             add_backend(path.get("backend"));
         }
     }
-    IngressInfo {
-        namespace: meta.namespace,
-        name: meta.name,
-        class,
-        alb_annotated,
+    IngressInfo::new(
+        meta.namespace,
+        meta.name,
+        value
+            .pointer("/spec/ingressClassName")
+            .and_then(Value::as_str),
+        &annotations,
         backends,
-    }
+    )
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -620,9 +585,7 @@ fn ingress(value: &Value) -> IngressInfo {
 struct Ctx {
     resolver: Resolver<MemorySource>,
     workloads: Vec<Workload>,
-    services: Vec<ServiceInfo>,
-    ingresses: Vec<IngressInfo>,
-    alb_classes: BTreeSet<String>,
+    exposure: Exposure,
 }
 
 async fn lint_documents(docs: Vec<Doc>, cluster_object_namespace: &str) -> Vec<LintResult> {
@@ -634,9 +597,7 @@ async fn lint_documents(docs: Vec<Doc>, cluster_object_namespace: &str) -> Vec<L
     let ctx = Ctx {
         resolver: Resolver::new(set.source, cluster_object_namespace),
         workloads: set.workloads,
-        services: set.services,
-        ingresses: set.ingresses,
-        alb_classes: set.alb_classes,
+        exposure: set.exposure,
     };
     // Workload warnings once per workload, however many ScaledObjects target it.
     let mut workloads_checked = BTreeSet::new();
@@ -1094,168 +1055,12 @@ fn first_allowed_value(reason: &str) -> Option<String> {
 // Workload warnings (the seed guide's graceful-shutdown pitfalls)
 
 fn workload_findings(ctx: &Ctx, w: &Workload) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let grace_field = "spec.template.spec.terminationGracePeriodSeconds";
-    let (grace, grace_text) = match w.pod_spec.termination_grace_period_seconds {
-        Some(g) => (g, format!("{g}")),
-        None => (
-            DEFAULT_GRACE_SECONDS,
-            format!("{DEFAULT_GRACE_SECONDS} (the default)"),
-        ),
-    };
-    let longest = w
-        .pod_spec
-        .containers
-        .iter()
-        .filter_map(|c| prestop_sleep_seconds(c).map(|s| (c, s)))
-        .max_by(|a, b| a.1.total_cmp(&b.1));
-    if let Some((c, sleep)) = longest
-        && (grace as f64) <= sleep
-    {
-        out.push(Finding::warning(
-            grace_field,
-            codes::GRACE_PERIOD_SHORTER_THAN_PRESTOP,
-            format!(
-                "terminationGracePeriodSeconds {grace_text} is not longer than the preStop sleep of container {:?} ({sleep} s): on scale-in the kubelet kills the container before the hook ends; set it above the sleep plus the application's shutdown time",
-                c.name
-            ),
-        ));
-    }
-    if grace < ALB_IDLE_TIMEOUT_SECONDS
-        && let Some((ingress, service)) = alb_exposure(ctx, w)
-    {
-        out.push(Finding::warning(
-            grace_field,
-            codes::ALB_GRACE_PERIOD,
-            format!(
-                "the pods are behind the AWS ALB Ingress {}/{} (Service {service}); terminationGracePeriodSeconds {grace_text} is below the ALB's {ALB_IDLE_TIMEOUT_SECONDS} s idle timeout, so pods removed on scale-in can drop connections the ALB still uses (502): set it to at least {ALB_IDLE_TIMEOUT_SECONDS}",
-                ingress.namespace, ingress.name
-            ),
-        ));
-    }
-    out
-}
-
-/// The ALB Ingress and the Service through which the workload's pods are exposed, if any.
-fn alb_exposure<'c>(ctx: &'c Ctx, w: &Workload) -> Option<(&'c IngressInfo, &'c str)> {
-    for ingress in &ctx.ingresses {
-        let is_alb = ingress.alb_annotated
-            || ingress
-                .class
-                .as_deref()
-                .is_some_and(|c| c == "alb" || ctx.alb_classes.contains(c));
-        if !is_alb || ingress.namespace != w.meta.namespace {
-            continue;
-        }
-        for svc in &ctx.services {
-            let selects = !svc.selector.is_empty()
-                && svc
-                    .selector
-                    .iter()
-                    .all(|(k, v)| w.pod_labels.get(k) == Some(v));
-            if svc.namespace == ingress.namespace && selects && ingress.backends.contains(&svc.name)
-            {
-                return Some((ingress, svc.name.as_str()));
-            }
-        }
-    }
-    None
-}
-
-/// Seconds a container's preStop hook sleeps: the `sleep` action, `sleep N` as the command, or the
-/// `sleep N` steps of a `sh -c` script.
-fn prestop_sleep_seconds(c: &Container) -> Option<f64> {
-    let pre_stop = c.lifecycle.as_ref()?.pre_stop.as_ref()?;
-    if let Some(s) = &pre_stop.sleep {
-        return Some(s.seconds as f64);
-    }
-    let command = pre_stop.exec.as_ref()?.command.as_ref()?;
-    let program = command.first()?.rsplit('/').next().unwrap_or("");
-    match program {
-        "sleep" => command.get(1).and_then(|a| sleep_duration(a)),
-        "sh" | "bash" | "ash" | "dash" | "zsh" => {
-            let script = command
-                .iter()
-                .position(|a| a.starts_with('-') && a.contains('c'))
-                .and_then(|i| command.get(i + 1))?;
-            sleep_in_script(script)
-        }
-        _ => None,
-    }
-}
-
-/// Total of the `sleep N` commands of a shell script.
-fn sleep_in_script(script: &str) -> Option<f64> {
-    let tokens: Vec<&str> = script
-        .split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')'))
-        .filter(|t| !t.is_empty())
-        .collect();
-    let mut total = None;
-    for pair in tokens.windows(2) {
-        if pair[0].rsplit('/').next() == Some("sleep")
-            && let Some(s) = sleep_duration(pair[1])
-        {
-            total = Some(total.unwrap_or(0.0) + s);
-        }
-    }
-    total
-}
-
-/// A `sleep` argument: seconds, optionally with an s/m/h/d suffix (GNU sleep).
-fn sleep_duration(arg: &str) -> Option<f64> {
-    let arg = arg.trim().trim_matches(|c| c == '"' || c == '\'');
-    let (number, factor) = match arg.char_indices().last()? {
-        (i, 's') => (&arg[..i], 1.0),
-        (i, 'm') => (&arg[..i], 60.0),
-        (i, 'h') => (&arg[..i], 3600.0),
-        (i, 'd') => (&arg[..i], 86400.0),
-        _ => (arg, 1.0),
-    };
-    number
-        .parse::<f64>()
-        .ok()
-        .filter(|n| n.is_finite() && *n >= 0.0)
-        .map(|n| n * factor)
+    validate::workload_warnings(&w.meta.namespace, &w.pod_labels, &w.pod_spec, &ctx.exposure)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prestop_sleeps() {
-        let cases: &[(&str, Option<f64>)] = &[
-            ("{name: a}", None),
-            (
-                "{name: a, lifecycle: {preStop: {exec: {command: [sleep, '50']}}}}",
-                Some(50.0),
-            ),
-            (
-                "{name: a, lifecycle: {preStop: {exec: {command: [/bin/sleep, 1m]}}}}",
-                Some(60.0),
-            ),
-            (
-                "{name: a, lifecycle: {preStop: {exec: {command: [/bin/sh, -c, 'sleep 20 && nginx -s quit; sleep 5']}}}}",
-                Some(25.0),
-            ),
-            (
-                "{name: a, lifecycle: {preStop: {sleep: {seconds: 45}}}}",
-                Some(45.0),
-            ),
-            (
-                "{name: a, lifecycle: {preStop: {exec: {command: [sleep, infinity]}}}}",
-                None,
-            ),
-            (
-                "{name: a, lifecycle: {preStop: {httpGet: {port: 80, path: /drain}}}}",
-                None,
-            ),
-        ];
-        for (yaml, want) in cases {
-            let c: Container = serde_yaml_ng::from_str(yaml).expect("container");
-            assert_eq!(prestop_sleep_seconds(&c), *want, "{yaml}");
-        }
-    }
 
     fn trigger(yaml: &str) -> ScaleTriggers {
         serde_yaml_ng::from_str(yaml).expect("trigger")

@@ -1,6 +1,7 @@
 //! `keda admission-webhooks` behind a ValidatingWebhookConfiguration `keda-admission` that calls it by
 //! URL (https://10.200.0.1:<port>/…) and applies only to this test's namespace (label selector), so other
-//! tests are not affected. Rejections, a warning on kubectl's stderr, and an accepted object.
+//! tests are not affected. Rejections, a warning on kubectl's stderr, an accepted object, and the
+//! graceful-shutdown warnings about a Deployment behind an AWS ALB Ingress.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -109,6 +110,22 @@ fn scaled_object(name: &str, target: &str, spec: &str, triggers: &str) -> String
     format!(
         "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: {name}}}\nspec:\n  scaleTargetRef: {{name: {target}}}\n  advanced: {{horizontalPodAutoscalerConfig: {{behavior: {{scaleDown: {{stabilizationWindowSeconds: 60}}}}}}}}\n{spec}  triggers:\n{triggers}"
     )
+}
+
+/// Deployments `shop` (preStop sleep 30 s, grace period 30 s) and `shop-ok` (the same sleep, grace
+/// period 90 s), their Services, and one Ingress annotated for the AWS Load Balancer Controller that
+/// routes to both.
+fn shop_objects() -> String {
+    let mut out = String::new();
+    for (name, grace) in [("shop", 30), ("shop-ok", 90)] {
+        out.push_str(&format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      terminationGracePeriodSeconds: {grace}\n      containers:\n      - name: app\n        image: example/app:1\n        lifecycle: {{preStop: {{exec: {{command: [sleep, \"30\"]}}}}}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  selector: {{app: {name}}}\n  ports: [{{port: 80, targetPort: 8080}}]\n---\n"
+        ));
+    }
+    out.push_str(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: public\n  annotations:\n    alb.ingress.kubernetes.io/scheme: internet-facing\n    alb.ingress.kubernetes.io/target-type: ip\nspec:\n  rules:\n  - http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: shop, port: {number: 80}}}}\n      - {path: /ok, pathType: Prefix, backend: {service: {name: shop-ok, port: {number: 80}}}}\n",
+    );
+    out
 }
 
 const API_TRIGGER: &str = "  - type: metrics-api\n    name: api\n    metadata: {url: \"http://127.0.0.1:1/m\", valueLocation: value, targetValue: \"10\"}\n";
@@ -310,6 +327,32 @@ async fn webhook_rejects_warns_and_accepts() -> Result<()> {
     let stored = kubectl_ok(&["get", "scaledobjects", "-n", &ns, "-o", "name"], None)?;
     if stored.trim() != "scaledobject.keda.sh/web" {
         bail!("unexpected ScaledObjects stored: {stored}");
+    }
+
+    // The seed guide's graceful-shutdown pitfalls, read from the cluster: a preStop sleep of 30 s with a
+    // 30 s grace period behind an ALB Ingress warns twice; a 90 s grace period behind it warns not at all.
+    apply(&ns, &shop_objects())?;
+    let (ok, stderr) = try_apply(&ns, &scaled_object("shop", "shop", "", API_TRIGGER))?;
+    let grace_warning = "is not longer than the preStop sleep of container \"app\" (30 s)";
+    let alb_warning = "the pods are behind the AWS ALB Ingress";
+    if !ok
+        || !stderr.contains("Deployment shop spec.template.spec.terminationGracePeriodSeconds")
+        || !stderr.contains(grace_warning)
+        || !stderr.contains(&format!("{alb_warning} {ns}/public (Service shop)"))
+    {
+        bail!(
+            "ScaledObject on shop: success={ok}, expected the preStop and ALB warnings; stderr: {stderr}\nwebhook log:\n{}",
+            process.log_tail()
+        );
+    }
+    let (ok, stderr) = try_apply(&ns, &scaled_object("shop-ok", "shop-ok", "", API_TRIGGER))?;
+    if !ok
+        || stderr.contains("terminationGracePeriodSeconds")
+        || stderr.contains("Kubernetes server version")
+    {
+        bail!(
+            "ScaledObject on shop-ok: success={ok}, expected no workload or version warnings; stderr: {stderr}"
+        );
     }
 
     drop(_guard);
