@@ -16,6 +16,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::Context;
 use crate::error::Error;
+use crate::metrics::ResourceKind;
 use crate::status::set_condition;
 use crate::triggers::parse_all;
 
@@ -74,6 +75,9 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error
     let ns = so.namespace().unwrap_or_default();
     let name = so.name_any();
     let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
+    let types: Vec<&str> = so.spec.triggers.iter().map(|t| t.r#type.as_str()).collect();
+    ctx.metrics
+        .register(ResourceKind::ScaledObject, &ns, &name, &types);
 
     // The label lets the metrics API select this object's metrics.
     if so.labels().get(labels::SCALED_OBJECT_NAME) != Some(&name) {
@@ -383,6 +387,8 @@ async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Err
     let ns = so.namespace().unwrap_or_default();
     let name = so.name_any();
     ctx.loops.stop(&ns, &name);
+    ctx.metrics
+        .unregister(ResourceKind::ScaledObject, &ns, &name);
     if so.spec.restore_to_original_replica_count()
         && let Some(original) = so.status.as_ref().and_then(|s| s.original_replica_count)
         && so

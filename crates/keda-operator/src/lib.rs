@@ -11,6 +11,7 @@ pub mod metrics_service;
 pub mod scale_loop;
 pub mod status;
 pub mod target;
+pub mod trigger_auth;
 pub mod triggers;
 
 use std::net::SocketAddr;
@@ -290,6 +291,11 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         )
         .with_restrict_secret_access(keda_resolver::restrict_secret_access_from_env()),
     });
+    tokio::spawn(trigger_auth::count(
+        client.clone(),
+        config.watch_namespace.clone(),
+        ctx.metrics.clone(),
+    ));
     let watched: Option<Vec<String>> = config
         .watch_namespace
         .as_deref()

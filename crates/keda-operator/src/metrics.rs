@@ -1,12 +1,17 @@
 //! Prometheus metrics with upstream's names and labels (`keda_scaler_metrics_value`, …).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use keda_api::consts::prometheus as names;
+use keda_scalers::http::{HttpObserver, HttpOutcome, RequestLabels};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// Upstream's common label set: `namespace, metric, scaledObject, scaler, triggerIndex, type`.
@@ -28,6 +33,94 @@ pub struct ObjectLabels {
     pub namespace: String,
     pub scaledObject: String,
 }
+
+#[allow(non_snake_case)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub namespace: String,
+    pub scaledJob: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TriggerTypeLabels {
+    pub r#type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    pub r#type: String,
+    pub namespace: String,
+}
+
+/// `keda_scaler_http_requests_total`: who asked, and how the request ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpRequestLabels {
+    pub namespace: String,
+    pub scaled_resource: String,
+    pub scaler: String,
+    pub trigger_name: String,
+    pub metric_name: String,
+    pub status_code: String,
+}
+
+/// `keda_scaler_http_request_duration_seconds` without `--enable-high-cardinality-metrics-labels`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpDurationLabels {
+    pub scaler: String,
+    pub status_code: String,
+}
+
+/// Upstream's buckets of `keda_scaler_http_request_duration_seconds` (5 ms to 10 s).
+pub const HTTP_DURATION_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+fn http_duration_histogram() -> Histogram {
+    Histogram::new(HTTP_DURATION_BUCKETS)
+}
+
+/// The KEDA custom resource kinds counted by `keda_resource_registered_total` (its `type` label).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum ResourceKind {
+    ScaledObject,
+    ScaledJob,
+    TriggerAuthentication,
+    ClusterTriggerAuthentication,
+}
+
+impl ResourceKind {
+    /// Upstream's label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::ScaledObject => "scaled_object",
+            ResourceKind::ScaledJob => "scaled_job",
+            ResourceKind::TriggerAuthentication => "trigger_authentication",
+            ResourceKind::ClusterTriggerAuthentication => "cluster_trigger_authentication",
+        }
+    }
+}
+
+/// Namespace label of cluster-scoped objects, as upstream.
+const DEFAULT_NAMESPACE: &str = "default";
+
+fn label_namespace(namespace: &str) -> &str {
+    if namespace.is_empty() {
+        DEFAULT_NAMESPACE
+    } else {
+        namespace
+    }
+}
+
+/// What one registered object adds to the gauges.
+#[derive(Clone, Debug, PartialEq)]
+struct Registration {
+    /// The `namespace` label.
+    namespace: String,
+    trigger_types: Vec<String>,
+}
+
+/// Kind, the object's namespace (empty when cluster-scoped) and name.
+type RegistrationKey = (ResourceKind, String, String);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LoopLabels {
@@ -56,6 +149,16 @@ pub struct Metrics {
     pub scaled_object_errors_total: Family<ObjectLabels, Counter>,
     pub scaled_object_paused: Family<ObjectLabels, FloatGauge>,
     pub scale_loop_latency_seconds: Family<LoopLabels, FloatGauge>,
+    /// Registered but not written yet: the ScaledJob controller does not exist.
+    pub scaled_job_errors_total: Family<JobLabels, Counter>,
+    pub trigger_registered_total: Family<TriggerTypeLabels, Gauge>,
+    pub resource_registered_total: Family<ResourceLabels, Gauge>,
+    pub scaler_http_requests_total: Family<HttpRequestLabels, Counter>,
+    pub scaler_http_request_duration_seconds:
+        Family<HttpDurationLabels, Histogram, fn() -> Histogram>,
+    /// The objects counted in the two `registered_total` gauges, so that re-registering (every
+    /// reconcile) or unregistering an object changes them by exactly what it contributed.
+    registrations: Mutex<HashMap<RegistrationKey, Registration>>,
 }
 
 /// prometheus-client appends `_total` to counters itself, so counters are registered without it.
@@ -74,6 +177,14 @@ impl Default for Metrics {
             scaled_object_errors_total: Family::default(),
             scaled_object_paused: Family::default(),
             scale_loop_latency_seconds: Family::default(),
+            scaled_job_errors_total: Family::default(),
+            trigger_registered_total: Family::default(),
+            resource_registered_total: Family::default(),
+            scaler_http_requests_total: Family::default(),
+            scaler_http_request_duration_seconds: Family::new_with_constructor(
+                http_duration_histogram,
+            ),
+            registrations: Mutex::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -111,6 +222,32 @@ impl Default for Metrics {
             "Total deviation (in seconds) between the expected execution time and the actual execution time for the scaling loop",
             m.scale_loop_latency_seconds.clone(),
         );
+        registry.register(
+            strip_total(names::SCALED_JOB_ERRORS_TOTAL),
+            "Number of scaled job errors",
+            m.scaled_job_errors_total.clone(),
+        );
+        // Gauges keep their `_total` suffix (prometheus-client only appends it to counters).
+        registry.register(
+            names::TRIGGER_REGISTERED_TOTAL,
+            "Total number of triggers per trigger type registered",
+            m.trigger_registered_total.clone(),
+        );
+        registry.register(
+            names::RESOURCE_REGISTERED_TOTAL,
+            "Total number of KEDA custom resources per namespace for each custom resource type (CRD) registered",
+            m.resource_registered_total.clone(),
+        );
+        registry.register(
+            strip_total(names::SCALER_HTTP_REQUESTS_TOTAL),
+            "Total number of outbound HTTP requests issued during scaler metric collection",
+            m.scaler_http_requests_total.clone(),
+        );
+        registry.register(
+            names::SCALER_HTTP_REQUEST_DURATION_SECONDS,
+            "Duration in seconds of outbound HTTP requests issued during scaler metric collection",
+            m.scaler_http_request_duration_seconds.clone(),
+        );
         let build: Family<BuildLabels, Gauge> = Family::default();
         build
             .get_or_create(&BuildLabels {
@@ -131,6 +268,73 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts `name` (and its triggers' types) as registered. Idempotent: registering again replaces what
+    /// the object contributed before, so the controller calls it on every reconcile, as upstream.
+    pub fn register(
+        &self,
+        kind: ResourceKind,
+        namespace: &str,
+        name: &str,
+        trigger_types: &[&str],
+    ) {
+        let Ok(mut regs) = self.registrations.lock() else {
+            return;
+        };
+        let new = Registration {
+            namespace: label_namespace(namespace).to_owned(),
+            trigger_types: trigger_types
+                .iter()
+                .filter(|t| !t.is_empty())
+                .map(|t| (*t).to_owned())
+                .collect(),
+        };
+        let key = (kind, namespace.to_owned(), name.to_owned());
+        if let Some(old) = regs.insert(key, new.clone()) {
+            self.count(kind, &old, -1);
+        }
+        self.count(kind, &new, 1);
+    }
+
+    /// Stops counting `name`; a no-op for an object that is not registered.
+    pub fn unregister(&self, kind: ResourceKind, namespace: &str, name: &str) {
+        let Ok(mut regs) = self.registrations.lock() else {
+            return;
+        };
+        if let Some(old) = regs.remove(&(kind, namespace.to_owned(), name.to_owned())) {
+            self.count(kind, &old, -1);
+        }
+    }
+
+    /// Unregisters every object of `kind` for which `keep(namespace, name)` is false (after a re-list);
+    /// `namespace` is the object's own, empty for cluster-scoped objects.
+    pub fn retain_registered(&self, kind: ResourceKind, keep: impl Fn(&str, &str) -> bool) {
+        let gone: Vec<(String, String)> = match self.registrations.lock() {
+            Ok(regs) => regs
+                .keys()
+                .filter(|(k, ns, name)| *k == kind && !keep(ns, name))
+                .map(|(_, ns, name)| (ns.clone(), name.clone()))
+                .collect(),
+            Err(_) => return,
+        };
+        for (ns, name) in gone {
+            self.unregister(kind, &ns, &name);
+        }
+    }
+
+    fn count(&self, kind: ResourceKind, reg: &Registration, delta: i64) {
+        self.resource_registered_total
+            .get_or_create(&ResourceLabels {
+                r#type: kind.as_str().to_owned(),
+                namespace: reg.namespace.clone(),
+            })
+            .inc_by(delta);
+        for t in &reg.trigger_types {
+            self.trigger_registered_total
+                .get_or_create(&TriggerTypeLabels { r#type: t.clone() })
+                .inc_by(delta);
+        }
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -138,6 +342,29 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// Outbound requests of the scalers (`keda_scaler_http_*`), reported by `keda_scalers::http::observe`.
+impl HttpObserver for Metrics {
+    fn observe(&self, labels: &RequestLabels, outcome: HttpOutcome, duration: Duration) {
+        let status_code = outcome.status_code_label();
+        self.scaler_http_request_duration_seconds
+            .get_or_create(&HttpDurationLabels {
+                scaler: labels.scaler.clone(),
+                status_code: status_code.clone(),
+            })
+            .observe(duration.as_secs_f64());
+        self.scaler_http_requests_total
+            .get_or_create(&HttpRequestLabels {
+                namespace: labels.namespace.clone(),
+                scaled_resource: labels.scaled_resource.clone(),
+                scaler: labels.scaler.clone(),
+                trigger_name: labels.trigger_name.clone(),
+                metric_name: labels.metric_name.clone(),
+                status_code,
+            })
+            .inc();
     }
 }
 
@@ -164,5 +391,120 @@ mod tests {
         ), "{text}");
         assert!(text.contains("keda_scaler_detail_errors_total{"), "{text}");
         assert!(text.contains("keda_build_info{"), "{text}");
+    }
+
+    #[test]
+    fn every_upstream_metric_is_exposed_with_its_type() {
+        let m = Metrics::default();
+        m.scaled_job_errors_total
+            .get_or_create(&JobLabels {
+                namespace: "default".into(),
+                scaledJob: "jobs".into(),
+            })
+            .inc();
+        m.register(ResourceKind::ScaledObject, "shop", "web", &["cron"]);
+        m.observe(
+            &RequestLabels {
+                namespace: "shop".into(),
+                scaled_resource: "web".into(),
+                scaler: "metrics-api".into(),
+                trigger_name: "".into(),
+                metric_name: "s0-metric-api-value".into(),
+            },
+            HttpOutcome::Status(200),
+            Duration::from_millis(20),
+        );
+        let text = m.encode();
+        for (name, kind) in [
+            (names::SCALED_JOB_ERRORS_TOTAL, "counter"),
+            (names::TRIGGER_REGISTERED_TOTAL, "gauge"),
+            (names::RESOURCE_REGISTERED_TOTAL, "gauge"),
+            (names::SCALER_HTTP_REQUESTS_TOTAL, "counter"),
+            (names::SCALER_HTTP_REQUEST_DURATION_SECONDS, "histogram"),
+        ] {
+            let family = if kind == "counter" {
+                strip_total(name)
+            } else {
+                name
+            };
+            assert!(
+                text.contains(&format!("# TYPE {family} {kind}\n")),
+                "{name} as {kind}:\n{text}"
+            );
+        }
+        for line in [
+            r#"keda_scaled_job_errors_total{namespace="default",scaledJob="jobs"} 1"#,
+            r#"keda_trigger_registered_total{type="cron"} 1"#,
+            r#"keda_resource_registered_total{type="scaled_object",namespace="shop"} 1"#,
+            r#"keda_scaler_http_requests_total{namespace="shop",scaled_resource="web",scaler="metrics-api",trigger_name="",metric_name="s0-metric-api-value",status_code="200"} 1"#,
+            r#"keda_scaler_http_request_duration_seconds_bucket{le="0.025",scaler="metrics-api",status_code="200"} 1"#,
+            r#"keda_scaler_http_request_duration_seconds_bucket{le="0.01",scaler="metrics-api",status_code="200"} 0"#,
+            r#"keda_scaler_http_request_duration_seconds_count{scaler="metrics-api",status_code="200"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+    }
+
+    fn gauge(m: &Metrics, line_start: &str) -> Option<String> {
+        m.encode()
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .map(|l| l[line_start.len()..].trim().to_owned())
+    }
+
+    #[test]
+    fn registered_counts_follow_adds_updates_and_removals() {
+        let m = Metrics::default();
+        let so = |ns: &str| {
+            format!(r#"keda_resource_registered_total{{type="scaled_object",namespace="{ns}"}}"#)
+        };
+        let trig = |t: &str| format!(r#"keda_trigger_registered_total{{type="{t}"}}"#);
+        m.register(
+            ResourceKind::ScaledObject,
+            "a",
+            "web",
+            &["cron", "metrics-api"],
+        );
+        m.register(ResourceKind::ScaledObject, "a", "api", &["cron"]);
+        m.register(ResourceKind::ScaledObject, "b", "web", &["cron"]);
+        assert_eq!(gauge(&m, &so("a")).as_deref(), Some("2"));
+        assert_eq!(gauge(&m, &trig("cron")).as_deref(), Some("3"));
+        // Every reconcile registers again: nothing is counted twice; a changed trigger list replaces the old.
+        m.register(ResourceKind::ScaledObject, "a", "web", &["prometheus"]);
+        m.register(ResourceKind::ScaledObject, "a", "web", &["prometheus"]);
+        assert_eq!(gauge(&m, &so("a")).as_deref(), Some("2"));
+        assert_eq!(gauge(&m, &trig("cron")).as_deref(), Some("2"));
+        assert_eq!(gauge(&m, &trig("metrics-api")).as_deref(), Some("0"));
+        assert_eq!(gauge(&m, &trig("prometheus")).as_deref(), Some("1"));
+        m.unregister(ResourceKind::ScaledObject, "a", "web");
+        m.unregister(ResourceKind::ScaledObject, "a", "web");
+        m.unregister(ResourceKind::ScaledObject, "a", "never-registered");
+        assert_eq!(gauge(&m, &so("a")).as_deref(), Some("1"));
+        assert_eq!(gauge(&m, &trig("prometheus")).as_deref(), Some("0"));
+
+        // Authentications: no triggers; cluster-scoped ones count in namespace "default", as upstream.
+        m.register(ResourceKind::ClusterTriggerAuthentication, "", "vault", &[]);
+        m.register(ResourceKind::TriggerAuthentication, "a", "creds", &[]);
+        m.register(ResourceKind::TriggerAuthentication, "a", "other", &[]);
+        assert_eq!(
+            gauge(&m, r#"keda_resource_registered_total{type="cluster_trigger_authentication",namespace="default"}"#).as_deref(),
+            Some("1")
+        );
+        m.retain_registered(ResourceKind::TriggerAuthentication, |_, name| {
+            name == "creds"
+        });
+        assert_eq!(
+            gauge(
+                &m,
+                r#"keda_resource_registered_total{type="trigger_authentication",namespace="a"}"#
+            )
+            .as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            gauge(&m, &so("b")).as_deref(),
+            Some("1"),
+            "other kinds untouched"
+        );
     }
 }

@@ -12,6 +12,7 @@ use keda_api::ScaledObject;
 use keda_api::common::TriggerActivityStatus;
 use keda_api::consts::{condition_reasons, condition_types, event_reasons};
 use keda_scalers::Scaler;
+use keda_scalers::http::RequestLabels;
 use keda_scaling::activation::{
     Decision, ScaleLoopInput, ScaleReason, decide, scaled_object_is_active,
 };
@@ -241,7 +242,19 @@ async fn tick(
             return (Err("scaler not built".to_owned()), Duration::ZERO);
         };
         let started = Instant::now();
-        let result = match tokio::time::timeout(ctx.config.scaler_timeout, scaler.sample()).await {
+        // Requests the scaler sends are counted in `keda_scaler_http_*` under this object and trigger.
+        let sample = keda_scalers::http::observe(
+            RequestLabels {
+                namespace: key.0.clone(),
+                scaled_resource: key.1.clone(),
+                scaler: b.trigger.trigger_type.clone(),
+                trigger_name: b.trigger.name.clone().unwrap_or_default(),
+                metric_name: b.trigger.metric_name.clone(),
+            },
+            ctx.metrics.clone(),
+            scaler.sample(),
+        );
+        let result = match tokio::time::timeout(ctx.config.scaler_timeout, sample).await {
             Ok(Ok(s)) => Ok(s),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {:?}", ctx.config.scaler_timeout)),
@@ -284,6 +297,11 @@ async fn tick(
                     .scaler_metrics_latency_seconds
                     .get_or_create(&labels)
                     .set(latency.as_secs_f64());
+                // As upstream, the error counter exists (at 0) from the first poll, so rates are defined.
+                let _ = ctx
+                    .metrics
+                    .scaler_detail_errors_total
+                    .get_or_create(&labels);
                 if sample.active && !t.is_resource() {
                     any_active = true;
                     active_metrics.push(t.metric_name.clone());
@@ -326,14 +344,18 @@ async fn tick(
         }
         records.insert(t.metric_name.clone(), record);
     }
-    if any_error {
-        ctx.metrics
-            .scaled_object_errors_total
-            .get_or_create(&crate::metrics::ObjectLabels {
-                namespace: key.0.clone(),
-                scaledObject: key.1.clone(),
-            })
-            .inc();
+    {
+        // Created at 0 on the first poll, as upstream, so its rate is defined before any error.
+        let object_errors =
+            ctx.metrics
+                .scaled_object_errors_total
+                .get_or_create(&crate::metrics::ObjectLabels {
+                    namespace: key.0.clone(),
+                    scaledObject: key.1.clone(),
+                });
+        if any_error {
+            object_errors.inc();
+        }
     }
     ctx.loops.store_records(key, records.clone());
     ctx.loops.publish_scalers(key, built);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::http::{ClientKey, DEFAULT_TIMEOUT_MS};
+use crate::http::{ClientKey, DEFAULT_TIMEOUT_MS, ObservedSend};
 use crate::input::{AUTH, METADATA};
 use crate::{
     BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, TriggerConfig,
@@ -444,7 +444,7 @@ impl Scaler for DatadogScaler {
                     .header(reqwest::header::ACCEPT, "application/json")
                     .header("DD-API-KEY", &api.api_key)
                     .header("DD-APPLICATION-KEY", &api.app_key)
-                    .send()
+                    .observed_send()
                     .await
                     .map_err(|e| {
                         let what = if e.is_timeout() {
@@ -486,7 +486,7 @@ impl Scaler for DatadogScaler {
                 if let Some(token) = &ca.bearer_token {
                     req = req.bearer_auth(token);
                 }
-                let resp = req.send().await.map_err(|e| {
+                let resp = req.observed_send().await.map_err(|e| {
                     backend(
                         "requesting the Datadog Cluster Agent",
                         format!("{}: {e}", self.url),

@@ -1,9 +1,14 @@
 //! HTTP clients for HTTP-based scalers, shared per TLS and timeout settings (one connection pool per
 //! distinct setting, not one per trigger), and upstream's common authentication modes.
+//!
+//! Requests are observable: a scaler sends with [`ObservedSend::observed_send`], and while the operator
+//! samples it inside [`observe`] each request is reported (who asked, status, duration) to the scope's
+//! [`HttpObserver`] — upstream's `keda_scaler_http_*` metrics, without this crate knowing Prometheus.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::input::{AUTH, METADATA_AUTH};
 use crate::{ScalerError, TriggerInput};
@@ -250,4 +255,187 @@ pub fn parse_key_values(
             }
         })
         .collect()
+}
+
+/// Whom the requests of one sample are made for: upstream's labels of `keda_scaler_http_requests_total`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RequestLabels {
+    /// Namespace of the ScaledObject / ScaledJob.
+    pub namespace: String,
+    /// Name of the ScaledObject / ScaledJob.
+    pub scaled_resource: String,
+    /// The trigger type (`metrics-api`), as upstream's `scaler` label.
+    pub scaler: String,
+    /// `triggers[].name`, empty when unset.
+    pub trigger_name: String,
+    /// The external metric name (`s0-…`).
+    pub metric_name: String,
+}
+
+/// How one request ended: upstream's `status_code` label is the code, or `error` when no response came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpOutcome {
+    Status(u16),
+    Error,
+}
+
+impl HttpOutcome {
+    pub fn status_code_label(self) -> String {
+        match self {
+            HttpOutcome::Status(code) => code.to_string(),
+            HttpOutcome::Error => "error".to_owned(),
+        }
+    }
+}
+
+/// Told about every request a scaler sends inside an [`observe`] scope (the operator records metrics).
+pub trait HttpObserver: Send + Sync {
+    fn observe(&self, labels: &RequestLabels, outcome: HttpOutcome, duration: Duration);
+}
+
+#[derive(Clone)]
+struct Scope {
+    labels: Arc<RequestLabels>,
+    observer: Arc<dyn HttpObserver>,
+}
+
+tokio::task_local! {
+    static SCOPE: Scope;
+}
+
+/// Runs `fut` (typically one `Scaler::sample`) so that the requests it sends are reported to `observer`
+/// with `labels`. Requests outside such a scope (for example while building a scaler) are not reported,
+/// as upstream only counts requests made during metric collection.
+pub async fn observe<F: Future>(
+    labels: RequestLabels,
+    observer: Arc<dyn HttpObserver>,
+    fut: F,
+) -> F::Output {
+    SCOPE
+        .scope(
+            Scope {
+                labels: Arc::new(labels),
+                observer,
+            },
+            fut,
+        )
+        .await
+}
+
+/// `send`, reported to the observer of the enclosing [`observe`] scope. Every HTTP scaler sends this way.
+pub trait ObservedSend {
+    fn observed_send(
+        self,
+    ) -> impl Future<Output = Result<reqwest::Response, reqwest::Error>> + Send;
+}
+
+impl ObservedSend for reqwest::RequestBuilder {
+    async fn observed_send(self) -> Result<reqwest::Response, reqwest::Error> {
+        let scope = SCOPE.try_with(Scope::clone).ok();
+        let started = Instant::now();
+        let result = self.send().await;
+        if let Some(scope) = scope {
+            let outcome = match &result {
+                Ok(resp) => HttpOutcome::Status(resp.status().as_u16()),
+                Err(_) => HttpOutcome::Error,
+            };
+            scope
+                .observer
+                .observe(&scope.labels, outcome, started.elapsed());
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod observe_tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(RequestLabels, HttpOutcome)>>);
+
+    impl HttpObserver for Recorder {
+        fn observe(&self, labels: &RequestLabels, outcome: HttpOutcome, _duration: Duration) {
+            if let Ok(mut seen) = self.0.lock() {
+                seen.push((labels.clone(), outcome));
+            }
+        }
+    }
+
+    /// A loopback server answering every request with `status`; returns its URL.
+    async fn serve(status: u16) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = [0u8; 2048];
+                let _ = sock.read(&mut buf).await;
+                let resp = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    fn labels() -> RequestLabels {
+        RequestLabels {
+            namespace: "shop".into(),
+            scaled_resource: "web".into(),
+            scaler: "metrics-api".into(),
+            trigger_name: String::new(),
+            metric_name: "s0-metric-api-value".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_inside_a_scope_are_reported_with_their_status() {
+        let url = serve(503).await;
+        let recorder = Arc::new(Recorder::default());
+        let client = reqwest::Client::new();
+        let resp = observe(labels(), recorder.clone(), client.get(&url).observed_send())
+            .await
+            .expect("response");
+        assert_eq!(resp.status().as_u16(), 503);
+        let seen = recorder.0.lock().expect("lock").clone();
+        assert_eq!(seen, vec![(labels(), HttpOutcome::Status(503))]);
+        assert_eq!(seen[0].1.status_code_label(), "503");
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_is_reported_as_error() {
+        // Nothing listens on a port just released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let recorder = Arc::new(Recorder::default());
+        let client = reqwest::Client::new();
+        let result = observe(
+            labels(),
+            recorder.clone(),
+            client
+                .get(format!("http://127.0.0.1:{port}/"))
+                .observed_send(),
+        )
+        .await;
+        assert!(result.is_err());
+        let seen = recorder.0.lock().expect("lock").clone();
+        assert_eq!(seen, vec![(labels(), HttpOutcome::Error)]);
+        assert_eq!(HttpOutcome::Error.status_code_label(), "error");
+    }
+
+    #[tokio::test]
+    async fn requests_outside_a_scope_are_not_reported() {
+        let url = serve(200).await;
+        let recorder = Arc::new(Recorder::default());
+        let client = reqwest::Client::new();
+        client.get(&url).observed_send().await.expect("response");
+        observe(labels(), recorder.clone(), async {}).await;
+        assert!(recorder.0.lock().expect("lock").is_empty());
+    }
 }

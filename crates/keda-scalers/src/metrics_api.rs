@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::http::{ClientKey, DEFAULT_TIMEOUT_MS, HttpAuth, parse_auth};
+use crate::http::{ClientKey, DEFAULT_TIMEOUT_MS, HttpAuth, ObservedSend, parse_auth};
 use crate::input::METADATA;
 use crate::{
     BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, TriggerConfig,
@@ -163,7 +163,7 @@ impl Scaler for MetricsApiScaler {
         };
         let req = c.auth.apply(self.client.get(&c.url));
         let resp = req
-            .send()
+            .observed_send()
             .await
             .map_err(|e| backend("requesting the metrics API", format!("{}: {e}", c.url)))?;
         let status = resp.status();

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::http::ClientKey;
+use crate::http::{ClientKey, ObservedSend};
 use crate::input::METADATA;
 use crate::{
     BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, Source, TriggerConfig,
@@ -188,7 +188,7 @@ impl Scaler for NewRelicScaler {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::ACCEPT, "application/json")
             .body(self.body.clone())
-            .send()
+            .observed_send()
             .await
             .map_err(|e| backend("querying NerdGraph", format!("{}: {e}", self.url)))?;
         let status = resp.status();

@@ -12,7 +12,9 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use crate::http::{ClientKey, DEFAULT_TIMEOUT_MS, HttpAuth, parse_auth, parse_key_values};
+use crate::http::{
+    ClientKey, DEFAULT_TIMEOUT_MS, HttpAuth, ObservedSend, parse_auth, parse_key_values,
+};
 use crate::input::{METADATA, METADATA_AUTH};
 use crate::{
     BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, TriggerConfig,
@@ -333,7 +335,7 @@ impl Scaler for PrometheusScaler {
             .client
             .get(&url)
             .headers(self.headers.clone())
-            .send()
+            .observed_send()
             .await
             .map_err(|e| backend("querying Prometheus", format!("{}: {e}", c.server_address)))?;
         let status = resp.status();
