@@ -117,6 +117,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?;
     }
 
+    // The client's share (request bodies, reqwest, its TLS sessions) is in this process too: what the
+    // burst adds on top of this line is mostly the server's (connections, requests in flight, the index
+    // growing as the watch would grow it).
+    println!(
+        "before the burst (index + {} KiB of request bodies + client): VmRSS {}",
+        bodies.iter().map(Vec::len).sum::<usize>() / 1024,
+        status_kb("VmRSS:")
+    );
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
