@@ -437,3 +437,389 @@ pub fn cluster_scoped_lock() -> Result<std::fs::File> {
         .with_context(|| format!("locking {}", path.display()))?;
     Ok(file)
 }
+
+/// This network namespace's address (`hack/cluster.sh`): where the kube-apiserver, which runs in here
+/// too, reaches processes started by a test or the demo.
+pub const NODE_IP: &str = "10.200.0.1";
+
+/// A TCP port that is free on `ip` right now.
+pub fn free_port(ip: &str) -> Result<u16> {
+    Ok(std::net::TcpListener::bind((ip, 0))?.local_addr()?.port())
+}
+
+impl KedaProcess {
+    /// Like [`KedaProcess::start`], but in a process group of its own, so a Ctrl-C in the terminal reaches
+    /// only the caller, which can then clean up in order (the operator must outlive its ScaledObjects'
+    /// finalizers) before stopping the process.
+    pub fn start_in_own_group(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<KedaProcess> {
+        use std::os::unix::process::CommandExt;
+        let bin = std::env::var_os("KEDA_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target/debug/keda"));
+        if !bin.exists() {
+            bail!(
+                "{} is missing: build it with `cargo build -p keda`",
+                bin.display()
+            );
+        }
+        let dir = root().join("target/keda-e2e-logs");
+        std::fs::create_dir_all(&dir)?;
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log)?;
+        let child = Command::new(bin)
+            .args(args)
+            .envs(env.iter().copied())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting keda {}", args.join(" ")))?;
+        Ok(KedaProcess {
+            name: name.to_owned(),
+            child,
+            log,
+        })
+    }
+}
+
+/// The real `keda operator`, `keda metrics-apiserver` and `keda admission-webhooks`, running here (inside
+/// the cluster's network namespace) in place of the pods of a `charts/keda` release, which kwok only
+/// pretends to run. [`ChartProcesses::start`] scales the release's Deployments to 0, drops the selectors
+/// of its Services and gives each Service an EndpointSlice to this namespace's address and the process's
+/// port, so the API server reaches the processes exactly as it would reach the pods: the APIService
+/// `v1beta1.external.metrics.k8s.io` through Service `keda-operator-metrics-apiserver`, the
+/// ValidatingWebhookConfiguration `keda-admission` through Service `keda-admission-webhooks`. The operator
+/// issues Secret `kedaorg-certs` and patches its CA into both (`--enable-cert-rotation`, as the chart
+/// runs it); the other two processes read the Secret's files, as the chart mounts them.
+///
+/// Hold [`cluster_scoped_lock`] for as long as the release exists. The processes stop when this is
+/// dropped; the release stays (uninstall it with helm, after dropping this, or its APIService answers 503).
+pub struct ChartProcesses {
+    pub namespace: String,
+    pub operator: KedaProcess,
+    pub metrics_apiserver: KedaProcess,
+    pub webhooks: KedaProcess,
+    cert_dir: PathBuf,
+}
+
+/// An EndpointSlice name that is not the endpointslice controller's.
+const LOCAL_SLICE_SUFFIX: &str = "keda-rs-local";
+
+impl ChartProcesses {
+    /// Starts the processes for the release in `namespace` (Services named as the chart's defaults).
+    /// `scope`: `Some(ns)` makes the operator watch only `ns` and narrows the webhook configuration's
+    /// namespaceSelector to `ns`, so e2e tests running at the same time in other namespaces are left alone;
+    /// `None` acts on every namespace, as the chart does.
+    pub async fn start(namespace: &str, scope: Option<&str>) -> Result<ChartProcesses> {
+        let client = client().await?;
+        // The chart's pods are kwok's fakes: replace them.
+        kubectl_ok(
+            &[
+                "scale",
+                "deployment",
+                "--all",
+                "--replicas=0",
+                "-n",
+                namespace,
+            ],
+            None,
+        )?;
+        if let Some(ns) = scope {
+            let vwc: serde_json::Value = serde_json::from_str(&kubectl_ok(
+                &[
+                    "get",
+                    "validatingwebhookconfiguration",
+                    keda_api::consts::names::VALIDATING_WEBHOOK_CONFIGURATION,
+                    "-o",
+                    "json",
+                ],
+                None,
+            )?)?;
+            let hooks = vwc["webhooks"].as_array().map(Vec::len).unwrap_or(0);
+            let patch: Vec<serde_json::Value> = (0..hooks)
+                .map(|i| {
+                    serde_json::json!({
+                        "op": "replace",
+                        "path": format!("/webhooks/{i}/namespaceSelector"),
+                        "value": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+                    })
+                })
+                .collect();
+            kubectl_ok(
+                &[
+                    "patch",
+                    "validatingwebhookconfiguration",
+                    keda_api::consts::names::VALIDATING_WEBHOOK_CONFIGURATION,
+                    "--type=json",
+                    "-p",
+                    &serde_json::to_string(&patch)?,
+                ],
+                None,
+            )?;
+        }
+
+        let cert_dir = root()
+            .join("target/keda-e2e-certs")
+            .join(format!("{namespace}-chart-{}", std::process::id()));
+        std::fs::create_dir_all(&cert_dir)?;
+        let grpc_port = free_port(NODE_IP)?;
+        let operator_metrics_port = free_port(NODE_IP)?;
+        let https_port = free_port(NODE_IP)?;
+        let apiserver_metrics_port = free_port(NODE_IP)?;
+        let webhook_port = free_port(NODE_IP)?;
+        let at = |port: u16| format!("{NODE_IP}:{port}");
+        let cert_dir_s = cert_dir.display().to_string();
+        let identity = format!("keda-operator-local-{}", std::process::id());
+        let watch = scope.unwrap_or("");
+        let mut operator = KedaProcess::start_in_own_group(
+            &format!("{namespace}-chart-operator"),
+            &[
+                "operator",
+                "--leader-elect",
+                "--enable-cert-rotation=true",
+                "--cert-secret-name=kedaorg-certs",
+                "--cert-dir",
+                &cert_dir_s,
+                "--metrics-service-bind-address",
+                &at(grpc_port),
+                "--metrics-bind-address",
+                &at(operator_metrics_port),
+                "--health-probe-bind-address",
+                "127.0.0.1:0",
+            ],
+            &[
+                ("WATCH_NAMESPACE", watch),
+                ("KEDA_CLUSTER_OBJECT_NAMESPACE", namespace),
+                ("POD_NAMESPACE", namespace),
+                ("POD_NAME", &identity),
+            ],
+        )?;
+
+        // The certificates the operator issues, written out as the chart mounts Secret kedaorg-certs.
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(client.clone(), namespace);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let data = loop {
+            if let Some(data) = secrets.get_opt("kedaorg-certs").await?.and_then(|s| s.data)
+                && ["ca.crt", "tls.crt", "tls.key"]
+                    .iter()
+                    .all(|k| data.contains_key(*k))
+            {
+                break data;
+            }
+            if !operator.is_running() {
+                bail!(
+                    "keda operator exited before issuing Secret kedaorg-certs:\n{}",
+                    operator.log_tail()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "keda operator did not issue Secret {namespace}/kedaorg-certs within 60 s:\n{}",
+                    operator.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        for (key, value) in &data {
+            std::fs::write(cert_dir.join(key), &value.0)?;
+        }
+
+        let metrics_apiserver = KedaProcess::start_in_own_group(
+            &format!("{namespace}-chart-metrics-apiserver"),
+            &[
+                "metrics-apiserver",
+                "--secure-port",
+                &https_port.to_string(),
+                "--bind-address",
+                NODE_IP,
+                "--cert-dir",
+                &cert_dir_s,
+                "--client-ca-file",
+                &cert_dir.join("ca.crt").display().to_string(),
+                "--metrics-service-address",
+                &at(grpc_port),
+                "--metrics-service-grpc-authority",
+                &format!("keda-operator.{namespace}.svc.cluster.local"),
+                "--metrics-bind-address",
+                &at(apiserver_metrics_port),
+            ],
+            &[("POD_NAMESPACE", namespace)],
+        )?;
+        let webhooks = KedaProcess::start_in_own_group(
+            &format!("{namespace}-chart-admission-webhooks"),
+            &[
+                "admission-webhooks",
+                "--port",
+                &webhook_port.to_string(),
+                "--bind-address",
+                NODE_IP,
+                "--cert-dir",
+                &cert_dir_s,
+                "--health-probe-bind-address",
+                "127.0.0.1:0",
+                "--metrics-bind-address",
+                "127.0.0.1:0",
+            ],
+            &[
+                ("KEDA_CLUSTER_OBJECT_NAMESPACE", namespace),
+                ("POD_NAMESPACE", namespace),
+            ],
+        )?;
+        let processes = ChartProcesses {
+            namespace: namespace.to_owned(),
+            operator,
+            metrics_apiserver,
+            webhooks,
+            cert_dir,
+        };
+
+        // Each Service's ports by name → the process's port.
+        for (service, ports) in [
+            (
+                "keda-operator",
+                vec![
+                    ("metricsservice", grpc_port),
+                    ("metrics", operator_metrics_port),
+                ],
+            ),
+            (
+                "keda-operator-metrics-apiserver",
+                vec![("https", https_port), ("metrics", apiserver_metrics_port)],
+            ),
+            ("keda-admission-webhooks", vec![("https", webhook_port)]),
+        ] {
+            point_service_here(namespace, service, &ports)?;
+        }
+        Ok(processes)
+    }
+
+    /// Fails with the processes' logs unless all three still run.
+    pub fn check_running(&mut self) -> Result<()> {
+        for p in [
+            &mut self.operator,
+            &mut self.metrics_apiserver,
+            &mut self.webhooks,
+        ] {
+            if !p.is_running() {
+                bail!(
+                    "{} exited:\n{}\n(log: {})",
+                    p.name,
+                    p.log_tail(),
+                    p.log.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the aggregation layer serves `external.metrics.k8s.io/v1beta1` through the chart's
+    /// APIService and Service, i.e. `kubectl get --raw /apis/external.metrics.k8s.io/v1beta1` answers.
+    /// Returns that answer.
+    pub async fn wait_external_metrics_api(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = kubectl(
+                &["get", "--raw", "/apis/external.metrics.k8s.io/v1beta1"],
+                None,
+            )?;
+            if out.status.success()
+                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            {
+                return Ok(v);
+            }
+            self.check_running()?;
+            if Instant::now() > deadline {
+                bail!(
+                    "external.metrics.k8s.io/v1beta1 did not answer within {timeout:?}: {}\n--- metrics-apiserver ---\n{}\n--- operator ---\n{}",
+                    String::from_utf8_lossy(&out.stderr),
+                    self.metrics_apiserver.log_tail(),
+                    self.operator.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// SIGTERM to the three processes (the operator releases its Lease), then wait for them.
+    pub fn stop(&mut self) {
+        for p in [
+            &mut self.webhooks,
+            &mut self.metrics_apiserver,
+            &mut self.operator,
+        ] {
+            if p.is_running() {
+                p.terminate();
+            }
+        }
+    }
+}
+
+impl Drop for ChartProcesses {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.cert_dir);
+    }
+}
+
+/// Drops the selector of Service `service` and gives it an EndpointSlice to [`NODE_IP`] with the given
+/// (port name, port) pairs; port names the Service does not have are left out.
+pub fn point_service_here(namespace: &str, service: &str, ports: &[(&str, u16)]) -> Result<()> {
+    let svc: serde_json::Value = serde_json::from_str(&kubectl_ok(
+        &["get", "service", service, "-n", namespace, "-o", "json"],
+        None,
+    )?)?;
+    if svc["spec"].get("selector").is_some() {
+        kubectl_ok(
+            &[
+                "patch",
+                "service",
+                service,
+                "-n",
+                namespace,
+                "--type=json",
+                "-p",
+                r#"[{"op":"remove","path":"/spec/selector"}]"#,
+            ],
+            None,
+        )?;
+    }
+    let names: Vec<&str> = svc["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    let slice_ports: Vec<serde_json::Value> = ports
+        .iter()
+        .filter(|(name, _)| names.contains(name))
+        .map(|(name, port)| serde_json::json!({"name": name, "port": port, "protocol": "TCP"}))
+        .collect();
+    let slice = serde_json::json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": format!("{service}-{LOCAL_SLICE_SUFFIX}"),
+            "labels": {
+                "kubernetes.io/service-name": service,
+                "endpointslice.kubernetes.io/managed-by": "keda-rs.dev-local",
+            },
+        },
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [NODE_IP], "conditions": {"ready": true}}],
+        "ports": slice_ports,
+    });
+    apply(namespace, &serde_json::to_string(&slice)?)
+}

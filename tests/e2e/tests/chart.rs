@@ -3,15 +3,24 @@
 //!
 //! Rendering checks use `helm lint` / `helm template` only; `guide_install_on_the_local_control_plane`
 //! installs the chart the way the guide does (`helm upgrade --install ... --wait`) on the local control
-//! plane, where kwok makes the pods Running without pulling images, and uninstalls it again. Run with
+//! plane, where kwok makes the pods Running without pulling images, then runs the real `keda` processes in
+//! place of those pods behind the chart's Services (`keda_e2e::ChartProcesses`, as `cargo xtask demo`
+//! does) and uninstalls it again; `example_app_guide_values_make_the_guides_hpa` applies the example app's
+//! guide values next to a running operator. Run with
 //! `bash hack/cluster.sh exec -- cargo test -p keda-e2e --test chart` (or `cargo xtask e2e`).
 
 use anyhow::{Context, Result, bail};
-use keda_e2e::{cluster_scoped_lock, kubectl, kubectl_ok, root, table_cell};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use keda_e2e::{
+    ChartProcesses, KedaProcess, cluster_scoped_lock, ensure_crds, kubectl, kubectl_ok, namespace,
+    root, table_cell, wait_for,
+};
+use kube::Api;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 /// helm's built-in default Kubernetes version (v1.20 for this build) is below the chart's kubeVersion;
 /// render for the version the local control plane runs.
@@ -658,9 +667,11 @@ fn optional_objects_follow_their_values() -> Result<()> {
 #[test]
 fn example_app_without_keda_renders_no_keda_objects() -> Result<()> {
     let dev = example_app().join("values_dev.yaml");
+    let demo = example_app().join("values_demo.yaml");
     for (values, sets) in [
         (vec![], vec![]),
         (vec![dev.as_path()], vec!["keda.enabled=false"]),
+        (vec![demo.as_path()], vec!["keda.enabled=false"]),
     ] {
         let docs = render(&example_app(), "example-app", &values, &sets)?;
         let keda: Vec<&Value> = docs
@@ -1028,6 +1039,115 @@ fn dashboard_uses_upstream_metric_names() -> Result<()> {
     Ok(())
 }
 
+/// values_demo.yaml (what `cargo xtask demo` deploys): the guide's values shape with a Redis list trigger,
+/// scale to zero, and a short HPA scale-down.
+#[test]
+fn example_app_demo_values_render_a_redis_scaled_object() -> Result<()> {
+    let demo = example_app().join("values_demo.yaml");
+    let docs = render(
+        &example_app(),
+        "example-app",
+        &[&demo],
+        &["keda.scaledObject[0].triggers[0].metadata.address=127.0.0.1:16379"],
+    )?;
+    let so = find(&docs, "ScaledObject", "example-app-redis-queue-scaler")?;
+    assert_eq!(so["spec"]["scaleTargetRef"]["name"], "example-app");
+    assert_eq!(so["spec"]["minReplicaCount"], 0);
+    assert_eq!(so["spec"]["maxReplicaCount"], 5);
+    assert_eq!(
+        so["spec"]["triggers"],
+        json!([{"type": "redis", "metadata": {
+            "address": "127.0.0.1:16379", "listName": "jobs", "listLength": "10",
+            "activationListLength": "0"}}])
+    );
+    assert_eq!(
+        so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+        10
+    );
+    assert!(of_kind(&docs, "TriggerAuthentication").is_empty());
+    // KEDA owns the replica count.
+    assert!(
+        find(&docs, "Deployment", "example-app")?["spec"]
+            .get("replicas")
+            .is_none()
+    );
+    Ok(())
+}
+
+/// The guide's application chart values (values_dev.yaml plus the guide's
+/// `horizontalPodAutoscalerConfig.behavior.scaleDown.stabilizationWindowSeconds: 600`), rendered and
+/// applied next to a running `keda operator`: the HPA is the guide's. New Relic is not reachable from
+/// here, so the trigger fails when it samples, not when it parses: the HPA is created all the same.
+#[tokio::test]
+async fn example_app_guide_values_make_the_guides_hpa() -> Result<()> {
+    ensure_crds().await?;
+    let client = keda_e2e::client().await?;
+    let ns = namespace(&client, "chart-example-app").await?;
+    let mut operator = KedaProcess::operator(&ns, "op")?;
+    let dev = example_app().join("values_dev.yaml");
+    let docs = render(
+        &example_app(),
+        "example-app",
+        &[&dev],
+        &[
+            "keda.scaledObject[0].advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.stabilizationWindowSeconds=600",
+        ],
+    )?;
+    // The Secret the TriggerAuthentication reads, with a dummy key.
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "keda-new-relic-secret"},
+        "type": "Opaque",
+        "stringData": {"apiKey": "NRAK-DUMMYDUMMYDUMMYDUMMY", "account": "1234567", "region": "US"},
+    });
+    let mut items = vec![secret];
+    items.extend(docs);
+    keda_e2e::apply(
+        &ns,
+        &serde_json::to_string(&json!({"apiVersion": "v1", "kind": "List", "items": items}))?,
+    )?;
+
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
+    let name = "keda-hpa-example-app-newrelic-throughput-scaler";
+    let hpa = match wait_for(&hpas, name, Duration::from_secs(60), |_| true).await {
+        Ok(h) => h,
+        Err(e) => bail!("{e:#}\n--- operator ---\n{}", operator.log_tail()),
+    };
+    assert!(operator.is_running(), "{}", operator.log_tail());
+    let spec = hpa.spec.context("HPA without spec")?;
+    assert_eq!(spec.scale_target_ref.name, "example-app");
+    assert_eq!(spec.scale_target_ref.kind, "Deployment");
+    assert_eq!(spec.min_replicas, Some(1));
+    assert_eq!(spec.max_replicas, 5);
+    let behavior = serde_json::to_value(spec.behavior.context("HPA without behavior")?)?;
+    // The guide's HPA, as `kubectl get hpa -o yaml` shows it.
+    assert_eq!(
+        behavior["scaleDown"],
+        json!({
+            "policies": [{"periodSeconds": 15, "type": "Percent", "value": 100}],
+            "selectPolicy": "Max",
+            "stabilizationWindowSeconds": 600,
+        }),
+        "{behavior}"
+    );
+    // Scale-up left to Kubernetes' defaults.
+    assert_eq!(
+        behavior["scaleUp"],
+        json!({
+            "policies": [
+                {"periodSeconds": 15, "type": "Pods", "value": 4},
+                {"periodSeconds": 15, "type": "Percent", "value": 100},
+            ],
+            "selectPolicy": "Max",
+            "stabilizationWindowSeconds": 0,
+        }),
+        "{behavior}"
+    );
+    operator.terminate();
+    let _ = kubectl(&["delete", "namespace", &ns, "--wait=false"], None);
+    Ok(())
+}
+
 /// Uninstalls the release when dropped, so a failed assertion does not leave the APIService behind.
 struct Release {
     installed: bool,
@@ -1194,6 +1314,59 @@ async fn guide_install_on_the_local_control_plane() -> Result<()> {
         api["spec"]["service"]["name"],
         "keda-operator-metrics-apiserver"
     );
+
+    // Then the real keda processes in place of those pods, the chart's Services pointed at them: the
+    // aggregation layer answers through the chart's APIService and Service, and the chart's
+    // ValidatingWebhookConfiguration reaches the webhooks (scoped to this namespace while e2e tests run
+    // in others).
+    let mut processes = ChartProcesses::start(NAMESPACE, Some(NAMESPACE)).await?;
+    let list = processes
+        .wait_external_metrics_api(Duration::from_secs(90))
+        .await?;
+    assert_eq!(
+        list["groupVersion"], "external.metrics.k8s.io/v1beta1",
+        "{list}"
+    );
+    assert_eq!(list["kind"], "APIResourceList", "{list}");
+    let api: Value = serde_json::from_str(&kubectl_ok(
+        &[
+            "get",
+            "apiservice",
+            "v1beta1.external.metrics.k8s.io",
+            "-o",
+            "json",
+        ],
+        None,
+    )?)?;
+    assert!(
+        api["spec"]["caBundle"]
+            .as_str()
+            .is_some_and(|b| !b.is_empty()),
+        "the operator did not patch the CA into the APIService: {api}"
+    );
+    let bad = "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: chart-webhook-check}\nspec:\n  scaleTargetRef: {name: nothing}\n  triggers:\n  - type: cron\n    metadata: {timezone: Etc/UTC, start: 0 8 * * *, end: 0 9 * * *, desiredReplicas: '2'}\n    authenticationRef: {name: no-such-trigger-auth}\n";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = kubectl(
+            &["apply", "--dry-run=server", "-n", NAMESPACE, "-f", "-"],
+            Some(bad),
+        )?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && stderr.contains("admission webhook") {
+            assert!(stderr.contains("denied the request"), "{stderr}");
+            break;
+        }
+        processes.check_running()?;
+        assert!(
+            Instant::now() < deadline,
+            "the chart's webhook did not reject a ScaledObject with a missing TriggerAuthentication \
+             (success: {}): {stderr}\n--- admission-webhooks ---\n{}",
+            out.status.success(),
+            processes.webhooks.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(processes);
 
     // helm uninstall removes the cluster-scoped objects again (the CRDs stay, as Helm's crds/ does).
     release.uninstall()?;
