@@ -26,7 +26,7 @@ use kube::api::Api;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
 pub use error::Error;
@@ -53,6 +53,8 @@ pub struct OperatorConfig {
     pub health_probe_bind_address: SocketAddr,
     /// Upper bound of one scaler poll (`KEDA_HTTP_DEFAULT_TIMEOUT`-like).
     pub scaler_timeout: Duration,
+    /// ScaledObject reconciles in parallel (`KEDA_SCALEDOBJECT_CTRL_MAX_RECONCILES`).
+    pub max_reconciles: u16,
     /// Where the gRPC metrics service listens (leader only), and the directory with `ca.crt`,
     /// `tls.crt` and `tls.key` for its mutual TLS. `None` disables it.
     pub metrics_service: Option<(SocketAddr, std::path::PathBuf)>,
@@ -181,9 +183,14 @@ async fn serve_metrics(addr: SocketAddr, metrics: Arc<metrics::Metrics>) -> Resu
         get(move || {
             let m = metrics.clone();
             async move {
+                // Encoding thousands of series takes milliseconds: off the runtime's workers, so a
+                // scrape never delays the scale loops' ticks.
+                let body = tokio::task::spawn_blocking(move || m.encode())
+                    .await
+                    .unwrap_or_default();
                 (
                     [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-                    m.encode(),
+                    body,
                 )
             }
         }),
@@ -267,8 +274,17 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let controller = Controller::new(so_api, watcher::Config::default().any_semantic());
-    let store = controller.store();
+    // The cached ScaledObjects are kept without managedFields: nothing here reads them, and as JSON trees
+    // they are a large part of an object's memory. (Annotations stay: the HPA copies them, as upstream.)
+    let (store, writer) = kube::runtime::reflector::store();
+    let so_stream = watcher(so_api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|so: &mut ScaledObject| so.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects();
+    let controller = Controller::for_stream(so_stream, store.clone()).with_config(
+        kube::runtime::controller::Config::default().concurrency(config.max_reconciles),
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(

@@ -194,6 +194,7 @@ async fn run(
                 persisted
             }
         });
+    let mut observed: Option<Observed> = None;
     // Spread the first ticks over the interval so a restart does not poll every object at once.
     let offset = interval.mul_f64(fastrand::f64());
     let mut next = tokio::time::Instant::now() + offset;
@@ -217,7 +218,18 @@ async fn run(
         if so.metadata.deletion_timestamp.is_some() {
             return;
         }
-        tick(&ctx, &key, &so, &target, &mut built, &mut last_active).await;
+        // Boxed: the tick's state (requests in flight, status write) is large and only needed while it
+        // runs; inline, every sleeping loop would keep that much memory reserved.
+        Box::pin(tick(
+            &ctx,
+            &key,
+            &so,
+            &target,
+            &mut built,
+            &mut last_active,
+            &mut observed,
+        ))
+        .await;
         next = tokio::time::Instant::now() + interval;
     }
 }
@@ -230,6 +242,7 @@ async fn tick(
     target: &Target,
     built: &mut [Built],
     last_active: &mut Option<Timestamp>,
+    observed: &mut Option<Observed>,
 ) {
     let samples = futures::future::join_all(built.iter_mut().map(|b| async {
         if b.scaler.is_none() {
@@ -373,33 +386,34 @@ async fn tick(
     };
     let is_active = scaled_object_is_active(any_active, any_error, only_resource, composite);
 
-    let current = match target.current_replicas(&ctx.client).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(error = %e, "reading current replicas failed");
-            let _ = ctx
-                .statuses
-                .update(&ctx.client, so, |s| {
-                    let c = s.conditions.get_or_insert_with(Vec::new);
-                    set_condition(
-                        c,
-                        condition_types::READY,
-                        "False",
-                        condition_reasons::ERROR_GETTING_CURRENT_REPLICAS,
-                        &e.to_string(),
-                    );
-                })
-                .await;
-            return;
-        }
+    // The replica count read at most every REPLICAS_REFRESH; any scaling decision is re-checked against a
+    // fresh read first, so a stale count can delay a reaction to someone else's change but never cause a
+    // wrong write.
+    let cached = observed.filter(|o| o.at.elapsed() < REPLICAS_REFRESH);
+    let mut current = match cached {
+        Some(o) => o.replicas,
+        None => match read_replicas(ctx, so, target, observed).await {
+            Some(r) => r,
+            None => return,
+        },
     };
     let now = Timestamp::now();
-    let mut input = ScaleLoopInput::from_scaled_object(so, current, is_active, any_error, now);
-    input.last_active_time = match (*last_active, input.last_active_time) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
+    let decide_with = |current: i32| {
+        let mut input = ScaleLoopInput::from_scaled_object(so, current, is_active, any_error, now);
+        input.last_active_time = match (*last_active, input.last_active_time) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        decide(&input)
     };
-    let decision = decide(&input);
+    let mut decision = decide_with(current);
+    if cached.is_some() && matches!(decision, Decision::ScaleTo { .. }) {
+        current = match read_replicas(ctx, so, target, observed).await {
+            Some(r) => r,
+            None => return,
+        };
+        decision = decide_with(current);
+    }
     let mut scaled_ok = true;
     if let Decision::ScaleTo { replicas, reason } = decision {
         let kind = format!(
@@ -418,6 +432,10 @@ async fn tick(
         };
         match target.scale_to(&ctx.client, replicas).await {
             Ok(()) => {
+                *observed = Some(Observed {
+                    replicas,
+                    at: Instant::now(),
+                });
                 let note = match reason {
                     ScaleReason::Activate => format!(
                         "Scaled {kind} {}/{} from {current} to {replicas}, triggered by {}",
@@ -438,6 +456,7 @@ async fn tick(
             }
             Err(e) => {
                 scaled_ok = false;
+                *observed = None;
                 ctx.event(so, EventType::Warning, fail_reason, e.to_string(), "Scale")
                     .await;
             }
@@ -449,6 +468,7 @@ async fn tick(
         .statuses
         .update(&ctx.client, so, |s| {
             let conditions = s.conditions.get_or_insert_with(Vec::new);
+            let was_active = is_active_condition(conditions);
             if let Some(c) = decision.active_condition(so.is_force_activation()) {
                 set_condition(
                     conditions,
@@ -480,13 +500,15 @@ async fn tick(
             }
             if decision.refreshes_last_active_time() && scaled_ok {
                 *last_active = Some(now);
-                if persist_last_active(
-                    s.last_active_time.as_ref().map(|t| t.0),
-                    now,
-                    so.spec.cooldown_period(),
-                ) {
-                    s.last_active_time = Some(Time(now));
-                }
+            }
+            let active_now = s.conditions.as_deref().is_some_and(is_active_condition);
+            if let Some(t) = last_active_to_persist(
+                s.last_active_time.as_ref().map(|t| t.0),
+                was_active,
+                active_now,
+                *last_active,
+            ) {
+                s.last_active_time = Some(Time(t));
             }
             s.triggers_activity = Some(activity.clone());
             if let Some(fb) = &fallback_cfg {
@@ -526,15 +548,73 @@ async fn tick(
     }
 }
 
-/// Whether `status.lastActiveTime` should be rewritten: when unset, or when it lags behind by a quarter of
-/// the cooldown period (at least 30 s, at most 5 min). Writing it on every active poll would cost one API
-/// write per object per poll while nothing changes; the loop keeps the precise time in memory.
-fn persist_last_active(persisted: Option<Timestamp>, now: Timestamp, cooldown_secs: i32) -> bool {
-    let every = i64::from(cooldown_secs / 4).clamp(30, 300);
-    match persisted {
-        None => true,
-        Some(t) => now.duration_since(t).as_secs() >= every,
+/// How long a read replica count is trusted before `/scale` is read again.
+const REPLICAS_REFRESH: Duration = Duration::from_secs(60);
+
+/// The target's replica count as last read or written by this loop.
+#[derive(Clone, Copy, Debug)]
+struct Observed {
+    replicas: i32,
+    at: Instant,
+}
+
+/// Reads `/scale`; on failure sets Ready=False `ErrorGettingCurrentReplicas` and returns `None`.
+async fn read_replicas(
+    ctx: &Context,
+    so: &ScaledObject,
+    target: &Target,
+    observed: &mut Option<Observed>,
+) -> Option<i32> {
+    match target.current_replicas(&ctx.client).await {
+        Ok(r) => {
+            *observed = Some(Observed {
+                replicas: r,
+                at: Instant::now(),
+            });
+            Some(r)
+        }
+        Err(e) => {
+            *observed = None;
+            tracing::warn!(error = %e, "reading current replicas failed");
+            let _ = ctx
+                .statuses
+                .update(&ctx.client, so, |s| {
+                    let c = s.conditions.get_or_insert_with(Vec::new);
+                    set_condition(
+                        c,
+                        condition_types::READY,
+                        "False",
+                        condition_reasons::ERROR_GETTING_CURRENT_REPLICAS,
+                        &e.to_string(),
+                    );
+                })
+                .await;
+            None
+        }
     }
+}
+
+fn is_active_condition(conditions: &[keda_api::common::Condition]) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.r#type == condition_types::ACTIVE && c.status == "True")
+}
+
+/// What `status.lastActiveTime` becomes in this status write, if anything. It changes only together with
+/// the object's activity: when it becomes active (now) and when it stops (its last active poll). A
+/// steadily active object so costs no write per poll (upstream writes one each time); the loop keeps the
+/// precise time in memory, and a new leader counts a persisted Active=True as active from its start.
+fn last_active_to_persist(
+    persisted: Option<Timestamp>,
+    was_active: bool,
+    active_now: bool,
+    last_active: Option<Timestamp>,
+) -> Option<Timestamp> {
+    let newest = last_active?;
+    if persisted.is_some_and(|p| p >= newest) {
+        return None;
+    }
+    (persisted.is_none() || was_active != active_now).then_some(newest)
 }
 
 #[cfg(test)]
@@ -542,26 +622,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn last_active_time_is_persisted_sparingly() {
+    fn last_active_time_is_written_only_when_activity_changes() {
         let t0 = Timestamp::from_second(1_800_000_000).unwrap();
-        let later = |s: i64| {
+        let at = |s: i64| {
             t0.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(s))
                 .unwrap()
         };
-        assert!(persist_last_active(None, t0, 300));
-        assert!(
-            !persist_last_active(Some(t0), later(30), 300),
-            "cooldown 300 s: every 75 s"
-        );
-        assert!(persist_last_active(Some(t0), later(75), 300));
-        assert!(
-            persist_last_active(Some(t0), later(30), 60),
-            "at least every 30 s"
-        );
-        assert!(!persist_last_active(Some(t0), later(299), 3600));
-        assert!(
-            persist_last_active(Some(t0), later(300), 3600),
-            "at most 5 min"
-        );
+        // (persisted, was active, active now, in memory) → written
+        let table = [
+            (None, false, true, Some(at(0)), Some(at(0))),
+            (Some(at(0)), true, true, Some(at(30)), None),
+            (Some(at(0)), true, true, Some(at(3600)), None),
+            (Some(at(0)), true, false, Some(at(90)), Some(at(90))),
+            (Some(at(90)), false, true, Some(at(400)), Some(at(400))),
+            (Some(at(90)), false, false, Some(at(90)), None),
+            (None, false, false, None, None),
+            // Never moves backwards (a newer time persisted by another leader).
+            (Some(at(100)), true, false, Some(at(90)), None),
+            // An object first seen inactive but with a known activity gets it persisted once.
+            (None, false, false, Some(at(5)), Some(at(5))),
+        ];
+        for (persisted, was, now, memory, want) in table {
+            assert_eq!(
+                last_active_to_persist(persisted, was, now, memory),
+                want,
+                "{persisted:?} {was} {now} {memory:?}"
+            );
+        }
     }
 }
