@@ -329,22 +329,7 @@ async fn main() -> Result<()> {
         .local_addr()?
         .port();
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
-    let op = KedaProcess::start(
-        &format!("{ns}-bench-op"),
-        &[
-            "operator",
-            "--leader-elect",
-            "--metrics-bind-address",
-            &metrics_addr,
-            "--health-probe-bind-address",
-            "127.0.0.1:0",
-        ],
-        &[
-            ("WATCH_NAMESPACE", &ns),
-            ("KEDA_CLUSTER_OBJECT_NAMESPACE", &ns),
-            ("POD_NAME", "bench-op"),
-        ],
-    )?;
+    let op = KedaProcess::operator_with(&ns, "bench-op", &metrics_addr, &[])?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
@@ -466,22 +451,7 @@ async fn main() -> Result<()> {
     let mut op = op;
     op.terminate();
     let restarted = Instant::now();
-    let op2 = KedaProcess::start(
-        &format!("{ns}-bench-op-2"),
-        &[
-            "operator",
-            "--leader-elect",
-            "--metrics-bind-address",
-            "127.0.0.1:0",
-            "--health-probe-bind-address",
-            "127.0.0.1:0",
-        ],
-        &[
-            ("WATCH_NAMESPACE", &ns),
-            ("KEDA_CLUSTER_OBJECT_NAMESPACE", &ns),
-            ("POD_NAME", "bench-op-2"),
-        ],
-    )?;
+    let op2 = KedaProcess::operator(&ns, "bench-op-2")?;
     let polls_before = bench.polls.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(30)).await;
     let log = std::fs::read_to_string(&op2.log).unwrap_or_default();

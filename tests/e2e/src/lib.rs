@@ -233,6 +233,16 @@ pub struct KedaProcess {
 impl KedaProcess {
     /// Starts `keda <args>` with extra environment.
     pub fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> Result<KedaProcess> {
+        KedaProcess::spawn(name, args, env, false)
+    }
+
+    fn spawn(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        own_group: bool,
+    ) -> Result<KedaProcess> {
+        use std::os::unix::process::CommandExt;
         let bin = std::env::var_os("KEDA_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| root().join("target/debug/keda"));
@@ -246,17 +256,22 @@ impl KedaProcess {
         std::fs::create_dir_all(&dir)?;
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log)?;
-        let child = Command::new(bin)
-            .args(args)
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
             .envs(env.iter().copied())
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
             )
+            .stdin(std::process::Stdio::null())
             .stdout(out.try_clone()?)
-            .stderr(out)
+            .stderr(out);
+        if own_group {
+            cmd.process_group(0);
+        }
+        let child = cmd
             .spawn()
-            .context("starting keda")?;
+            .with_context(|| format!("starting keda {}", args.join(" ")))?;
         Ok(KedaProcess {
             name: name.to_owned(),
             child,
@@ -267,16 +282,28 @@ impl KedaProcess {
     /// An operator that watches only `namespace` and keeps its leader Lease there, so tests never
     /// interfere with each other.
     pub fn operator(namespace: &str, identity: &str) -> Result<KedaProcess> {
+        KedaProcess::operator_with(namespace, identity, "127.0.0.1:0", &[])
+    }
+
+    /// [`KedaProcess::operator`] with its Prometheus metrics on `metrics_addr` and more flags.
+    pub fn operator_with(
+        namespace: &str,
+        identity: &str,
+        metrics_addr: &str,
+        extra_args: &[&str],
+    ) -> Result<KedaProcess> {
+        let mut args = vec![
+            "operator",
+            "--leader-elect",
+            "--metrics-bind-address",
+            metrics_addr,
+            "--health-probe-bind-address",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra_args);
         KedaProcess::start(
             &format!("{namespace}-{identity}"),
-            &[
-                "operator",
-                "--leader-elect",
-                "--metrics-bind-address",
-                "127.0.0.1:0",
-                "--health-probe-bind-address",
-                "127.0.0.1:0",
-            ],
+            &args,
             &[
                 ("WATCH_NAMESPACE", namespace),
                 ("KEDA_CLUSTER_OBJECT_NAMESPACE", namespace),
@@ -456,38 +483,7 @@ impl KedaProcess {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Result<KedaProcess> {
-        use std::os::unix::process::CommandExt;
-        let bin = std::env::var_os("KEDA_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root().join("target/debug/keda"));
-        if !bin.exists() {
-            bail!(
-                "{} is missing: build it with `cargo build -p keda`",
-                bin.display()
-            );
-        }
-        let dir = root().join("target/keda-e2e-logs");
-        std::fs::create_dir_all(&dir)?;
-        let log = dir.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log)?;
-        let child = Command::new(bin)
-            .args(args)
-            .envs(env.iter().copied())
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
-            )
-            .stdin(std::process::Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting keda {}", args.join(" ")))?;
-        Ok(KedaProcess {
-            name: name.to_owned(),
-            child,
-            log,
-        })
+        KedaProcess::spawn(name, args, env, true)
     }
 }
 

@@ -280,22 +280,7 @@ async fn every_dashboard_panel_has_data() -> Result<()> {
     let ns = namespace(&c, "dash").await?;
     let metrics_port = free_port()?;
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
-    let mut op = KedaProcess::start(
-        &format!("{ns}-op"),
-        &[
-            "operator",
-            "--leader-elect",
-            "--metrics-bind-address",
-            &metrics_addr,
-            "--health-probe-bind-address",
-            "127.0.0.1:0",
-        ],
-        &[
-            ("WATCH_NAMESPACE", &ns),
-            ("KEDA_CLUSTER_OBJECT_NAMESPACE", &ns),
-            ("POD_NAME", "dash-op"),
-        ],
-    )?;
+    let mut op = KedaProcess::operator_with(&ns, "dash-op", &metrics_addr, &[])?;
     let server = MetricServer::start(7.0).await?;
     apply(&ns, &deployment("orders-app"))?;
     apply(

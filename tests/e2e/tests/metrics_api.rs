@@ -175,24 +175,15 @@ impl Stack {
     }
 
     fn operator(ns: &str, dir: &Path, grpc_addr: &str, identity: &str) -> Result<KedaProcess> {
-        KedaProcess::start(
-            &format!("{ns}-{identity}"),
+        KedaProcess::operator_with(
+            ns,
+            identity,
+            "127.0.0.1:0",
             &[
-                "operator",
-                "--leader-elect",
-                "--metrics-bind-address",
-                "127.0.0.1:0",
-                "--health-probe-bind-address",
-                "127.0.0.1:0",
                 "--metrics-service-bind-address",
                 grpc_addr,
                 "--cert-dir",
                 &dir.display().to_string(),
-            ],
-            &[
-                ("WATCH_NAMESPACE", ns),
-                ("KEDA_CLUSTER_OBJECT_NAMESPACE", ns),
-                ("POD_NAME", identity),
             ],
         )
     }

@@ -582,25 +582,16 @@ async fn grpc_metrics_service_with_issued_certificates() -> Result<()> {
         .local_addr()?
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let _op = KedaProcess::start(
-        &format!("{ns}-op"),
+    let _op = KedaProcess::operator_with(
+        &ns,
+        "op-a",
+        "127.0.0.1:0",
         &[
-            "operator",
-            "--leader-elect",
-            "--metrics-bind-address",
-            "127.0.0.1:0",
-            "--health-probe-bind-address",
-            "127.0.0.1:0",
             "--enable-cert-rotation",
             "--enable-apiservice-patching=false",
             "--enable-webhook-patching=false",
             "--metrics-service-bind-address",
             &addr,
-        ],
-        &[
-            ("WATCH_NAMESPACE", &ns),
-            ("KEDA_CLUSTER_OBJECT_NAMESPACE", &ns),
-            ("POD_NAME", "op-a"),
         ],
     )?;
     let secrets: Api<Secret> = Api::namespaced(c.clone(), &ns);
