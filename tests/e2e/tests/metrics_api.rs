@@ -438,6 +438,17 @@ async fn readyz_follows_the_operator_connection() -> Result<()> {
     Ok(())
 }
 
+impl Stack {
+    /// A stack registered as the cluster's external metrics API, Ready and Available through the aggregator.
+    async fn serving(prefix: &str) -> Result<(Stack, ApiServiceGuard)> {
+        let mut stack = Stack::start(prefix).await?;
+        let registered = stack.register()?;
+        stack.wait_ready(true, T).await?;
+        wait_available()?;
+        Ok((stack, registered))
+    }
+}
+
 /// Waits until the aggregator reports our APIService Available.
 fn wait_available() -> Result<()> {
     kubectl_ok(
@@ -457,12 +468,9 @@ fn wait_available() -> Result<()> {
 /// backend answers again the HPA follows the real value back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallback_values_reach_the_hpa() -> Result<()> {
-    let mut stack = Stack::start("metrics-api-fallback").await?;
-    let _registered = stack.register()?;
+    let (mut stack, _registered) = Stack::serving("metrics-api-fallback").await?;
     let ns = stack.ns.clone();
     let c = client().await?;
-    stack.wait_ready(true, T).await?;
-    wait_available()?;
 
     let server = MetricServer::start(5.0).await?;
     deploy_example_app(
@@ -558,12 +566,9 @@ fn failed_metric_events(ns: &str) -> Result<usize> {
 /// operator patches it) keeps the HPA scaling.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_certificates_are_used_without_restarts() -> Result<()> {
-    let mut stack = Stack::start("metrics-api-certs").await?;
-    let _registered = stack.register()?;
+    let (mut stack, _registered) = Stack::serving("metrics-api-certs").await?;
     let ns = stack.ns.clone();
     let c = client().await?;
-    stack.wait_ready(true, T).await?;
-    wait_available()?;
     let server = MetricServer::start(5.0).await?;
     deploy_example_app(&ns, &server, "")?;
     let path = metric_path(&ns, "example-app");
