@@ -24,6 +24,28 @@ use crate::triggers::parse_all;
 pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = so.namespace().unwrap_or_default();
     let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
+    // A new object gets the finalizer and the metrics label in one write and is applied in the same
+    // reconcile (kube's helper would write the finalizer alone and wait for the next event).
+    let so = match adoption_patch(&so) {
+        Some(patch) => Arc::new(
+            api.patch(
+                &so.name_any(),
+                &PatchParams::default(),
+                &Patch::Json::<()>(patch),
+            )
+            .await
+            .map_err(|e| {
+                Error::kube(
+                    format!(
+                        "adding the finalizer to ScaledObject {ns}/{}",
+                        so.name_any()
+                    ),
+                    e,
+                )
+            })?,
+        ),
+        None => so,
+    };
     finalizer(&api, FINALIZER, so, |event| async {
         match event {
             Finalizer::Apply(so) => apply(so, ctx.clone()).await,
@@ -32,6 +54,52 @@ pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Actio
     })
     .await
     .map_err(|e| Error::Finalizer(e.to_string()))
+}
+
+/// The JSON patch that adds `finalizer.keda.sh` and the `scaledobject.keda.sh/name` label to a live object
+/// that lacks the finalizer; `None` when it has it or is being deleted. As kube's finalizer helper, the
+/// patch tests the finalizer list it saw, so a concurrent change to it fails the write instead of being
+/// overwritten.
+pub fn adoption_patch(so: &ScaledObject) -> Option<json_patch::Patch> {
+    if so.metadata.deletion_timestamp.is_some() || so.finalizers().iter().any(|f| f == FINALIZER) {
+        return None;
+    }
+    let name = so.name_any();
+    let mut ops = match so.metadata.finalizers.as_deref() {
+        None | Some([]) => vec![
+            serde_json::json!({"op": "test", "path": "/metadata/finalizers", "value": null}),
+            serde_json::json!({"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}),
+        ],
+        Some(current) => vec![
+            serde_json::json!({"op": "test", "path": "/metadata/finalizers", "value": current}),
+            serde_json::json!({"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}),
+        ],
+    };
+    if so.labels().get(labels::SCALED_OBJECT_NAME) != Some(&name) {
+        ops.push(match so.metadata.labels {
+            None => serde_json::json!({"op": "add", "path": "/metadata/labels",
+                "value": {labels::SCALED_OBJECT_NAME: name}}),
+            // JSON pointer escaping: '/' in the key is written "~1".
+            Some(_) => serde_json::json!({"op": "add",
+                "path": format!("/metadata/labels/{}", labels::SCALED_OBJECT_NAME.replace('~', "~0").replace('/', "~1")),
+                "value": name}),
+        });
+    }
+    serde_json::from_value(serde_json::Value::Array(ops)).ok()
+}
+
+/// What a reconcile depends on besides `status`: a status-only change (ours, every poll that changes a
+/// condition) does not reconcile again. Deletion always changes it (deletionTimestamp is set first).
+pub fn reconcile_inputs(so: &ScaledObject) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let m = &so.metadata;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    m.generation.hash(&mut h);
+    m.labels.hash(&mut h);
+    m.annotations.hash(&mut h);
+    m.finalizers.hash(&mut h);
+    m.deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
 }
 
 pub fn error_policy(so: Arc<ScaledObject>, error: &Error, _ctx: Arc<Context>) -> Action {
@@ -116,7 +184,7 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error
         return check_failed(&ctx, &so, message).await;
     }
 
-    let resolved = match ctx.resolve_triggers(&so, target.pod_spec.as_ref()).await {
+    let resolved = match ctx.resolve_triggers(&so, target.pod_spec.as_deref()).await {
         Ok(r) => r,
         Err(message) => return check_failed(&ctx, &so, message).await,
     };
@@ -529,6 +597,87 @@ mod tests {
         for (spec, want) in cases {
             let got = validate(&so(&format!("{base}{spec}")));
             assert_eq!(got, want.map_err(str::to_owned), "{spec}");
+        }
+    }
+
+    #[test]
+    fn adoption_patch_adds_finalizer_and_label_in_one_write() {
+        let spec = "spec:\n  scaleTargetRef: {name: w}\n  triggers: [{type: cron, metadata: {}}]\n";
+        let cases = [
+            (
+                "metadata: {name: a}\n",
+                Some(serde_json::json!([
+                    {"op": "test", "path": "/metadata/finalizers", "value": null},
+                    {"op": "add", "path": "/metadata/finalizers", "value": ["finalizer.keda.sh"]},
+                    {"op": "add", "path": "/metadata/labels", "value": {"scaledobject.keda.sh/name": "a"}},
+                ])),
+            ),
+            (
+                "metadata: {name: a, labels: {team: x}, finalizers: [other.io/f]}\n",
+                Some(serde_json::json!([
+                    {"op": "test", "path": "/metadata/finalizers", "value": ["other.io/f"]},
+                    {"op": "add", "path": "/metadata/finalizers/-", "value": "finalizer.keda.sh"},
+                    {"op": "add", "path": "/metadata/labels/scaledobject.keda.sh~1name", "value": "a"},
+                ])),
+            ),
+            (
+                "metadata: {name: a, labels: {scaledobject.keda.sh/name: a}}\n",
+                Some(serde_json::json!([
+                    {"op": "test", "path": "/metadata/finalizers", "value": null},
+                    {"op": "add", "path": "/metadata/finalizers", "value": ["finalizer.keda.sh"]},
+                ])),
+            ),
+            (
+                "metadata: {name: a, finalizers: [finalizer.keda.sh]}\n",
+                None,
+            ),
+            (
+                "metadata: {name: a, deletionTimestamp: '2026-01-01T00:00:00Z', finalizers: [other.io/f]}\n",
+                None,
+            ),
+        ];
+        for (meta, want) in cases {
+            let got = adoption_patch(&so(&format!(
+                "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\n{meta}{spec}"
+            )))
+            .map(|p| serde_json::to_value(p).expect("serializes"));
+            assert_eq!(got, want, "{meta}");
+        }
+    }
+
+    #[test]
+    fn status_only_changes_do_not_change_reconcile_inputs() {
+        let base = so(
+            "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: a, generation: 1}\nspec:\n  scaleTargetRef: {name: w}\n  triggers: [{type: cron, metadata: {}}]\n",
+        );
+        let mut status_only = base.clone();
+        status_only.status = Some(Default::default());
+        status_only.metadata.resource_version = Some("42".into());
+        assert_eq!(reconcile_inputs(&base), reconcile_inputs(&status_only));
+        let changes: [fn(&mut ScaledObject); 5] = [
+            |so| so.metadata.generation = Some(2),
+            |so| {
+                so.annotations_mut()
+                    .insert("autoscaling.keda.sh/paused".into(), "true".into());
+            },
+            |so| {
+                so.labels_mut().insert("team".into(), "x".into());
+            },
+            |so| so.finalizers_mut().push(FINALIZER.into()),
+            |so| {
+                so.metadata.deletion_timestamp = Some(
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()),
+                )
+            },
+        ];
+        for (i, change) in changes.iter().enumerate() {
+            let mut changed = base.clone();
+            change(&mut changed);
+            assert_ne!(
+                reconcile_inputs(&base),
+                reconcile_inputs(&changed),
+                "change {i}"
+            );
         }
     }
 }

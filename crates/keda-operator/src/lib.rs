@@ -72,7 +72,9 @@ pub struct Context {
     pub loops: scale_loop::Loops,
     pub build: keda_scalers::BuildContext,
     pub metrics: Arc<metrics::Metrics>,
-    pub recorder: Recorder,
+    /// Who publishes Events (a fresh `Recorder` per Event: kube's keeps every Event it sent in a cache
+    /// that is only pruned when the next one is sent, ≈3 KiB per object at steady state).
+    pub reporter: Reporter,
     pub scaled_objects: Store<ScaledObject>,
     pub resolver: keda_resolver::Resolver<keda_resolver::KubeSource>,
 }
@@ -94,8 +96,7 @@ impl Context {
             action: action.to_owned(),
             secondary: None,
         };
-        if let Err(e) = self
-            .recorder
+        if let Err(e) = Recorder::new(self.client.clone(), self.reporter.clone())
             .publish(&ev, &controller::object_ref(so))
             .await
         {
@@ -266,7 +267,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let hpa_api: Api<HorizontalPodAutoscaler> = match config
+    let hpa_api: Api<kube::core::PartialObjectMeta<HorizontalPodAutoscaler>> = match config
         .watch_namespace
         .as_deref()
         .filter(|n| !n.is_empty() && !n.contains(','))
@@ -281,19 +282,17 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         .default_backoff()
         .modify(|so: &mut ScaledObject| so.managed_fields_mut().clear())
         .reflect(writer)
-        .touched_objects();
+        .touched_objects()
+        .predicate_filter(controller::reconcile_inputs, Default::default());
     let controller = Controller::for_stream(so_stream, store.clone()).with_config(
         kube::runtime::controller::Config::default().concurrency(config.max_reconciles),
     );
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: keda_api::consts::names::OPERATOR_COMPONENT.to_owned(),
-                instance: Some(config.identity.clone()),
-            },
-        ),
+        reporter: Reporter {
+            controller: keda_api::consts::names::OPERATOR_COMPONENT.to_owned(),
+            instance: Some(config.identity.clone()),
+        },
         config: config.clone(),
         targets: Default::default(),
         statuses: Default::default(),
@@ -323,7 +322,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
                 .collect()
         });
     let run_controller = controller
-        .owns(hpa_api, watcher::Config::default().any_semantic())
+        .owns_stream(owned_hpa_changes(hpa_api))
         .shutdown_on_signal()
         .run(
             move |so: Arc<ScaledObject>, ctx: Arc<Context>| {
@@ -436,4 +435,49 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// Changes to the HPAs this operator made (upstream's managed-by label; an HPA adopted through
+/// transfer-hpa-ownership gets it on its first reconcile), as metadata only: unrelated HPAs are never sent
+/// to us, and the HPA controller's status writes do not reconcile the ScaledObject again. A spec, label or
+/// annotation change or a deletion does, so an edited or deleted HPA is put back at once.
+fn owned_hpa_changes(
+    api: Api<kube::core::PartialObjectMeta<HorizontalPodAutoscaler>>,
+) -> impl futures::Stream<
+    Item = Result<kube::core::PartialObjectMeta<HorizontalPodAutoscaler>, watcher::Error>,
+> + Send
++ 'static {
+    use std::collections::HashMap;
+    use std::hash::{Hash, Hasher};
+    let config = watcher::Config::default().any_semantic().labels(&format!(
+        "{}={}",
+        keda_api::consts::labels::APP_MANAGED_BY,
+        keda_api::consts::labels::MANAGED_BY_OPERATOR
+    ));
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    watcher(api, config)
+        .default_backoff()
+        .filter_map(move |event| {
+            let changed = match event {
+                Ok(watcher::Event::Apply(hpa) | watcher::Event::InitApply(hpa)) => {
+                    let m = &hpa.metadata;
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    m.generation.hash(&mut h);
+                    m.labels.hash(&mut h);
+                    m.annotations.hash(&mut h);
+                    for owner in m.owner_references.iter().flatten() {
+                        owner.uid.hash(&mut h);
+                    }
+                    let key = m.uid.clone().unwrap_or_default();
+                    (seen.insert(key, h.finish()) != Some(h.finish())).then_some(Ok(hpa))
+                }
+                Ok(watcher::Event::Delete(hpa)) => {
+                    seen.remove(hpa.metadata.uid.as_deref().unwrap_or_default());
+                    Some(Ok(hpa))
+                }
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+                Err(e) => Some(Err(e)),
+            };
+            futures::future::ready(changed)
+        })
 }

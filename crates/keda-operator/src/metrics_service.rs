@@ -71,7 +71,7 @@ impl Context {
             Err(_) => None,
         };
         let resolved = self
-            .resolve_triggers(so, pod_spec.as_ref())
+            .resolve_triggers(so, pod_spec.as_deref())
             .await
             .map_err(MetricError::Invalid)?;
         crate::triggers::parse_all(so, &resolved).map_err(MetricError::Invalid)

@@ -81,6 +81,10 @@ impl Loops {
             old.handle.abort();
         }
         let interval = Duration::from_secs(so.spec.polling_interval().max(1) as u64);
+        let target = Target {
+            pod_spec: None,
+            ..target
+        };
         let handle = tokio::spawn(run(ctx, key.clone(), target, triggers, interval));
         running.insert(key, Running { generation, handle });
     }

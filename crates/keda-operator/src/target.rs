@@ -30,7 +30,8 @@ pub struct Target {
     pub name: String,
     pub namespace: String,
     /// `spec.template.spec` when the target has a pod template (for `*FromEnv` and `env` auth).
-    pub pod_spec: Option<k8s_openapi::api::core::v1::PodSpec>,
+    /// Boxed and dropped before the scale loop gets the target: only trigger resolution reads it.
+    pub pod_spec: Option<Box<k8s_openapi::api::core::v1::PodSpec>>,
 }
 
 impl Target {
@@ -162,7 +163,8 @@ impl TargetResolver {
                 target.pod_spec = obj
                     .data
                     .pointer("/spec/template/spec")
-                    .and_then(|v| serde_json::from_value(v.clone()).ok());
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    .map(Box::new);
             }
             Ok(None) => return Err(TARGET_MISSING.to_owned()),
             Err(e) => return Err(format!("{TARGET_MISSING}: {e}")),

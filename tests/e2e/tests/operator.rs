@@ -171,6 +171,27 @@ async fn builds_the_hpa_as_upstream_does() -> Result<()> {
         ("ScaledObject", "throughput", Some(true))
     );
 
+    // The HPA is the operator's: an edit is undone and a deleted one comes back, at once (the
+    // HPA watch reconciles the owner; the periodic resync is 5 minutes away).
+    let quick = Duration::from_secs(15);
+    hpas.patch(
+        "keda-hpa-throughput",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({"spec": {"maxReplicas": 99}})),
+    )
+    .await?;
+    wait_for(&hpas, "keda-hpa-throughput", quick, |h| {
+        h.spec.as_ref().map(|s| s.max_replicas) == Some(5)
+    })
+    .await?;
+    let uid = hpas.get("keda-hpa-throughput").await?.metadata.uid;
+    hpas.delete("keda-hpa-throughput", &DeleteParams::default())
+        .await?;
+    wait_for(&hpas, "keda-hpa-throughput", quick, |h| {
+        h.metadata.uid != uid
+    })
+    .await?;
+
     // Deleting the ScaledObject removes its finalizer and, through the ownerReference, the HPA.
     sos.delete("throughput", &DeleteParams::default()).await?;
     let deadline = std::time::Instant::now() + T;
