@@ -467,18 +467,22 @@ async fn main() -> Result<()> {
         bench.polls.load(Ordering::Relaxed) - polls_before,
         restarted.elapsed().as_secs_f64()
     );
-    // The operator must outlive its ScaledObjects: it removes their finalizers when the namespace goes.
-    let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(c);
-    let _ = namespaces.delete(&ns, &Default::default()).await;
+    // The operator must outlive its ScaledObjects (it removes their finalizers), and its Lease lives in
+    // the bench namespace: delete the ScaledObjects first, then the namespace.
     let deleting = Instant::now();
-    while namespaces.get_opt(&ns).await?.is_some() && deleting.elapsed() < Duration::from_secs(300)
-    {
+    sos.delete_collection(&Default::default(), &ListParams::default())
+        .await?;
+    let mut left = n;
+    while left > 0 && deleting.elapsed() < Duration::from_secs(600) {
         tokio::time::sleep(Duration::from_secs(1)).await;
+        left = sos.list_metadata(&ListParams::default()).await?.items.len();
     }
     println!(
-        "-- cleanup: namespace with {n} ScaledObjects deleted in {:.1} s (finalizers removed by the operator)",
+        "-- cleanup: {n} ScaledObjects deleted (HPAs removed, finalizers released by the operator) in {:.1} s, {left} left",
         deleting.elapsed().as_secs_f64()
     );
+    let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(c);
+    namespaces.delete(&ns, &Default::default()).await?;
     drop(op2);
     Ok(())
 }
