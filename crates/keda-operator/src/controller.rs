@@ -91,15 +91,23 @@ pub fn adoption_patch(so: &ScaledObject) -> Option<json_patch::Patch> {
 /// What a reconcile depends on besides `status`: a status-only change (ours, every poll that changes a
 /// condition) does not reconcile again. Deletion always changes it (deletionTimestamp is set first).
 pub fn reconcile_inputs(so: &ScaledObject) -> Option<u64> {
+    Some(metadata_fingerprint(&so.metadata))
+}
+
+/// A hash of the metadata a reconcile acts on: generation (spec changes), labels, annotations,
+/// finalizers, owners and whether deletion started. Status and resourceVersion are left out.
+pub fn metadata_fingerprint(m: &kube::api::ObjectMeta) -> u64 {
     use std::hash::{Hash, Hasher};
-    let m = &so.metadata;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     m.generation.hash(&mut h);
     m.labels.hash(&mut h);
     m.annotations.hash(&mut h);
     m.finalizers.hash(&mut h);
+    for owner in m.owner_references.iter().flatten() {
+        owner.uid.hash(&mut h);
+    }
     m.deletion_timestamp.is_some().hash(&mut h);
-    Some(h.finish())
+    h.finish()
 }
 
 pub fn error_policy(so: Arc<ScaledObject>, error: &Error, _ctx: Arc<Context>) -> Action {

@@ -267,7 +267,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let hpa_api: Api<kube::core::PartialObjectMeta<HorizontalPodAutoscaler>> = match config
+    let hpa_api: Api<HorizontalPodAutoscaler> = match config
         .watch_namespace
         .as_deref()
         .filter(|n| !n.is_empty() && !n.contains(','))
@@ -438,17 +438,13 @@ async fn shutdown_signal() {
 }
 
 /// Changes to the HPAs this operator made (upstream's managed-by label; an HPA adopted through
-/// transfer-hpa-ownership gets it on its first reconcile), as metadata only: unrelated HPAs are never sent
+/// transfer-hpa-ownership gets it on its first reconcile; nothing is cached): unrelated HPAs are never sent
 /// to us, and the HPA controller's status writes do not reconcile the ScaledObject again. A spec, label or
 /// annotation change or a deletion does, so an edited or deleted HPA is put back at once.
 fn owned_hpa_changes(
-    api: Api<kube::core::PartialObjectMeta<HorizontalPodAutoscaler>>,
-) -> impl futures::Stream<
-    Item = Result<kube::core::PartialObjectMeta<HorizontalPodAutoscaler>, watcher::Error>,
-> + Send
-+ 'static {
+    api: Api<HorizontalPodAutoscaler>,
+) -> impl futures::Stream<Item = Result<HorizontalPodAutoscaler, watcher::Error>> + Send + 'static {
     use std::collections::HashMap;
-    use std::hash::{Hash, Hasher};
     let config = watcher::Config::default().any_semantic().labels(&format!(
         "{}={}",
         keda_api::consts::labels::APP_MANAGED_BY,
@@ -461,15 +457,18 @@ fn owned_hpa_changes(
             let changed = match event {
                 Ok(watcher::Event::Apply(hpa) | watcher::Event::InitApply(hpa)) => {
                     let m = &hpa.metadata;
-                    let mut h = std::collections::hash_map::DefaultHasher::new();
-                    m.generation.hash(&mut h);
-                    m.labels.hash(&mut h);
-                    m.annotations.hash(&mut h);
-                    for owner in m.owner_references.iter().flatten() {
-                        owner.uid.hash(&mut h);
-                    }
+                    // HPAs have no metadata.generation: the spec itself is part of the fingerprint.
+                    let fingerprint = {
+                        use std::hash::{Hash, Hasher};
+                        let mut h = std::collections::hash_map::DefaultHasher::new();
+                        controller::metadata_fingerprint(m).hash(&mut h);
+                        serde_json::to_vec(&hpa.spec)
+                            .unwrap_or_default()
+                            .hash(&mut h);
+                        h.finish()
+                    };
                     let key = m.uid.clone().unwrap_or_default();
-                    (seen.insert(key, h.finish()) != Some(h.finish())).then_some(Ok(hpa))
+                    (seen.insert(key, fingerprint) != Some(fingerprint)).then_some(Ok(hpa))
                 }
                 Ok(watcher::Event::Delete(hpa)) => {
                     seen.remove(hpa.metadata.uid.as_deref().unwrap_or_default());
