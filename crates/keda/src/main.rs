@@ -9,7 +9,7 @@ mod operator;
 use clap::{Parser, Subcommand};
 
 /// jemalloc instead of glibc's malloc. The operator's heap churns with every poll while most of its
-/// memory is long-lived per-object state; with glibc the RSS kept ~20% more freed memory and a poll cost
+/// memory is long-lived per-object state; with glibc the anonymous memory was 40% larger and a poll cost
 /// ~40% more CPU (`cargo xtask bench operator`, 1,000 objects at 1 s: 33.3 vs 23.8 MiB anonymous,
 /// 0.192 vs 0.138 CPU-s per 1,000 polls). Its options are set at build time in `.cargo/config.toml`.
 #[global_allocator]
