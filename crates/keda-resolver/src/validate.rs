@@ -12,8 +12,9 @@
 //! about the API server's version ([`kubernetes_version`]). `keda lint` feeds them the objects of its
 //! input; the webhook the objects it reads from the cluster.
 //!
-//! Not here: the compile check of `advanced.scalingModifiers.formula` (lives with the formula engine in
-//! `keda-scaling`).
+//! The `advanced.scalingModifiers.formula` check is here too: the formula is compiled and run once with
+//! every trigger at -1 by the formula engine of `keda-scaling` (upstream's validation), within that
+//! engine's limits on length, size and nesting.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,6 +24,7 @@ use keda_api::ScaleTriggers;
 use keda_api::scaled_job::ScaledJob;
 use keda_api::scaled_object::{FallbackBehavior, ScaledObject};
 use keda_api::trigger_auth::{IdentityOwner, PodIdentityProvider, TriggerAuthenticationSpec};
+use keda_scaling::formula;
 
 /// How bad a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -108,8 +110,9 @@ fn is_resource_trigger(t: &ScaleTriggers) -> bool {
     t.r#type == "cpu" || t.r#type == "memory"
 }
 
-/// The checks of a ScaledObject: name lengths, replica bounds, fallback, scalingModifiers, triggers, and
-/// the warnings for `pollingInterval` / `cooldownPeriod` that have no effect.
+/// The checks of a ScaledObject: name lengths, replica bounds, fallback, scalingModifiers (the formula
+/// compiled and validated), triggers, and the warnings for `pollingInterval` / `cooldownPeriod` that
+/// have no effect.
 pub fn scaled_object(so: &ScaledObject) -> Vec<Finding> {
     let mut out = Vec::new();
     let spec = &so.spec;
@@ -221,6 +224,24 @@ pub fn scaled_object(so: &ScaledObject) -> Vec<Finding> {
                 format!("target {target:?} must be a number greater than 0"),
             ));
         }
+        if let Some(activation) = m.activation_target.as_deref().filter(|a| !a.is_empty())
+            && activation.parse::<f64>().is_err()
+        {
+            out.push(Finding::error(
+                "spec.advanced.scalingModifiers.activationTarget",
+                codes::SCALING_MODIFIERS,
+                format!("activationTarget {activation:?} is not a number"),
+            ));
+        }
+        if !formula.is_empty()
+            && let Err(e) = formula::validate(formula, formula::trigger_names(so))
+        {
+            out.push(Finding::error(
+                formula::FORMULA_FIELD,
+                codes::SCALING_MODIFIERS,
+                formula_message(&e),
+            ));
+        }
     }
 
     out.extend(triggers(&spec.triggers));
@@ -245,6 +266,19 @@ pub fn scaled_object(so: &ScaledObject) -> Vec<Finding> {
         ));
     }
     out
+}
+
+/// What a finding on the formula says: the engine's error, without the field name that the finding
+/// carries already (the limit errors start with it).
+fn formula_message(e: &keda_scaling::Error) -> String {
+    match e {
+        keda_scaling::Error::InvalidScalingModifiers { reason } => reason
+            .strip_prefix(formula::FORMULA_FIELD)
+            .and_then(|r| r.strip_prefix(": "))
+            .unwrap_or(reason)
+            .to_owned(),
+        e => e.to_string(),
+    }
 }
 
 /// The checks of a ScaledJob: its triggers, which may not set `metricType`.
@@ -738,18 +772,66 @@ mod tests {
                 )],
             ),
             (
-                "  advanced: {scalingModifiers: {formula: 'a + b'}}\n  triggers: [{type: cron, metadata: {}}]\n",
+                "  advanced: {scalingModifiers: {formula: 'a + b'}}\n  triggers: [{type: cron, name: a, metadata: {}}, {type: cron, name: b, metadata: {}}]\n",
                 &[(
                     "spec.advanced.scalingModifiers.target",
                     codes::SCALING_MODIFIERS,
                 )],
             ),
             (
-                "  advanced: {scalingModifiers: {formula: 'a', target: '-1'}}\n  triggers: [{type: cron, metadata: {}}]\n",
+                "  advanced: {scalingModifiers: {formula: 'a', target: '-1'}}\n  triggers: [{type: cron, name: a, metadata: {}}]\n",
                 &[(
                     "spec.advanced.scalingModifiers.target",
                     codes::SCALING_MODIFIERS,
                 )],
+            ),
+            (
+                "  advanced: {scalingModifiers: {formula: '(a + b) / 2', target: '2', activationTarget: '0.5'}}\n  triggers: [{type: cron, name: a, metadata: {}}, {type: cron, name: b, metadata: {}}]\n",
+                &[],
+            ),
+            (
+                "  advanced: {scalingModifiers: {formula: 'a +', target: '2'}}\n  triggers: [{type: cron, name: a, metadata: {}}]\n",
+                &[(
+                    "spec.advanced.scalingModifiers.formula",
+                    codes::SCALING_MODIFIERS,
+                )],
+            ),
+            (
+                // cpu and memory triggers are no formula variables.
+                "  advanced: {scalingModifiers: {formula: 'a * 2', target: '2'}}\n  triggers: [{type: cpu, name: a, metricType: Utilization, metadata: {value: '50'}}]\n",
+                &[(
+                    "spec.advanced.scalingModifiers.formula",
+                    codes::SCALING_MODIFIERS,
+                )],
+            ),
+            (
+                // Fails only when run (with every trigger at -1): `%` on a float.
+                "  advanced: {scalingModifiers: {formula: 'a % 2', target: '2'}}\n  triggers: [{type: cron, name: a, metadata: {}}]\n",
+                &[(
+                    "spec.advanced.scalingModifiers.formula",
+                    codes::SCALING_MODIFIERS,
+                )],
+            ),
+            (
+                "  advanced: {scalingModifiers: {formula: 'a', target: '2', activationTarget: 'x'}}\n  triggers: [{type: cron, name: a, metadata: {}}]\n",
+                &[(
+                    "spec.advanced.scalingModifiers.activationTarget",
+                    codes::SCALING_MODIFIERS,
+                )],
+            ),
+            (
+                // Without a target the formula is still compiled.
+                "  advanced: {scalingModifiers: {formula: 'nope'}}\n  triggers: [{type: cron, metadata: {}}]\n",
+                &[
+                    (
+                        "spec.advanced.scalingModifiers.target",
+                        codes::SCALING_MODIFIERS,
+                    ),
+                    (
+                        "spec.advanced.scalingModifiers.formula",
+                        codes::SCALING_MODIFIERS,
+                    ),
+                ],
             ),
             (
                 "  triggers: [{type: cron, name: a, metadata: {}}, {type: cron, name: a, metadata: {}}]\n",
@@ -793,6 +875,45 @@ mod tests {
                 "for spec:\n{spec}\n{findings:#?}"
             );
         }
+    }
+
+    #[test]
+    fn formula_findings_carry_the_engines_message() {
+        let with = |formula: &str| {
+            let yaml = format!(
+                "{BASE}  advanced: {{scalingModifiers: {{formula: {formula:?}, target: '2'}}}}\n  triggers: [{{type: cron, name: a, metadata: {{}}}}]\n"
+            );
+            scaled_object(&so(&yaml))
+                .into_iter()
+                .filter(|f| f.field == "spec.advanced.scalingModifiers.formula")
+                .map(|f| (f.severity, f.message))
+                .collect::<Vec<_>>()
+        };
+        let cases = [
+            (
+                "a +".to_owned(),
+                "formula syntax error at column 4: unexpected end of formula",
+            ),
+            (
+                "a + b".to_owned(),
+                "formula refers to unknown trigger \"b\" at column 5",
+            ),
+            (
+                format!("{}a{}", "(".repeat(100), ")".repeat(100)),
+                "nesting deeper than 64 levels (at column 65)",
+            ),
+            (format!("{}a", "-".repeat(3000)), "more than 1024 tokens"),
+            ("a+".repeat(3000) + "a", "longer than 4096 bytes (6001)"),
+        ];
+        for (formula, message) in cases {
+            let head: String = formula.chars().take(20).collect();
+            assert_eq!(
+                with(&formula),
+                vec![(Severity::Error, message.to_owned())],
+                "{head}"
+            );
+        }
+        assert_eq!(with("a * 2"), vec![]);
     }
 
     #[test]

@@ -26,24 +26,6 @@ pub fn is_active(value: f64, activation_threshold: f64) -> bool {
     value > activation_threshold
 }
 
-/// Whether the ScaledObject as a whole is active after one poll, as upstream's `getScaledObjectState`:
-/// - without scalingModifiers: any trigger active;
-/// - with scalingModifiers (`composite` = the formula's value and `activationTarget`): the composite value
-///   is above the activation target, and never when a trigger failed;
-/// - when every trigger is cpu/memory and none failed it is forced active, as those never scale from zero.
-pub fn scaled_object_is_active(
-    any_trigger_active: bool,
-    any_error: bool,
-    only_cpu_memory_triggers: bool,
-    composite: Option<(f64, f64)>,
-) -> bool {
-    let active = match composite {
-        Some((value, activation_target)) => !any_error && is_active(value, activation_target),
-        None => any_trigger_active,
-    };
-    active || (only_cpu_memory_triggers && !any_error)
-}
-
 /// Everything [`decide`] looks at. Build it with [`ScaleLoopInput::from_scaled_object`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScaleLoopInput {
@@ -596,23 +578,6 @@ mod tests {
         assert!(is_active(1.0, 0.0));
         assert!(!is_active(0.0, 0.0), "strictly greater");
         assert!(!is_active(5.0, 5.0));
-        // (any active, any error, only cpu/memory, composite) -> active
-        let cases = [
-            ((true, false, false, None), true),
-            ((false, false, false, None), false),
-            ((false, true, true, None), false),
-            ((false, false, true, None), true),
-            ((true, false, false, Some((0.5, 1.0))), false),
-            ((false, false, false, Some((1.5, 1.0))), true),
-            ((false, true, false, Some((1.5, 1.0))), false),
-        ];
-        for ((a, e, c, comp), want) in cases {
-            assert_eq!(
-                scaled_object_is_active(a, e, c, comp),
-                want,
-                "{a} {e} {c} {comp:?}"
-            );
-        }
     }
 
     #[test]

@@ -66,18 +66,6 @@ pub fn has_valid_fallback(so: &ScaledObject) -> bool {
     fallback.failure_threshold >= 0 && fallback.replicas >= 0 && modifiers_ok
 }
 
-/// Keeps the health entries of metrics that still exist (upstream prunes them when it rebuilds the HPA).
-pub fn prune_health(
-    health: &BTreeMap<String, HealthStatus>,
-    external_metric_names: &[String],
-) -> BTreeMap<String, HealthStatus> {
-    health
-        .iter()
-        .filter(|(name, _)| external_metric_names.contains(name))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
 /// The replica count fallback steers to, by `fallback.behavior`.
 pub fn fallback_replicas(fallback: &Fallback, current_replicas: i32) -> i32 {
     match fallback.behavior {
@@ -180,24 +168,149 @@ pub fn nil_formula_value(so: &ScaledObject) -> Result<f64, Error> {
     Ok(f64::from(fallback.replicas) * target)
 }
 
-/// The value a trigger contributes to the formula: `None` (nil) when `behavior: scalingModifiers` is set
-/// and its metric is past the failure threshold, so `??` can substitute it.
-pub fn formula_input(so: &ScaledObject, metric_name: &str, value: f64) -> Option<f64> {
-    let Some(fallback) = so.spec.fallback.as_ref() else {
-        return Some(value);
-    };
-    if fallback.behavior != FallbackBehavior::ScalingModifiers {
-        return Some(value);
+/// How one external metric came out of one poll once fallback is applied (upstream's
+/// `GetMetricsWithFallback`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MetricState {
+    /// The scaler answered.
+    Value { value: f64, active: bool },
+    /// The scaler failed and the metric is not in fallback: an error of this poll.
+    Failed,
+    /// The scaler failed more than `failureThreshold` times in a row: the HPA is served the fallback
+    /// value, and the metric counts as active and not as an error (upstream `isActiveOrFallback`).
+    Fallback,
+    /// As [`MetricState::Fallback`] with `behavior: scalingModifiers`: the metric is `nil` in the formula
+    /// (where `??` can replace it); neither active nor an error.
+    NilInFormula,
+}
+
+/// One poll's result for one metric, and its health afterwards. Health is tracked only for a valid
+/// fallback (`valid_fallback`, see [`has_valid_fallback`]); otherwise it is `None` and a failure is
+/// simply [`MetricState::Failed`].
+pub fn track_metric(
+    valid_fallback: Option<&Fallback>,
+    previous: Option<&HealthStatus>,
+    sample: Option<(f64, bool)>,
+) -> (Option<HealthStatus>, MetricState) {
+    match (sample, valid_fallback) {
+        (Some((value, active)), fb) => (
+            fb.map(|_| record_success()),
+            MetricState::Value { value, active },
+        ),
+        (None, None) => (None, MetricState::Failed),
+        (None, Some(fb)) => {
+            let health = record_failure(previous);
+            let failures = health.number_of_failures.unwrap_or(0);
+            let state = if !should_fallback(failures, fb.failure_threshold) {
+                MetricState::Failed
+            } else if fb.behavior == FallbackBehavior::ScalingModifiers {
+                MetricState::NilInFormula
+            } else {
+                MetricState::Fallback
+            };
+            (Some(health), state)
+        }
     }
-    let failures = so
-        .status
-        .as_ref()
-        .and_then(|s| s.health.as_ref())
-        .and_then(|h| h.get(metric_name))
-        .and_then(|h| h.number_of_failures);
-    match failures {
-        Some(n) if should_fallback(n, fallback.failure_threshold) => None,
-        _ => Some(value),
+}
+
+/// The state of a metric from its health alone, without a new sample (what the metrics service uses
+/// between two polls of the scale loop): in fallback or not.
+pub fn state_from_health(
+    valid_fallback: Option<&Fallback>,
+    health: Option<&HealthStatus>,
+) -> Option<MetricState> {
+    let fb = valid_fallback?;
+    let h = health?;
+    let failing = h.status.as_deref() == Some(HEALTH_FAILING)
+        && should_fallback(h.number_of_failures.unwrap_or(0), fb.failure_threshold);
+    failing.then_some(if fb.behavior == FallbackBehavior::ScalingModifiers {
+        MetricState::NilInFormula
+    } else {
+        MetricState::Fallback
+    })
+}
+
+/// What one poll says about the whole ScaledObject (upstream's `getScaledObjectState`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PollSummary {
+    pub is_active: bool,
+    pub is_error: bool,
+    /// At least one metric is in [`MetricState::Fallback`]: drives the Fallback condition and its Events.
+    pub fallback_active: bool,
+    /// With scalingModifiers: the composite metric's value (`None` when it could not be computed).
+    pub composite: Option<f64>,
+}
+
+/// The composite metric of a ScaledObject with `scalingModifiers`, as one poll needs it.
+pub struct Composite<'a> {
+    pub formula: &'a crate::formula::Formula,
+    pub activation_target: f64,
+    /// The value served while a metric is in fallback: `scalingModifiers.target × fallback replicas`
+    /// (upstream `doFallback` with the composite target), computed by the caller.
+    pub fallback_value: Option<f64>,
+    /// `fallback.replicas × target`, for a formula that evaluates to nil; `None` without a fallback.
+    pub nil_value: Option<f64>,
+}
+
+/// Combines the metrics of one poll. `metrics` are the external metrics with their trigger name (the
+/// formula's variable); `only_resource_triggers` forces activity when every trigger is cpu/memory and
+/// nothing failed, as upstream (those never scale from zero themselves).
+pub fn summarize(
+    metrics: &[(Option<&str>, MetricState)],
+    only_resource_triggers: bool,
+    composite: Option<Composite<'_>>,
+) -> PollSummary {
+    let mut is_error = metrics.iter().any(|(_, s)| *s == MetricState::Failed);
+    let fallback_active = metrics.iter().any(|(_, s)| *s == MetricState::Fallback);
+    let (mut is_active, composite_value) = match composite {
+        None => (
+            metrics.iter().any(|(_, s)| {
+                matches!(
+                    s,
+                    MetricState::Fallback | MetricState::Value { active: true, .. }
+                )
+            }),
+            None,
+        ),
+        Some(c) => {
+            let value = if fallback_active {
+                c.fallback_value
+            } else {
+                let vars: std::collections::HashMap<String, Option<f64>> = metrics
+                    .iter()
+                    .filter_map(|(name, s)| {
+                        let v = match s {
+                            MetricState::Value { value, .. } => Some(*value),
+                            _ => None,
+                        };
+                        name.map(|n| (n.to_owned(), v))
+                    })
+                    .collect();
+                match c.formula.eval(&vars) {
+                    Ok(Some(v)) => Some(v),
+                    Ok(None) => c.nil_value,
+                    Err(_) => None,
+                }
+            };
+            if value.is_none() {
+                // A formula that cannot be computed is an error of the poll, never a silent activity.
+                is_error = true;
+            }
+            (
+                !is_error
+                    && value.is_some_and(|v| crate::activation::is_active(v, c.activation_target)),
+                value,
+            )
+        }
+    };
+    if only_resource_triggers && !is_error {
+        is_active = true;
+    }
+    PollSummary {
+        is_active,
+        is_error,
+        fallback_active,
+        composite: composite_value,
     }
 }
 
@@ -249,8 +362,6 @@ mod tests {
         ]);
         assert!(fallback_exceeded(&health, 3));
         assert!(!fallback_exceeded(&health, 4));
-        let pruned = prune_health(&health, &["s1-b".to_owned(), "s2-c".to_owned()]);
-        assert_eq!(pruned.keys().collect::<Vec<_>>(), vec!["s1-b"]);
     }
 
     #[test]
@@ -437,23 +548,223 @@ spec:
     }
 
     #[test]
-    fn failing_metric_becomes_nil_for_scaling_modifiers_behavior() {
-        let s = so(
-            r#"  fallback: {failureThreshold: 2, replicas: 5, behavior: scalingModifiers}
-  advanced: {scalingModifiers: {formula: "a ?? 1", target: "10"}}
-status:
-  health:
-    s0-a: {numberOfFailures: 3, status: Failing}
-    s1-b: {numberOfFailures: 2, status: Failing}"#,
-        );
-        assert_eq!(formula_input(&s, "s0-a", 7.0), None);
+    fn a_metric_enters_fallback_after_the_threshold_and_counts_as_active() {
+        use MetricState::*;
+        let fb = fallback(FallbackBehavior::Static, 5);
+        let modifiers = keda_api::scaled_object::Fallback {
+            behavior: FallbackBehavior::ScalingModifiers,
+            ..fb.clone()
+        };
+        // failureThreshold 3: failures 1..=3 are errors, the 4th and later are fallback.
+        let mut health = None;
+        let mut states = Vec::new();
+        for _ in 0..5 {
+            let (h, s) = track_metric(Some(&fb), health.as_ref(), None);
+            states.push(s);
+            health = h;
+        }
+        assert_eq!(states, vec![Failed, Failed, Failed, Fallback, Fallback]);
         assert_eq!(
-            formula_input(&s, "s1-b", 7.0),
-            Some(7.0),
-            "at the threshold"
+            state_from_health(Some(&fb), health.as_ref()),
+            Some(Fallback)
         );
-        assert_eq!(formula_input(&s, "s2-c", 7.0), Some(7.0), "no health entry");
-        let static_behavior = so("  fallback: {failureThreshold: 0, replicas: 5}");
-        assert_eq!(formula_input(&static_behavior, "s0-a", 7.0), Some(7.0));
+        assert_eq!(
+            state_from_health(Some(&modifiers), health.as_ref()),
+            Some(NilInFormula)
+        );
+        assert_eq!(state_from_health(None, health.as_ref()), None);
+        let (h, s) = track_metric(Some(&fb), health.as_ref(), Some((2.0, true)));
+        assert_eq!(
+            (h, s),
+            (
+                Some(record_success()),
+                Value {
+                    value: 2.0,
+                    active: true
+                }
+            )
+        );
+        assert_eq!(state_from_health(Some(&fb), Some(&record_success())), None);
+        // Without a (valid) fallback nothing is tracked and a failure is an error.
+        assert_eq!(track_metric(None, None, None), (None, Failed));
+        assert_eq!(
+            track_metric(None, None, Some((1.0, false))),
+            (
+                None,
+                Value {
+                    value: 1.0,
+                    active: false
+                }
+            )
+        );
+        let (_, s) = track_metric(Some(&modifiers), health.as_ref(), None);
+        assert_eq!(s, NilInFormula);
+    }
+
+    #[test]
+    fn poll_summary_table() {
+        use MetricState::*;
+        let formula = crate::formula::compile("a + (b ?? 0)", ["a", "b"]).expect("compiles");
+        let composite = |fallback_value, nil_value| {
+            Some(Composite {
+                formula: &formula,
+                activation_target: 1.0,
+                fallback_value,
+                nil_value,
+            })
+        };
+        let on = Value {
+            value: 3.0,
+            active: true,
+        };
+        let off = Value {
+            value: 0.0,
+            active: false,
+        };
+        // (metrics, only cpu/memory, composite?) -> (active, error, fallback, composite value)
+        type Case<'a> = (
+            Vec<(Option<&'a str>, MetricState)>,
+            bool,
+            bool,
+            (bool, bool, bool, Option<f64>),
+        );
+        let cases: Vec<Case<'_>> = vec![
+            (vec![(None, on)], false, false, (true, false, false, None)),
+            (vec![(None, off)], false, false, (false, false, false, None)),
+            (
+                vec![(None, off), (None, Failed)],
+                false,
+                false,
+                (false, true, false, None),
+            ),
+            (
+                vec![(None, on), (None, Failed)],
+                false,
+                false,
+                (true, true, false, None),
+            ),
+            // A metric in fallback is active and not an error (upstream isActiveOrFallback).
+            (
+                vec![(None, Fallback)],
+                false,
+                false,
+                (true, false, true, None),
+            ),
+            (
+                vec![(None, NilInFormula)],
+                false,
+                false,
+                (false, false, false, None),
+            ),
+            // cpu/memory only: forced active unless something failed.
+            (vec![], true, false, (true, false, false, None)),
+            (
+                vec![(None, Failed)],
+                true,
+                false,
+                (false, true, false, None),
+            ),
+            // Composite: above / not above the activation target (1.0).
+            (
+                vec![
+                    (
+                        Some("a"),
+                        Value {
+                            value: 0.5,
+                            active: false,
+                        },
+                    ),
+                    (
+                        Some("b"),
+                        Value {
+                            value: 1.0,
+                            active: true,
+                        },
+                    ),
+                ],
+                false,
+                true,
+                (true, false, false, Some(1.5)),
+            ),
+            (
+                vec![
+                    (
+                        Some("a"),
+                        Value {
+                            value: 0.5,
+                            active: true,
+                        },
+                    ),
+                    (
+                        Some("b"),
+                        Value {
+                            value: 0.5,
+                            active: true,
+                        },
+                    ),
+                ],
+                false,
+                true,
+                (false, false, false, Some(1.0)),
+            ),
+            // A failing trigger makes the poll an error and the composite inactive.
+            (
+                vec![(Some("a"), on), (Some("b"), Failed)],
+                false,
+                true,
+                (false, true, false, Some(3.0)),
+            ),
+            // behavior scalingModifiers: nil replaced by `??`.
+            (
+                vec![(Some("a"), on), (Some("b"), NilInFormula)],
+                false,
+                true,
+                (true, false, false, Some(3.0)),
+            ),
+            // In fallback the composite is the fallback value itself (upstream doFallback), here 50.
+            (
+                vec![(Some("a"), on), (Some("b"), Fallback)],
+                false,
+                true,
+                (true, false, true, Some(50.0)),
+            ),
+        ];
+        for (metrics, only_resource, with_composite, want) in cases {
+            let got = summarize(
+                &metrics,
+                only_resource,
+                if with_composite {
+                    composite(Some(50.0), Some(20.0))
+                } else {
+                    None
+                },
+            );
+            assert_eq!(
+                (
+                    got.is_active,
+                    got.is_error,
+                    got.fallback_active,
+                    got.composite
+                ),
+                want,
+                "{metrics:?} only_resource={only_resource}"
+            );
+        }
+        // A formula that cannot be computed (nil without fallback) is an error, not activity.
+        let nil_formula = crate::formula::compile("a ?? b", ["a", "b"]).expect("compiles");
+        let got = summarize(
+            &[(Some("a"), NilInFormula), (Some("b"), NilInFormula)],
+            false,
+            Some(Composite {
+                formula: &nil_formula,
+                activation_target: 0.0,
+                fallback_value: None,
+                nil_value: None,
+            }),
+        );
+        assert!(
+            got.is_error && !got.is_active && got.composite.is_none(),
+            "{got:?}"
+        );
     }
 }

@@ -9,6 +9,32 @@
 //!
 //! As upstream, the result is passed through `float(...)`; a formula containing `??` may instead yield
 //! `nil` (reported as `None`), which fallback then replaces.
+//!
+//! # Limits
+//!
+//! A formula is user input that the operator, the metrics server, the admission webhook and `keda lint`
+//! all compile, so no formula may crash them. [`compile`] refuses, before any recursion, a formula longer
+//! than [`MAX_FORMULA_BYTES`] bytes or of more than [`MAX_FORMULA_TOKENS`] tokens, and while parsing one
+//! nested deeper than [`MAX_FORMULA_DEPTH`] levels. Real formulas are a line (`(a + b) / 2`, `max(a, b)`,
+//! a ternary or two: well under 30 tokens and 5 levels), so the limits only stop input meant to hurt:
+//! thousands of `(` or `-` that would otherwise overflow the stack.
+//!
+//! A level is one call of the parser's `expression`: the whole formula, each parenthesised
+//! group, function argument, operand of a unary operator, branch of `?:`, right operand of `**`, and each
+//! right operand of an operator that binds tighter than the one before it (`a || b && c == d + e * f`
+//! uses 6).
+//!
+//! Operators of one level (`a + b + c + …`, `a < b <= c`) are kept as one flat chain, so the tree is at
+//! most 3 nodes per level deep (a `?:` around a chain around a call or unary operator) and a clone, a
+//! comparison or a drop of a formula recurses at most `3 * MAX_FORMULA_DEPTH + 1` times. The parser
+//! recurses through 2 functions per level; evaluation runs on a heap stack and does not recurse at all.
+//! `tests/formula_fuzz.rs` runs the worst cases, and arbitrary input up to 64 KiB, on a 256 KiB stack
+//! in a debug build (the deepest formula needs about 192 KiB there).
+//!
+//! The limit errors are [`Error::InvalidScalingModifiers`] whose reason starts with [`FORMULA_FIELD`]:
+//! `spec.advanced.scalingModifiers.formula: longer than 4096 bytes (5000)`,
+//! `spec.advanced.scalingModifiers.formula: more than 1024 tokens` and
+//! `spec.advanced.scalingModifiers.formula: nesting deeper than 64 levels (at column 65)`.
 
 use std::collections::HashMap;
 
@@ -19,6 +45,21 @@ use crate::hpa::parse_go_float;
 
 /// The value every trigger gets when a formula is validated, as upstream does.
 pub const VALIDATION_VALUE: f64 = -1.0;
+
+/// The formula's field, named by the limit errors (and by the shared validation's findings).
+pub const FORMULA_FIELD: &str = "spec.advanced.scalingModifiers.formula";
+
+/// Longest formula [`compile`] accepts, in bytes (UTF-8). A hundred times a real formula; checked before
+/// anything else, so a huge input costs one comparison.
+pub const MAX_FORMULA_BYTES: usize = 4096;
+
+/// Most tokens (numbers, names, operators, parentheses, commas) in a formula: bounds the tree's size and so
+/// the work of one evaluation. Enough for a sum over 500 triggers.
+pub const MAX_FORMULA_TOKENS: usize = 1024;
+
+/// Deepest nesting, in the parser's levels (see the module docs): bounds every recursion over a formula.
+/// Real formulas use fewer than 10.
+pub const MAX_FORMULA_DEPTH: usize = 64;
 
 /// A parsed formula whose names all resolve.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,13 +95,29 @@ where
         .into_iter()
         .map(|s| s.as_ref().to_owned())
         .collect();
+    if formula.len() > MAX_FORMULA_BYTES {
+        return Err(limit(format!(
+            "longer than {MAX_FORMULA_BYTES} bytes ({})",
+            formula.len()
+        )));
+    }
     let tokens = lex(formula)?;
+    // `lex` ends the list with `Tok::End`.
+    if tokens.len() > MAX_FORMULA_TOKENS + 1 {
+        return Err(limit(format!("more than {MAX_FORMULA_TOKENS} tokens")));
+    }
     let mut parser = Parser {
         tokens,
         pos: 0,
         names: &names,
+        depth: 0,
+        error: None,
     };
-    let root = parser.expression(0)?;
+    let Some(root) = parser.expression(0) else {
+        return Err(parser
+            .error
+            .unwrap_or_else(|| syntax(1, "cannot parse".to_owned())));
+    };
     let end = parser.peek();
     if end.kind != Tok::End {
         return Err(syntax(end.column, format!("unexpected {}", end.kind)));
@@ -159,6 +216,13 @@ pub fn activation_target(so: &ScaledObject) -> Result<f64, Error> {
 
 fn syntax(column: usize, message: String) -> Error {
     Error::FormulaSyntax { column, message }
+}
+
+/// A formula beyond one of the limits (see the module docs).
+fn limit(what: String) -> Error {
+    Error::InvalidScalingModifiers {
+        reason: format!("{FORMULA_FIELD}: {what}"),
+    }
 }
 
 fn eval_error(message: String) -> Error {
@@ -381,9 +445,21 @@ enum Node {
     Literal(Value),
     Var(String),
     Unary(&'static str, Box<Node>),
-    Binary(&'static str, Box<Node>, Box<Node>),
+    /// `first op1 rhs1 op2 rhs2 …`, folded from the left: the operators one level of the parser met
+    /// (`a + b - c`, `a * b + c`, `a < b <= c`). Kept flat so that long chains cost no depth.
+    Chain(Box<Node>, Vec<Step>),
     Cond(Box<Node>, Box<Node>, Box<Node>),
     Call(Func, Vec<Node>),
+}
+
+/// One operator of a [`Node::Chain`] with its right operand.
+#[derive(Clone, Debug, PartialEq)]
+struct Step {
+    op: &'static str,
+    rhs: Node,
+    /// A comparison continuing a comparison chain: `a < b <= c` is `a < b && b <= c`, so this step
+    /// compares the previous step's right operand with `rhs`, and only when the chain so far is true.
+    chained: bool,
 }
 
 /// Binary operators: precedence and right associativity.
@@ -416,46 +492,76 @@ struct Parser<'a> {
     tokens: Vec<Token>,
     pos: usize,
     names: &'a [String],
+    /// `expression` calls under way: the nesting [`MAX_FORMULA_DEPTH`] bounds. Every recursion of the
+    /// parser goes through `expression`.
+    depth: usize,
+    /// The first error met; the parse then returns `None` all the way up.
+    error: Option<Error>,
 }
 
 impl Parser<'_> {
-    fn peek(&self) -> Token {
+    fn peek(&self) -> &Token {
+        static END: Token = Token {
+            kind: Tok::End,
+            column: 1,
+        };
         self.tokens
             .get(self.pos)
             .or(self.tokens.last())
-            .cloned()
-            .unwrap_or(Token {
-                kind: Tok::End,
-                column: 1,
-            })
+            .unwrap_or(&END)
     }
 
     fn advance(&mut self) -> Token {
-        let t = self.peek();
+        let t = self.peek().clone();
         if self.pos < self.tokens.len() {
             self.pos += 1;
         }
         t
     }
 
-    fn expect(&mut self, kind: Tok) -> Result<(), Error> {
-        let t = self.advance();
-        if t.kind == kind {
-            Ok(())
-        } else {
-            Err(syntax(
-                t.column,
-                format!("expected {kind}, found {}", t.kind),
-            ))
+    /// `advance` without a copy of the token.
+    fn skip(&mut self) {
+        if self.pos < self.tokens.len() {
+            self.pos += 1;
         }
     }
 
-    fn expression(&mut self, min_precedence: u32) -> Result<Node, Error> {
-        let mut left = self.primary()?;
+    /// Records why the parse stopped; the caller returns `None`.
+    fn fail(&mut self, error: Error) {
+        self.error.get_or_insert(error);
+    }
+
+    /// Consumes the next token if it is `kind`; records an error otherwise.
+    fn expect(&mut self, kind: Tok) -> Option<()> {
+        let t = self.advance();
+        if t.kind == kind {
+            return Some(());
+        }
+        self.fail(syntax(
+            t.column,
+            format!("expected {kind}, found {}", t.kind),
+        ));
+        None
+    }
+
+    /// One level of nesting (refused beyond [`MAX_FORMULA_DEPTH`]), by precedence climbing: an operand,
+    /// then the operators binding at least `min_precedence` as one [`Node::Chain`], then at the top of an
+    /// expression `?:`. `None` after an error, which [`Parser::fail`] recorded.
+    ///
+    /// `expression` and `primary` are the parser's only recursion, so their stack frames are kept small
+    /// (a debug build gives every temporary its own slot): they return an `Option` and leave building
+    /// errors to other functions.
+    fn expression(&mut self, min_precedence: u32) -> Option<Node> {
+        // An error ends the parse, so the level is only given back on success.
+        self.depth += 1;
+        if self.depth > MAX_FORMULA_DEPTH {
+            self.too_deep();
+            return None;
+        }
+        let first = self.primary()?;
+        let mut steps = Vec::new();
         let mut previous: Option<&'static str> = None;
-        loop {
-            let token = self.peek();
-            let Tok::Op(op) = token.kind else { break };
+        while let Tok::Op(op) = self.peek().kind {
             let Some((precedence, right_assoc)) = binary_op(op) else {
                 break;
             };
@@ -463,100 +569,104 @@ impl Parser<'_> {
                 break;
             }
             if previous == Some("??") && op != "??" {
-                return Err(syntax(
-                    token.column,
-                    format!(
-                        "operator {op:?} and coalesce expressions (??) cannot be mixed; wrap either in parentheses"
-                    ),
-                ));
+                self.mixed_coalesce(op);
+                return None;
             }
-            self.advance();
-            left = if is_ordering(op) {
-                self.comparison_chain(left, op, precedence)?
+            self.skip();
+            let next_min = if right_assoc {
+                precedence
             } else {
-                let next_min = if right_assoc {
-                    precedence
-                } else {
-                    precedence + 1
-                };
-                let right = self.expression(next_min)?;
-                Node::Binary(op, Box::new(left), Box::new(right))
+                precedence + 1
             };
+            let mut step_op = op;
+            let mut chained = false;
+            loop {
+                let rhs = self.expression(next_min)?;
+                steps.push(Step {
+                    op: step_op,
+                    rhs,
+                    chained,
+                });
+                // `a < b <= c` means `a < b && b <= c`, as in expr-lang.
+                match self.peek().kind {
+                    Tok::Op(next) if is_ordering(op) && is_ordering(next) => {
+                        self.skip();
+                        step_op = next;
+                        chained = true;
+                    }
+                    _ => break,
+                }
+            }
             previous = Some(op);
         }
-        if min_precedence == 0 {
-            left = self.conditional(left)?;
-        }
-        Ok(left)
-    }
-
-    /// `a < b <= c` means `a < b && b <= c`, as in expr-lang.
-    fn comparison_chain(
-        &mut self,
-        mut left: Node,
-        mut op: &'static str,
-        precedence: u32,
-    ) -> Result<Node, Error> {
-        let mut root: Option<Node> = None;
-        loop {
-            let right = self.expression(precedence + 1)?;
-            let cmp = Node::Binary(op, Box::new(left), Box::new(right.clone()));
-            root = Some(match root {
-                None => cmp,
-                Some(r) => Node::Binary("&&", Box::new(r), Box::new(cmp)),
-            });
-            left = right;
-            match self.peek().kind {
-                Tok::Op(next) if is_ordering(next) => {
-                    self.advance();
-                    op = next;
-                }
-                _ => break,
-            }
-        }
-        // `root` is always set: the loop body runs at least once.
-        Ok(root.unwrap_or(left))
-    }
-
-    fn conditional(&mut self, mut node: Node) -> Result<Node, Error> {
-        while self.peek().kind == Tok::Question {
-            self.advance();
-            let after = self.peek();
-            if after.kind == Tok::Colon {
-                return Err(syntax(
-                    after.column,
-                    "the ?: operator is not supported".to_owned(),
-                ));
+        let mut node = if steps.is_empty() {
+            first
+        } else {
+            Node::Chain(Box::new(first), steps)
+        };
+        // `cond ? a : b`. The else branch is a whole expression, so it takes any `?:` that follows
+        // (`a ? b : c ? d : e` is `a ? b : (c ? d : e)`): one `?:` per level is all there is.
+        if min_precedence == 0 && matches!(self.peek().kind, Tok::Question) {
+            self.skip();
+            if matches!(self.peek().kind, Tok::Colon) {
+                self.elvis();
+                return None;
             }
             let then = self.expression(0)?;
             self.expect(Tok::Colon)?;
             let otherwise = self.expression(0)?;
             node = Node::Cond(Box::new(node), Box::new(then), Box::new(otherwise));
         }
-        Ok(node)
+        self.depth -= 1;
+        Some(node)
     }
 
-    fn primary(&mut self) -> Result<Node, Error> {
+    /// An operand: unary operator, parenthesised expression, function call or [`Parser::leaf`].
+    fn primary(&mut self) -> Option<Node> {
         let token = self.advance();
-        if let Tok::Op(op) = token.kind
-            && let Some(precedence) = unary_precedence(op)
-        {
-            let operand = self.expression(precedence)?;
-            return Ok(Node::Unary(op, Box::new(operand)));
-        }
         match token.kind {
+            Tok::Op(op) if unary_precedence(op).is_some() => {
+                let precedence = unary_precedence(op).unwrap_or_default();
+                Some(Node::Unary(op, Box::new(self.expression(precedence)?)))
+            }
             Tok::LParen => {
                 let inner = self.expression(0)?;
                 self.expect(Tok::RParen)?;
-                Ok(inner)
+                Some(inner)
             }
+            Tok::Ident(ref name)
+                if matches!(self.peek().kind, Tok::LParen)
+                    && !matches!(name.as_str(), "true" | "false" | "nil") =>
+            {
+                let func = self.function(name, token.column)?;
+                self.skip();
+                let mut args = Vec::new();
+                if !matches!(self.peek().kind, Tok::RParen) {
+                    loop {
+                        args.push(self.expression(0)?);
+                        if !matches!(self.peek().kind, Tok::Comma) {
+                            break;
+                        }
+                        self.skip();
+                    }
+                }
+                self.expect(Tok::RParen)?;
+                self.check_arity(func, args.len(), token.column)?;
+                Some(Node::Call(func, args))
+            }
+            _ => self.leaf(token),
+        }
+    }
+
+    /// A number, `true`, `false`, `nil` or a trigger name.
+    fn leaf(&mut self, token: Token) -> Option<Node> {
+        let result = match token.kind {
             Tok::Int(i) => Ok(Node::Literal(Value::Int(i))),
             Tok::Float(f) => Ok(Node::Literal(Value::Float(f))),
             Tok::Ident(name) => match name.as_str() {
                 "true" => Ok(Node::Literal(Value::Bool(true))),
                 "false" => Ok(Node::Literal(Value::Bool(false))),
                 "nil" => Ok(Node::Literal(Value::Nil)),
-                _ if self.peek().kind == Tok::LParen => self.call(&name, token.column),
                 _ if self.names.contains(&name) => Ok(Node::Var(name)),
                 _ => Err(Error::FormulaUnknownName {
                     what: "trigger",
@@ -565,39 +675,59 @@ impl Parser<'_> {
                 }),
             },
             other => Err(syntax(token.column, format!("unexpected {other}"))),
-        }
+        };
+        result.map_err(|e| self.fail(e)).ok()
     }
 
-    fn call(&mut self, name: &str, column: usize) -> Result<Node, Error> {
-        let func = Func::from_name(name).ok_or_else(|| Error::FormulaUnknownName {
-            what: "function",
-            name: name.to_owned(),
-            column,
-        })?;
-        self.expect(Tok::LParen)?;
-        let mut args = Vec::new();
-        if self.peek().kind != Tok::RParen {
-            loop {
-                args.push(self.expression(0)?);
-                if self.peek().kind == Tok::Comma {
-                    self.advance();
-                } else {
-                    break;
-                }
-            }
-        }
-        self.expect(Tok::RParen)?;
-        let arity_ok = match func {
-            Func::Max | Func::Min => !args.is_empty(),
-            _ => args.len() == 1,
-        };
-        if !arity_ok {
-            return Err(syntax(
+    fn function(&mut self, name: &str, column: usize) -> Option<Func> {
+        let func = Func::from_name(name);
+        if func.is_none() {
+            self.fail(Error::FormulaUnknownName {
+                what: "function",
+                name: name.to_owned(),
                 column,
-                format!("wrong number of arguments ({}) for {name}", args.len()),
+            });
+        }
+        func
+    }
+
+    fn check_arity(&mut self, func: Func, args: usize, column: usize) -> Option<()> {
+        let ok = match func {
+            Func::Max | Func::Min => args > 0,
+            _ => args == 1,
+        };
+        if !ok {
+            self.fail(syntax(
+                column,
+                format!("wrong number of arguments ({args}) for {}", func.name()),
             ));
         }
-        Ok(Node::Call(func, args))
+        ok.then_some(())
+    }
+
+    fn too_deep(&mut self) {
+        let column = self.peek().column;
+        self.fail(limit(format!(
+            "nesting deeper than {MAX_FORMULA_DEPTH} levels (at column {column})"
+        )));
+    }
+
+    fn mixed_coalesce(&mut self, op: &str) {
+        let column = self.peek().column;
+        self.fail(syntax(
+            column,
+            format!(
+                "operator {op:?} and coalesce expressions (??) cannot be mixed; wrap either in parentheses"
+            ),
+        ));
+    }
+
+    fn elvis(&mut self) {
+        let column = self.peek().column;
+        self.fail(syntax(
+            column,
+            "the ?: operator is not supported".to_owned(),
+        ));
     }
 }
 
@@ -655,60 +785,170 @@ fn expect_bool(v: Value, context: &str) -> Result<bool, Error> {
     }
 }
 
-fn eval_node(node: &Node, vars: &HashMap<String, Option<f64>>) -> Result<Value, Error> {
-    match node {
-        Node::Literal(v) => Ok(*v),
-        Node::Var(name) => Ok(vars
-            .get(name)
-            .copied()
-            .flatten()
-            .map_or(Value::Nil, Value::Float)),
-        Node::Unary(op, operand) => {
-            let v = eval_node(operand, vars)?;
-            match (*op, v) {
-                ("!", Value::Bool(b)) => Ok(Value::Bool(!b)),
-                ("-", Value::Int(i)) => Ok(Value::Int(i.wrapping_neg())),
-                ("-", Value::Float(f)) => Ok(Value::Float(-f)),
-                ("+", Value::Int(_) | Value::Float(_)) => Ok(v),
-                _ => Err(eval_error(format!(
-                    "invalid operation: {op}{}",
-                    v.type_name()
-                ))),
-            }
-        }
-        Node::Cond(cond, then, otherwise) => {
-            if expect_bool(eval_node(cond, vars)?, "as condition")? {
-                eval_node(then, vars)
-            } else {
-                eval_node(otherwise, vars)
-            }
-        }
-        Node::Binary(op, l, r) => match *op {
-            "&&" | "||" => {
-                let left = expect_bool(eval_node(l, vars)?, &format!("with {op}"))?;
-                // Short-circuit like expr-lang.
-                if (*op == "&&") != left {
-                    return Ok(Value::Bool(left));
+/// What is left to do while evaluating, innermost last. Evaluation runs on this heap stack, not on the
+/// call stack, so no formula can exhaust the latter however it nests.
+enum Task<'n> {
+    /// Evaluate a node and push its value.
+    Eval(&'n Node),
+    /// Pop the operand, push `op operand`.
+    Unary(&'static str),
+    /// Pop the condition, then evaluate one of the branches.
+    Branch(&'n Node, &'n Node),
+    /// Pop the last `n` values (the arguments, in order), push the call's result.
+    Call(Func, usize),
+    /// The chain's value so far is on top: apply `steps[next..]`. `last` is the right operand of the
+    /// last comparison, for a chained one.
+    Chain {
+        steps: &'n [Step],
+        next: usize,
+        last: Value,
+    },
+    /// The right operand of `step` (`steps[at]`) is on top, the chain's value so far below it.
+    Apply {
+        steps: &'n [Step],
+        at: usize,
+        step: &'n Step,
+        last: Value,
+    },
+}
+
+fn eval_node(root: &Node, vars: &HashMap<String, Option<f64>>) -> Result<Value, Error> {
+    let mut tasks = vec![Task::Eval(root)];
+    let mut values: Vec<Value> = Vec::new();
+    // Never empty when popped: each task pops only what the tasks before it pushed.
+    let pop = |values: &mut Vec<Value>| values.pop().unwrap_or(Value::Nil);
+    while let Some(task) = tasks.pop() {
+        match task {
+            Task::Eval(node) => match node {
+                Node::Literal(v) => values.push(*v),
+                Node::Var(name) => values.push(
+                    vars.get(name)
+                        .copied()
+                        .flatten()
+                        .map_or(Value::Nil, Value::Float),
+                ),
+                Node::Unary(op, operand) => {
+                    tasks.push(Task::Unary(op));
+                    tasks.push(Task::Eval(operand));
                 }
-                Ok(Value::Bool(expect_bool(
-                    eval_node(r, vars)?,
-                    &format!("with {op}"),
-                )?))
-            }
-            "??" => match eval_node(l, vars)? {
-                Value::Nil => eval_node(r, vars),
-                v => Ok(v),
+                Node::Cond(cond, then, otherwise) => {
+                    tasks.push(Task::Branch(then, otherwise));
+                    tasks.push(Task::Eval(cond));
+                }
+                Node::Call(func, args) => {
+                    tasks.push(Task::Call(*func, args.len()));
+                    tasks.extend(args.iter().rev().map(Task::Eval));
+                }
+                Node::Chain(first, steps) => {
+                    tasks.push(Task::Chain {
+                        steps,
+                        next: 0,
+                        last: Value::Nil,
+                    });
+                    tasks.push(Task::Eval(first));
+                }
             },
-            _ => binary(op, eval_node(l, vars)?, eval_node(r, vars)?),
-        },
-        Node::Call(func, args) => {
-            let values = args
-                .iter()
-                .map(|a| eval_node(a, vars))
-                .collect::<Result<Vec<_>, _>>()?;
-            call(*func, &values)
+            Task::Unary(op) => {
+                let v = pop(&mut values);
+                values.push(unary(op, v)?);
+            }
+            Task::Branch(then, otherwise) => {
+                let cond = expect_bool(pop(&mut values), "as condition")?;
+                tasks.push(Task::Eval(if cond { then } else { otherwise }));
+            }
+            Task::Call(func, n) => {
+                let args = values.split_off(values.len().saturating_sub(n));
+                values.push(call(func, &args)?);
+            }
+            Task::Chain { steps, next, last } => {
+                // Steps that short-circuit take no right operand; stop at the first that needs one.
+                let mut acc = pop(&mut values);
+                let mut at = next;
+                while let Some(step) = steps.get(at) {
+                    match short_circuit(step, acc)? {
+                        Some(v) => {
+                            acc = v;
+                            at += 1;
+                        }
+                        None => {
+                            tasks.push(Task::Apply {
+                                steps,
+                                at,
+                                step,
+                                last,
+                            });
+                            tasks.push(Task::Eval(&step.rhs));
+                            break;
+                        }
+                    }
+                }
+                values.push(acc);
+            }
+            Task::Apply {
+                steps,
+                at,
+                step,
+                last,
+            } => {
+                let rhs = pop(&mut values);
+                let acc = pop(&mut values);
+                let (acc, last) = apply_step(step, acc, rhs, last)?;
+                values.push(acc);
+                tasks.push(Task::Chain {
+                    steps,
+                    next: at + 1,
+                    last,
+                });
+            }
         }
     }
+    Ok(pop(&mut values))
+}
+
+fn unary(op: &str, v: Value) -> Result<Value, Error> {
+    match (op, v) {
+        ("!", Value::Bool(b)) => Ok(Value::Bool(!b)),
+        ("-", Value::Int(i)) => Ok(Value::Int(i.wrapping_neg())),
+        ("-", Value::Float(f)) => Ok(Value::Float(-f)),
+        ("+", Value::Int(_) | Value::Float(_)) => Ok(v),
+        _ => Err(eval_error(format!(
+            "invalid operation: {op}{}",
+            v.type_name()
+        ))),
+    }
+}
+
+/// The value of `acc step.op …` when it does not depend on the right operand (`false && x`,
+/// `true || x`, `1 ?? x`, a chained comparison after a false one), like expr-lang's short-circuits.
+fn short_circuit(step: &Step, acc: Value) -> Result<Option<Value>, Error> {
+    if step.chained {
+        // `… && last op rhs`: the chain so far is a bool.
+        return Ok((acc == Value::Bool(false)).then_some(acc));
+    }
+    Ok(match step.op {
+        "&&" | "||" => {
+            let left = expect_bool(acc, &format!("with {}", step.op))?;
+            ((step.op == "&&") != left).then_some(Value::Bool(left))
+        }
+        "??" => (acc != Value::Nil).then_some(acc),
+        _ => None,
+    })
+}
+
+/// `acc step.op rhs`, and the right operand a chained comparison after this one compares.
+fn apply_step(step: &Step, acc: Value, rhs: Value, last: Value) -> Result<(Value, Value), Error> {
+    let op = step.op;
+    let value = if step.chained {
+        binary(op, last, rhs)?
+    } else {
+        match op {
+            "&&" | "||" => Value::Bool(expect_bool(rhs, &format!("with {op}"))?),
+            // `acc` was nil.
+            "??" => rhs,
+            _ => binary(op, acc, rhs)?,
+        }
+    };
+    Ok((value, rhs))
 }
 
 fn binary(op: &str, l: Value, r: Value) -> Result<Value, Error> {
@@ -1093,6 +1333,181 @@ spec:
         let without: ScaledObject = so("{}", triggers);
         assert_eq!(compile_scaling_modifiers(&without), Ok(None));
         assert_eq!(activation_target(&without), Ok(0.0));
+    }
+
+    fn too_much(what: &str) -> Error {
+        Error::InvalidScalingModifiers {
+            reason: format!("spec.advanced.scalingModifiers.formula: {what}"),
+        }
+    }
+
+    /// The inputs that used to overflow the stack (or, for nested comparison chains, grow the tree
+    /// exponentially) and the limits that now stop them.
+    #[test]
+    fn limits_table() {
+        let nested = |open: &str, inner: &str, close: &str, n: usize| {
+            format!("{}{inner}{}", open.repeat(n), close.repeat(n))
+        };
+        let cases: Vec<(String, Error)> = vec![
+            (
+                nested("(", "a", ")", 64),
+                too_much("nesting deeper than 64 levels (at column 65)"),
+            ),
+            (
+                nested("(", "a", ")", 500),
+                too_much("nesting deeper than 64 levels (at column 65)"),
+            ),
+            (
+                nested("-", "a", "", 1000),
+                too_much("nesting deeper than 64 levels (at column 65)"),
+            ),
+            (
+                nested("- ", "a", "", 1000),
+                too_much("nesting deeper than 64 levels (at column 129)"),
+            ),
+            (
+                nested("!", "true", "", 1000),
+                too_much("nesting deeper than 64 levels (at column 65)"),
+            ),
+            (
+                nested("not ", "true", "", 1000),
+                too_much("nesting deeper than 64 levels (at column 257)"),
+            ),
+            (
+                nested("abs(", "a", ")", 300),
+                too_much("nesting deeper than 64 levels (at column 257)"),
+            ),
+            // The first argument of the 64th `max` is the 65th level.
+            (
+                nested("max(a, ", "a", ")", 200),
+                too_much("nesting deeper than 64 levels (at column 446)"),
+            ),
+            // `**` is right-associative: each operator is a level.
+            (
+                nested("2**", "2", "", 500),
+                too_much("nesting deeper than 64 levels (at column 193)"),
+            ),
+            // The 64th `?:` is on level 64, so its then branch is the 65th.
+            (
+                nested("a ? 1 : ", "0", "", 250),
+                too_much("nesting deeper than 64 levels (at column 509)"),
+            ),
+            (
+                nested("(a < ", "a", " < a)", 100),
+                too_much("nesting deeper than 64 levels (at column 161)"),
+            ),
+            // The token count is checked before parsing: long runs of `(` or `-` stop there.
+            (
+                nested("(", "a", ")", 2000),
+                too_much("more than 1024 tokens"),
+            ),
+            (
+                nested("-", "a", "", 4000),
+                too_much("more than 1024 tokens"),
+            ),
+            (
+                format!("a{}", "+a".repeat(600)),
+                too_much("more than 1024 tokens"),
+            ),
+            (
+                format!("a{}", " < a".repeat(600)),
+                too_much("more than 1024 tokens"),
+            ),
+            (
+                format!("a{}", "+a".repeat(5000)),
+                too_much("longer than 4096 bytes (10001)"),
+            ),
+            (
+                " ".repeat(65536),
+                too_much("longer than 4096 bytes (65536)"),
+            ),
+            (
+                nested("(", "a", ")", 100_000),
+                too_much("longer than 4096 bytes (200001)"),
+            ),
+            ("é".repeat(2049), too_much("longer than 4096 bytes (4098)")),
+        ];
+        for (formula, want) in &cases {
+            let head: String = formula.chars().take(40).collect();
+            assert_eq!(
+                compile(formula, NAMES).err().as_ref(),
+                Some(want),
+                "{head}…"
+            );
+            assert_eq!(
+                validate(formula, NAMES).err().as_ref(),
+                Some(want),
+                "{head}…"
+            );
+        }
+        assert_eq!(
+            too_much("nesting deeper than 64 levels (at column 65)").to_string(),
+            "invalid scalingModifiers: spec.advanced.scalingModifiers.formula: nesting deeper than 64 levels (at column 65)"
+        );
+    }
+
+    /// Just inside the limits everything still compiles and evaluates.
+    #[test]
+    fn largest_formulas_within_the_limits() {
+        let v = vars(Some(2.0), Some(3.0), Some(10.0));
+        let nested = |open: &str, inner: &str, close: &str, n: usize| {
+            format!("{}{inner}{}", open.repeat(n), close.repeat(n))
+        };
+        let cases: Vec<(String, f64)> = vec![
+            (nested("(", "a", ")", 63), 2.0),
+            (nested("-", "a", "", 62), 2.0),
+            (nested("abs(", "a", ")", 63), 2.0),
+            (nested("1**", "2", "", 63), 1.0),
+            // 512 terms: 1023 tokens.
+            (format!("a{}", "+a".repeat(511)), 1024.0),
+            (format!("c{}", "-a*b".repeat(255)), 10.0 - 255.0 * 6.0),
+            // A chain that alternates equality and ordering stays flat.
+            (
+                format!("a < b{} ? 1 : 0", " == true != false".repeat(100)),
+                1.0,
+            ),
+            (nested("(a < ", "b", " < c) == true ? 1 : 0", 1), 1.0),
+        ];
+        for (formula, want) in &cases {
+            let got = compile(formula, NAMES).and_then(|f| f.eval(&v));
+            assert_eq!(got, Ok(Some(*want)), "{formula}");
+        }
+        // Nested comparison chains: the middle operand used to be copied per level (2^31 nodes here).
+        let chains = compile(&nested("(a < ", "b", " < c)", 31), NAMES).expect("compiles");
+        assert_eq!(
+            chains.eval(&v),
+            Err(Error::FormulaEval {
+                message: "invalid operation: float64 < bool".into()
+            })
+        );
+    }
+
+    #[test]
+    fn comparison_chains_keep_their_meaning() {
+        let v = vars(Some(2.0), Some(3.0), Some(10.0));
+        let cases: &[(&str, Option<f64>)] = &[
+            ("a < b < c ? 1 : 0", Some(1.0)),
+            ("a < c < b ? 1 : 0", Some(0.0)),
+            ("c < a < b ? 1 : 0", Some(0.0)),
+            ("a < b == true ? 1 : 0", Some(1.0)),
+            ("a < b < c == true ? 1 : 0", Some(1.0)),
+            ("b > a < c ? 1 : 0", Some(1.0)),
+            ("a <= 2 <= b >= 3 > 2 ? 1 : 0", Some(1.0)),
+            ("a + 1 < b + 1 < c + 1 ? 1 : 0", Some(1.0)),
+            ("a < b || c < a ? 1 : 0", Some(1.0)),
+            ("a > b && a < b ? 1 : 0", Some(0.0)),
+        ];
+        for (formula, want) in cases {
+            assert_eq!(run(formula, &v), Ok(*want), "{formula}");
+        }
+        // A false comparison short-circuits the rest of the chain, as `&&` does.
+        assert_eq!(run("c < a < true ? 1 : 0", &v), Ok(Some(0.0)));
+        assert_eq!(
+            run("a < c < true ? 1 : 0", &v),
+            Err(Error::FormulaEval {
+                message: "invalid operation: float64 < bool".into()
+            })
+        );
     }
 
     #[test]

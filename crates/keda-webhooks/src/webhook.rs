@@ -153,18 +153,14 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
     ) -> Outcome {
         let mut out = Outcome::default();
         let name = so.metadata.name.as_deref().unwrap_or_default();
-        let mut modifiers_reported = false;
+        // The shared validation includes scalingModifiers: the formula compiled and run once, as
+        // upstream's webhook does (and as `keda lint` does with the same function).
         for f in validate::scaled_object(so) {
             if f.code == vcodes::INCORRECT_REPLICAS {
                 out.error(f.code, upstream_replicas_message(&f, so));
             } else {
-                modifiers_reported |= f.code == vcodes::SCALING_MODIFIERS;
                 out.findings(vec![f]);
             }
-        }
-        if !modifiers_reported && let Err(e) = keda_scaling::formula::compile_scaling_modifiers(so)
-        {
-            out.error(vcodes::SCALING_MODIFIERS, e.to_string());
         }
 
         // Other ScaledObjects and HPAs, from the indexes.

@@ -568,6 +568,59 @@ fn object_validations_of_the_webhook_apply() {
     );
 }
 
+/// The seed set with a named trigger and `scalingModifiers.formula` set to `formula`.
+fn seed_with_formula(formula: &str) -> String {
+    seed_with(
+        "    restoreToOriginalReplicaCount: true\n",
+        &format!(
+            "    restoreToOriginalReplicaCount: true\n    scalingModifiers:\n      formula: '{formula}'\n      target: '5'\n"
+        ),
+    )
+    .replacen("    - type: new-relic\n", "    - type: new-relic\n      name: nr\n", 1)
+}
+
+#[test]
+fn scaling_modifier_formulas_are_compiled() {
+    let run = stdin(&seed_with_formula("max(nr, 1) * 2"));
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.lines("error").is_empty(), "{}", run.stdout);
+
+    let cases = [
+        (
+            "nr +".to_owned(),
+            "formula syntax error at column 5: unexpected end of formula",
+        ),
+        (
+            "nr + other".to_owned(),
+            "formula refers to unknown trigger \"other\" at column 6",
+        ),
+        (
+            format!("{}nr{}", "(".repeat(200), ")".repeat(200)),
+            "nesting deeper than 64 levels (at column 65)",
+        ),
+        (
+            format!("{}nr", "-".repeat(5000)),
+            "longer than 4096 bytes (5002)",
+        ),
+    ];
+    for (formula, message) in cases {
+        let run = stdin(&seed_with_formula(&formula));
+        assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+        assert!(
+            run.has_line(&[
+                "error",
+                SO,
+                "spec.advanced.scalingModifiers.formula:",
+                message,
+                "[scaling-modifiers]",
+            ]),
+            "{}",
+            run.stdout
+        );
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    }
+}
+
 #[test]
 fn garbage_never_panics() {
     let inputs = [
