@@ -10,6 +10,7 @@ use crate::{
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResourceConfig {
+    pub index: usize,
     pub resource: ResourceName,
     pub container: Option<String>,
     pub target: ResourceTarget,
@@ -58,6 +59,7 @@ pub fn parse_config(input: &TriggerInput<'_>) -> Result<ResourceConfig, ScalerEr
         }
     };
     Ok(ResourceConfig {
+        index: input.index,
         resource,
         container,
         target,
@@ -72,6 +74,18 @@ impl TriggerConfig for ResourceConfig {
             container: self.container.clone(),
             target: self.target.clone(),
         }
+    }
+
+    fn trigger(&self) -> crate::TriggerRef {
+        crate::TriggerRef {
+            index: self.index,
+            trigger_type: self.resource.as_str().into(),
+        }
+    }
+
+    /// The HPA reads cpu and memory from the resource metrics API; keda-rs never polls for them.
+    fn timeouts(&self, _defaults: &crate::TimeoutDefaults) -> crate::ScalerTimeouts {
+        crate::ScalerTimeouts::NO_IO
     }
 
     async fn build(&self, _ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError> {

@@ -103,10 +103,7 @@ impl CronConfig {
         let active = self
             .in_window(now)
             .map_err(|message| ScalerError::Backend {
-                trigger: crate::TriggerRef {
-                    index: self.index,
-                    trigger_type: "cron".into(),
-                },
+                trigger: self.trigger(),
                 action: "computing the next schedule time",
                 message,
             })?;
@@ -136,6 +133,18 @@ impl TriggerConfig for CronConfig {
             // Upstream targets 1 per replica, so the HPA asks for desiredReplicas pods inside the window.
             target: 1.0,
         }
+    }
+
+    fn trigger(&self) -> crate::TriggerRef {
+        crate::TriggerRef {
+            index: self.index,
+            trigger_type: "cron".into(),
+        }
+    }
+
+    /// A sample is a computation on the clock, no IO.
+    fn timeouts(&self, _defaults: &crate::TimeoutDefaults) -> crate::ScalerTimeouts {
+        crate::ScalerTimeouts::NO_IO
     }
 
     async fn build(&self, _ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError> {

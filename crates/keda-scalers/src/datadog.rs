@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::http::{ClientKey, DEFAULT_TIMEOUT_MS, ObservedSend};
+use crate::http::{ClientKey, ObservedSend};
 use crate::input::{AUTH, METADATA};
 use crate::{
-    BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, TriggerConfig,
-    TriggerInput, TriggerRef,
+    BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, ScalerTimeouts,
+    TimeoutDefaults, TriggerConfig, TriggerInput, TriggerRef,
 };
 
 pub const TRIGGER_TYPE: &str = "datadog";
@@ -81,7 +81,8 @@ pub struct DatadogConfig {
     pub metric_type: MetricTargetType,
     /// `metricUnavailableValue`: the value used when Datadog has no data (and for HTTP 422).
     pub fill_value: Option<f64>,
-    pub timeout: Duration,
+    /// The HTTP client timeout; `None` (absent or 0): `KEDA_HTTP_DEFAULT_TIMEOUT`.
+    pub timeout: Option<Duration>,
     pub mode: Mode,
 }
 
@@ -185,8 +186,7 @@ pub fn parse_config(input: &TriggerInput<'_>) -> Result<DatadogConfig, ScalerErr
         .field("timeout")
         .order(METADATA)
         .optional::<Duration>()?
-        .filter(|t| !t.is_zero())
-        .unwrap_or(Duration::from_millis(DEFAULT_TIMEOUT_MS));
+        .filter(|t| !t.is_zero());
 
     // Upstream's Validate().
     if age < 0 {
@@ -322,13 +322,6 @@ fn check_target_and_type(input: &TriggerInput<'_>, target_value: f64) -> Result<
 }
 
 impl DatadogConfig {
-    fn trigger(&self) -> TriggerRef {
-        TriggerRef {
-            index: self.index,
-            trigger_type: TRIGGER_TYPE.into(),
-        }
-    }
-
     fn config_error(&self, field: &str, reason: String) -> ScalerError {
         ScalerError::Config {
             trigger: self.trigger(),
@@ -375,6 +368,18 @@ impl TriggerConfig for DatadogConfig {
         }
     }
 
+    fn trigger(&self) -> TriggerRef {
+        TriggerRef {
+            index: self.index,
+            trigger_type: TRIGGER_TYPE.into(),
+        }
+    }
+
+    /// Upstream uses the trigger's `timeout` (else `KEDA_HTTP_DEFAULT_TIMEOUT`) in both modes.
+    fn timeouts(&self, defaults: &TimeoutDefaults) -> ScalerTimeouts {
+        ScalerTimeouts::http(self.timeout.unwrap_or(defaults.http))
+    }
+
     async fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError> {
         let (url, unsafe_ssl) = match &self.mode {
             Mode::Api(api) => {
@@ -395,8 +400,9 @@ impl TriggerConfig for DatadogConfig {
             };
             return Err(self.config_error(field, format!("{url:?} is not a valid URL: {e}")));
         }
+        let timeout = self.timeout.unwrap_or(ctx.timeouts.http);
         let key = ClientKey {
-            timeout: self.timeout,
+            timeout,
             unsafe_ssl,
             ca: None,
             cert_and_key: None,
@@ -410,6 +416,7 @@ impl TriggerConfig for DatadogConfig {
             config: self.clone(),
             url,
             client,
+            timeout,
         }))
     }
 }
@@ -418,6 +425,8 @@ struct DatadogScaler {
     config: DatadogConfig,
     url: String,
     client: reqwest::Client,
+    /// The client's timeout, for error messages.
+    timeout: Duration,
 }
 
 #[async_trait::async_trait]
@@ -450,7 +459,7 @@ impl Scaler for DatadogScaler {
                         let what = if e.is_timeout() {
                             format!(
                                 "KEDA reached a network timeout (HTTP client timeout: {:?}): {e}",
-                                c.timeout
+                                self.timeout
                             )
                         } else {
                             e.to_string()

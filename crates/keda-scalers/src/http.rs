@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::input::{AUTH, METADATA_AUTH};
 use crate::{ScalerError, TriggerInput};
 
-/// `KEDA_HTTP_DEFAULT_TIMEOUT` default, in milliseconds.
+/// `KEDA_HTTP_DEFAULT_TIMEOUT` default, in milliseconds ([`crate::timeouts::DEFAULT_HTTP_TIMEOUT`]).
 pub const DEFAULT_TIMEOUT_MS: u64 = 3000;
 
 /// Settings that require a distinct client.

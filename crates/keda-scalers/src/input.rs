@@ -302,7 +302,8 @@ fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
         total += value * factor;
         rest = tail;
     }
-    Some(std::time::Duration::from_secs_f64(total))
+    // Not `from_secs_f64`, which panics past `Duration::MAX` (`99999999999999999999s`).
+    std::time::Duration::try_from_secs_f64(total).ok()
 }
 
 #[cfg(test)]

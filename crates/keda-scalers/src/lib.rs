@@ -12,6 +12,7 @@ pub mod error;
 pub mod input;
 pub mod quantity;
 mod registry;
+pub mod timeouts;
 
 #[cfg(feature = "cpu-memory")]
 pub mod cpu_memory;
@@ -39,7 +40,10 @@ pub mod redis_streams;
 
 pub use error::{ScalerError, TriggerRef};
 pub use input::{MetricTargetType, Source, TriggerInput};
-pub use registry::{ParseFn, Registration, parse_trigger, registered_types};
+pub use registry::{
+    ParseFn, Registration, parse_trigger, registered_types, scaler_label, upstream_scaler_name,
+};
+pub use timeouts::{ScalerTimeouts, TimeoutDefaults, build_with_timeout, sample_with_timeout};
 
 use std::sync::Arc;
 
@@ -105,10 +109,34 @@ pub struct Sample {
     pub active: bool,
 }
 
+/// One poll with what upstream counts about it besides the value (see [`Scaler::sample_report`]).
+#[derive(Debug)]
+pub struct SampleReport {
+    pub result: Result<Sample, ScalerError>,
+    /// Set when the backend answered with no data at all; the poll may still have succeeded (as 0).
+    pub empty_upstream_response: Option<EmptyUpstreamResponse>,
+}
+
+/// Upstream's `keda_scaler_empty_upstream_responses_total`: the backend answered, but with nothing to read
+/// (`prometheus`: an empty result list, or a series with an empty value). Counted whether
+/// `ignoreNullValues` then made the poll 0 or an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EmptyUpstreamResponse {
+    /// The trigger's `ignoreNullValues`, the counter's `ignoreNullValues` label (`"true"`/`"false"`).
+    pub ignore_null_values: bool,
+}
+
 /// A parsed trigger: knows its metric without any IO, and can build the live scaler.
 #[async_trait::async_trait]
 pub trait TriggerConfig: Send + Sync + std::fmt::Debug {
     fn metric_spec(&self) -> MetricSpec;
+    /// Which trigger this is (index in its object, type), as errors name it.
+    fn trigger(&self) -> TriggerRef;
+    /// How long to wait for [`TriggerConfig::build`] and for one [`Scaler::sample`] of this trigger: its
+    /// own `timeout` where upstream has one, `defaults.http` for HTTP triggers without one, the driver
+    /// bounds for Redis and SQL (table in [`timeouts`]). The scaler's own clients use the same bounds.
+    /// [`build_with_timeout`] and [`sample_with_timeout`] apply them.
+    fn timeouts(&self, defaults: &TimeoutDefaults) -> ScalerTimeouts;
     /// Builds the scaler; connections are opened here, not in parse.
     async fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError>;
 }
@@ -117,11 +145,23 @@ pub trait TriggerConfig: Send + Sync + std::fmt::Debug {
 #[async_trait::async_trait]
 pub trait Scaler: Send + Sync {
     async fn sample(&self) -> Result<Sample, ScalerError>;
+
+    /// [`Scaler::sample`] with what upstream counts about the poll. Scalers for which upstream records
+    /// empty upstream responses (`prometheus`) override it; the default reports nothing more.
+    async fn sample_report(&self) -> SampleReport {
+        SampleReport {
+            result: self.sample().await,
+            empty_upstream_response: None,
+        }
+    }
 }
 
 /// Resources shared by every scaler the operator builds: HTTP clients are reused per TLS/timeout settings.
 #[derive(Default)]
 pub struct BuildContext {
+    /// `KEDA_HTTP_DEFAULT_TIMEOUT` and other operator-wide bounds; HTTP clients of triggers without a
+    /// `timeout` use `timeouts.http`.
+    pub timeouts: TimeoutDefaults,
     #[cfg(feature = "http-client")]
     pub http: http::HttpClients,
     /// Redis connections, shared per connection settings.

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::http::{ClientKey, DEFAULT_TIMEOUT_MS, HttpAuth, ObservedSend, parse_auth};
+use crate::http::{ClientKey, HttpAuth, ObservedSend, parse_auth};
 use crate::input::METADATA;
 use crate::{
-    BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, TriggerConfig,
-    TriggerInput, TriggerRef,
+    BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, ScalerTimeouts,
+    TimeoutDefaults, TriggerConfig, TriggerInput, TriggerRef,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +29,8 @@ pub struct MetricsApiConfig {
     pub target_value: f64,
     pub activation_target_value: f64,
     pub unsafe_ssl: bool,
-    pub timeout: Duration,
+    /// The HTTP client timeout; `None` (absent or 0): `KEDA_HTTP_DEFAULT_TIMEOUT`.
+    pub timeout: Option<Duration>,
     pub auth: HttpAuth,
     pub metric_type: MetricTargetType,
 }
@@ -86,11 +87,12 @@ pub fn parse_config(input: &TriggerInput<'_>) -> Result<MetricsApiConfig, Scaler
         .default("average")
         .one_of(&["average", "sum", "max", "min"])
         .required::<String>()?;
+    // Upstream: zero means "use the global default".
     let timeout = input
         .field("timeout")
         .order(METADATA)
         .optional::<Duration>()?
-        .unwrap_or(Duration::from_millis(DEFAULT_TIMEOUT_MS));
+        .filter(|t| !t.is_zero());
     let auth = parse_auth(input)?;
     Ok(MetricsApiConfig {
         index: input.index,
@@ -119,9 +121,20 @@ impl TriggerConfig for MetricsApiConfig {
         }
     }
 
+    fn trigger(&self) -> TriggerRef {
+        TriggerRef {
+            index: self.index,
+            trigger_type: "metrics-api".into(),
+        }
+    }
+
+    fn timeouts(&self, defaults: &TimeoutDefaults) -> ScalerTimeouts {
+        ScalerTimeouts::http(self.timeout.unwrap_or(defaults.http))
+    }
+
     async fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError> {
         let key = ClientKey {
-            timeout: self.timeout,
+            timeout: self.timeout.unwrap_or(ctx.timeouts.http),
             unsafe_ssl: self.unsafe_ssl,
             ca: self.auth.ca.clone(),
             cert_and_key: self.auth.tls.clone(),
@@ -135,15 +148,6 @@ impl TriggerConfig for MetricsApiConfig {
             config: self.clone(),
             client,
         }))
-    }
-}
-
-impl MetricsApiConfig {
-    fn trigger(&self) -> TriggerRef {
-        TriggerRef {
-            index: self.index,
-            trigger_type: "metrics-api".into(),
-        }
     }
 }
 

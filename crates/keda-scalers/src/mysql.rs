@@ -15,16 +15,17 @@ use mysql_async::{OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, SslOpts, Va
 
 use crate::input::{METADATA, Source};
 use crate::{
-    BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, TriggerConfig,
-    TriggerInput, TriggerRef,
+    BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, ScalerTimeouts,
+    TimeoutDefaults, TriggerConfig, TriggerInput, TriggerRef,
 };
 
 const TRIGGER_TYPE: &str = "mysql";
 const AUTH_ENV: &[Source] = &[Source::AuthParams, Source::ResolvedEnv];
 const METADATA_AUTH: &[Source] = &[Source::Metadata, Source::AuthParams];
 const METADATA_AUTH_ENV: &[Source] = &[Source::Metadata, Source::AuthParams, Source::ResolvedEnv];
-/// The Go driver's default dial timeout is the OS's; keep connection attempts bounded.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The Go driver's default dial timeout is the OS's; keep connection attempts bounded. Used when the DSN
+/// sets no `timeout` (or 0).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How to reach the server.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -132,15 +133,6 @@ pub fn parse_config(input: &TriggerInput<'_>) -> Result<MySqlConfig, ScalerError
     })
 }
 
-impl MySqlConfig {
-    fn trigger(&self) -> TriggerRef {
-        TriggerRef {
-            index: self.index,
-            trigger_type: TRIGGER_TYPE.into(),
-        }
-    }
-}
-
 #[async_trait::async_trait]
 impl TriggerConfig for MySqlConfig {
     fn metric_spec(&self) -> MetricSpec {
@@ -151,6 +143,27 @@ impl TriggerConfig for MySqlConfig {
             ),
             target_type: self.metric_type,
             target: self.query_value,
+        }
+    }
+
+    fn trigger(&self) -> TriggerRef {
+        TriggerRef {
+            index: self.index,
+            trigger_type: TRIGGER_TYPE.into(),
+        }
+    }
+
+    /// Build: the DSN's `timeout` (connect and ping). Sample: a connection plus the query, bounded by the
+    /// DSN's `readTimeout` as the Go driver's read deadline does, else by
+    /// [`crate::timeouts::SQL_QUERY_TIMEOUT`] (upstream sets no bound).
+    fn timeouts(&self, _defaults: &TimeoutDefaults) -> ScalerTimeouts {
+        let t = connection_timeouts(&self.connection);
+        ScalerTimeouts {
+            build: Some(t.connect),
+            sample: Some(
+                t.connect
+                    .saturating_add(t.read.unwrap_or(crate::timeouts::SQL_QUERY_TIMEOUT)),
+            ),
         }
     }
 
@@ -298,6 +311,43 @@ fn host_port(addr: &str) -> Result<(String, u16), String> {
     Ok((host.to_owned(), port))
 }
 
+/// A Go-driver DSN duration parameter; 0 means unset, as in the driver.
+fn dsn_duration(value: &str) -> Result<Option<Duration>, String> {
+    <Duration as crate::input::FieldValue>::parse_field(value).map(|d| (!d.is_zero()).then_some(d))
+}
+
+/// The DSN's `timeout` and `readTimeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionTimeouts {
+    /// `timeout` (default [`CONNECT_TIMEOUT`]): to get a connection, and at build to ping it.
+    pub connect: Duration,
+    /// `readTimeout`, when set: the Go driver's read deadline, so the longest a query waits.
+    pub read: Option<Duration>,
+}
+
+/// The timeouts written in a connection's DSN; defaults for separate fields or a DSN that does not parse
+/// (building then fails at once).
+pub fn connection_timeouts(conn: &MySqlConnection) -> ConnectionTimeouts {
+    let mut out = ConnectionTimeouts {
+        connect: CONNECT_TIMEOUT,
+        read: None,
+    };
+    if let MySqlConnection::Dsn(dsn) = conn
+        && let Ok(d) = parse_dsn(dsn)
+    {
+        for (k, v) in &d.params {
+            match k.as_str() {
+                "timeout" => {
+                    out.connect = dsn_duration(v).ok().flatten().unwrap_or(CONNECT_TIMEOUT);
+                }
+                "readTimeout" => out.read = dsn_duration(v).ok().flatten(),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
 /// Client options for a connection and the time to wait for a connection (the DSN's `timeout`); errors
 /// name the field to fix.
 pub fn client_options(
@@ -375,8 +425,9 @@ pub fn client_options(
                         }
                     }
                     "timeout" => {
-                        connect_timeout = <Duration as crate::input::FieldValue>::parse_field(&v)
-                            .map_err(|r| (field, format!("timeout: {r}")))?;
+                        connect_timeout = dsn_duration(&v)
+                            .map_err(|r| (field, format!("timeout: {r}")))?
+                            .unwrap_or(CONNECT_TIMEOUT);
                     }
                     k if IGNORED_PARAMS.contains(&k) => {}
                     // The driver sets any other parameter as a session variable.
@@ -431,21 +482,20 @@ impl MySqlPools {
             pool: Pool::new(opts),
             connect_timeout,
         });
-        // Upstream pings at build: an unreachable server fails the build.
-        let mut c = pool
-            .connection()
+        // Upstream pings at build: an unreachable server fails the build. Connecting and the ping share
+        // the DSN's `timeout`.
+        let ping = async {
+            let mut c = pool.pool.get_conn().await.map_err(|e| e.to_string())?;
+            c.ping().await.map_err(|e| e.to_string())
+        };
+        tokio::time::timeout(connect_timeout, ping)
             .await
+            .unwrap_or_else(|_| Err(format!("no connection within {connect_timeout:?}")))
             .map_err(|message| ScalerError::Backend {
                 trigger: trigger.clone(),
                 action: "connecting to mysql",
                 message,
             })?;
-        c.ping().await.map_err(|e| ScalerError::Backend {
-            trigger: trigger.clone(),
-            action: "connecting to mysql",
-            message: e.to_string(),
-        })?;
-        drop(c);
         let mut map = self.pools.lock().map_err(|_| ScalerError::Backend {
             trigger: trigger.clone(),
             action: "caching the mysql pool",

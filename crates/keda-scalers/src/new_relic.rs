@@ -12,8 +12,8 @@ use std::time::Duration;
 use crate::http::{ClientKey, ObservedSend};
 use crate::input::METADATA;
 use crate::{
-    BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, Source, TriggerConfig,
-    TriggerInput, TriggerRef,
+    BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, ScalerTimeouts,
+    Source, TimeoutDefaults, TriggerConfig, TriggerInput, TriggerRef,
 };
 
 pub const TRIGGER_TYPE: &str = "new-relic";
@@ -21,8 +21,9 @@ pub const TRIGGER_TYPE: &str = "new-relic";
 /// The NerdGraph document sent for every poll; the NRQL and account are its variables.
 pub const NRQL_QUERY_DOCUMENT: &str = "query ($accountId: Int!, $query: Nrql!) { actor { account(id: $accountId) { nrql(query: $query) { results } } } }";
 
-/// newrelic-client-go's HTTP timeout.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// newrelic-client-go's HTTP timeout. Upstream's New Relic scaler has no `timeout` parameter and does not
+/// pass `KEDA_HTTP_DEFAULT_TIMEOUT` to its client, so this is its bound whatever the operator's default.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Upstream's client reads this to replace the region's NerdGraph URL.
 pub const NERDGRAPH_URL_ENV: &str = "NEW_RELIC_NERDGRAPH_BASE_URL";
@@ -102,13 +103,6 @@ pub fn region_url(region: &str) -> &'static str {
 }
 
 impl NewRelicConfig {
-    fn trigger(&self) -> TriggerRef {
-        TriggerRef {
-            index: self.index,
-            trigger_type: TRIGGER_TYPE.into(),
-        }
-    }
-
     /// The endpoint polled: the operator's `NEW_RELIC_NERDGRAPH_BASE_URL` when set, else the region's.
     pub fn nerdgraph_url(&self) -> String {
         match std::env::var(NERDGRAPH_URL_ENV) {
@@ -134,6 +128,17 @@ impl TriggerConfig for NewRelicConfig {
             target_type: self.metric_type,
             target: self.threshold,
         }
+    }
+
+    fn trigger(&self) -> TriggerRef {
+        TriggerRef {
+            index: self.index,
+            trigger_type: TRIGGER_TYPE.into(),
+        }
+    }
+
+    fn timeouts(&self, _defaults: &TimeoutDefaults) -> ScalerTimeouts {
+        ScalerTimeouts::http(CLIENT_TIMEOUT)
     }
 
     async fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError> {

@@ -25,15 +25,38 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::input::{METADATA, Source};
 use crate::{
-    BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, TriggerConfig,
-    TriggerInput, TriggerRef,
+    BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, ScalerTimeouts,
+    TimeoutDefaults, TriggerConfig, TriggerInput, TriggerRef,
 };
 
 const TRIGGER_TYPE: &str = "postgresql";
 const AUTH_ENV: &[Source] = &[Source::AuthParams, Source::ResolvedEnv];
 const AUTH_METADATA: &[Source] = &[Source::AuthParams, Source::Metadata];
-/// Used when the connection string sets no `connect_timeout`.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Used when the connection string sets no `connect_timeout` (or 0, which libpq reads as "wait forever").
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long opening a connection may take: `connect_timeout` per host, as libpq applies it, covering the
+/// TLS handshake and authentication too (tokio-postgres bounds only the TCP connect).
+pub fn connect_bound(config: &tokio_postgres::Config) -> Duration {
+    let per_host = config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(CONNECT_TIMEOUT);
+    let hosts = u32::try_from(config.get_hosts().len()).unwrap_or(u32::MAX);
+    per_host.saturating_mul(hosts.max(1))
+}
+
+/// The connection string without its TLS parameters (see [`split_ssl_params`]), parsed, with keda-rs'
+/// default `connect_timeout`.
+fn client_config(rest: &str) -> Result<tokio_postgres::Config, String> {
+    let mut config: tokio_postgres::Config = rest
+        .parse()
+        .map_err(|e: tokio_postgres::Error| e.to_string())?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    Ok(config)
+}
 
 /// A parsed `postgresql` trigger.
 #[derive(Clone)]
@@ -133,15 +156,6 @@ pub fn escape_value(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-impl PostgresConfig {
-    fn trigger(&self) -> TriggerRef {
-        TriggerRef {
-            index: self.index,
-            trigger_type: TRIGGER_TYPE.into(),
-        }
-    }
-}
-
 #[async_trait::async_trait]
 impl TriggerConfig for PostgresConfig {
     fn metric_spec(&self) -> MetricSpec {
@@ -149,6 +163,27 @@ impl TriggerConfig for PostgresConfig {
             metric_name: crate::external_metric_name(self.index, "postgresql"),
             target_type: self.metric_type,
             target: self.target_query_value,
+        }
+    }
+
+    fn trigger(&self) -> TriggerRef {
+        TriggerRef {
+            index: self.index,
+            trigger_type: TRIGGER_TYPE.into(),
+        }
+    }
+
+    /// Build: [`connect_bound`]. Sample: a reconnection plus the query, which upstream does not bound
+    /// ([`crate::timeouts::SQL_QUERY_TIMEOUT`]).
+    fn timeouts(&self, _defaults: &TimeoutDefaults) -> ScalerTimeouts {
+        // A connection string that does not parse fails the build at once.
+        let connect = split_ssl_params(&self.connection)
+            .and_then(|(rest, _)| client_config(&rest))
+            .map(|config| connect_bound(&config))
+            .unwrap_or(CONNECT_TIMEOUT);
+        ScalerTimeouts {
+            build: Some(connect),
+            sample: Some(connect.saturating_add(crate::timeouts::SQL_QUERY_TIMEOUT)),
         }
     }
 
@@ -483,6 +518,8 @@ fn tls_setup(ssl: &SslParams) -> Result<(SslMode, rustls::ClientConfig), (&'stat
 /// One connection per connection string, reopened after it broke.
 pub(crate) struct PostgresConnection {
     config: tokio_postgres::Config,
+    /// [`connect_bound`] of `config`.
+    connect_bound: Duration,
     tls: MakeRustlsConnect,
     client: tokio::sync::Mutex<Option<Arc<Client>>>,
 }
@@ -494,11 +531,11 @@ impl PostgresConnection {
             return Ok(c.clone());
         }
         *current = None;
-        let (client, connection) = self
-            .config
-            .connect(self.tls.clone())
-            .await
-            .map_err(|e| describe(&e))?;
+        let (client, connection) =
+            tokio::time::timeout(self.connect_bound, self.config.connect(self.tls.clone()))
+                .await
+                .map_err(|_| format!("no connection within {:?}", self.connect_bound))?
+                .map_err(|e| describe(&e))?;
         tokio::spawn(async move {
             // Ends when the server closes the connection or the client is dropped; errors surface on the
             // client's next query.
@@ -592,14 +629,10 @@ impl PostgresClients {
         let (rest, ssl) =
             split_ssl_params(connection).map_err(|r| config_error("connection", r))?;
         let (mode, tls) = tls_setup(&ssl).map_err(|(f, r)| config_error(f, r))?;
-        let mut config: tokio_postgres::Config = rest
-            .parse()
-            .map_err(|e: tokio_postgres::Error| config_error("connection", e.to_string()))?;
+        let mut config = client_config(&rest).map_err(|r| config_error("connection", r))?;
         config.ssl_mode(mode);
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
         let conn = Arc::new(PostgresConnection {
+            connect_bound: connect_bound(&config),
             config,
             tls: MakeRustlsConnect::new(tls),
             client: tokio::sync::Mutex::new(None),

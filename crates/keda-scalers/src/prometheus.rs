@@ -12,13 +12,11 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use crate::http::{
-    ClientKey, DEFAULT_TIMEOUT_MS, HttpAuth, ObservedSend, parse_auth, parse_key_values,
-};
+use crate::http::{ClientKey, HttpAuth, ObservedSend, parse_auth, parse_key_values};
 use crate::input::{METADATA, METADATA_AUTH};
 use crate::{
-    BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, TriggerConfig,
-    TriggerInput, TriggerRef,
+    BuildContext, EmptyUpstreamResponse, MetricSpec, MetricTargetType, Sample, SampleReport,
+    Scaler, ScalerError, ScalerTimeouts, TimeoutDefaults, TriggerConfig, TriggerInput, TriggerRef,
 };
 
 pub const TRIGGER_TYPE: &str = "prometheus";
@@ -38,7 +36,8 @@ pub struct PrometheusConfig {
     /// An empty result, an empty value, NaN or ±Inf read as 0 instead of an error.
     pub ignore_null_values: bool,
     pub unsafe_ssl: bool,
-    pub timeout: Duration,
+    /// The HTTP client timeout; `None` (absent or 0): `KEDA_HTTP_DEFAULT_TIMEOUT`.
+    pub timeout: Option<Duration>,
     pub aws_region: Option<String>,
     pub identity_owner: Option<String>,
     pub auth: HttpAuth,
@@ -79,8 +78,7 @@ pub fn parse_config(input: &TriggerInput<'_>) -> Result<PrometheusConfig, Scaler
         .field("timeout")
         .order(METADATA)
         .optional::<Duration>()?
-        .filter(|t| !t.is_zero())
-        .unwrap_or(Duration::from_millis(DEFAULT_TIMEOUT_MS));
+        .filter(|t| !t.is_zero());
     let identity_owner: Option<String> = input.field("identityOwner").order(METADATA).optional()?;
     if !auth_enabled(&auth) {
         reject_cloud_credentials(input)?;
@@ -145,13 +143,6 @@ fn reject_cloud_credentials(input: &TriggerInput<'_>) -> Result<(), ScalerError>
 }
 
 impl PrometheusConfig {
-    fn trigger(&self) -> TriggerRef {
-        TriggerRef {
-            index: self.index,
-            trigger_type: TRIGGER_TYPE.into(),
-        }
-    }
-
     fn config_error(&self, field: &str, reason: String) -> ScalerError {
         ScalerError::Config {
             trigger: self.trigger(),
@@ -273,6 +264,17 @@ impl TriggerConfig for PrometheusConfig {
         }
     }
 
+    fn trigger(&self) -> TriggerRef {
+        TriggerRef {
+            index: self.index,
+            trigger_type: TRIGGER_TYPE.into(),
+        }
+    }
+
+    fn timeouts(&self, defaults: &TimeoutDefaults) -> ScalerTimeouts {
+        ScalerTimeouts::http(self.timeout.unwrap_or(defaults.http))
+    }
+
     async fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError> {
         let probe = self.query_url("2000-01-01T00:00:00Z");
         match reqwest::Url::parse(&probe) {
@@ -296,7 +298,7 @@ impl TriggerConfig for PrometheusConfig {
         let enabled = auth_enabled(&self.auth);
         let custom_tls = enabled && (self.auth.ca.is_some() || self.auth.tls.is_some());
         let key = ClientKey {
-            timeout: self.timeout,
+            timeout: self.timeout.unwrap_or(ctx.timeouts.http),
             unsafe_ssl: self.unsafe_ssl && !custom_tls,
             ca: if enabled { self.auth.ca.clone() } else { None },
             cert_and_key: self.auth.tls.clone(),
@@ -323,6 +325,45 @@ struct PrometheusScaler {
 #[async_trait::async_trait]
 impl Scaler for PrometheusScaler {
     async fn sample(&self) -> Result<Sample, ScalerError> {
+        self.sample_report().await.result
+    }
+
+    async fn sample_report(&self) -> SampleReport {
+        let (result, empty) = self.query().await;
+        SampleReport {
+            result,
+            empty_upstream_response: empty.then_some(EmptyUpstreamResponse {
+                ignore_null_values: self.config.ignore_null_values,
+            }),
+        }
+    }
+}
+
+impl PrometheusScaler {
+    /// One query, and whether Prometheus answered with nothing to read.
+    async fn query(&self) -> (Result<Sample, ScalerError>, bool) {
+        let c = &self.config;
+        let body = match self.fetch().await {
+            Ok(body) => body,
+            Err(e) => return (Err(e), false),
+        };
+        let read = read_response(body.as_ref(), &c.query, c.ignore_null_values);
+        let result = read
+            .value
+            .map(|value| Sample {
+                value,
+                active: crate::is_active(value, c.activation_threshold),
+            })
+            .map_err(|message| ScalerError::Backend {
+                trigger: c.trigger(),
+                action: "reading the Prometheus result",
+                message,
+            });
+        (result, read.empty)
+    }
+
+    /// The body of a successful query.
+    async fn fetch(&self) -> Result<impl AsRef<[u8]>, ScalerError> {
         let c = &self.config;
         let backend = |action: &'static str, message: String| ScalerError::Backend {
             trigger: c.trigger(),
@@ -348,17 +389,19 @@ impl Scaler for PrometheusScaler {
                 ),
             ));
         }
-        let body = resp
-            .bytes()
+        resp.bytes()
             .await
-            .map_err(|e| backend("reading the Prometheus response", e.to_string()))?;
-        let value = value_from_response(&body, &c.query, c.ignore_null_values)
-            .map_err(|m| backend("reading the Prometheus result", m))?;
-        Ok(Sample {
-            value,
-            active: crate::is_active(value, c.activation_threshold),
-        })
+            .map_err(|e| backend("reading the Prometheus response", e.to_string()))
     }
+}
+
+/// An instant-query response as upstream reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PromResponse {
+    pub value: Result<f64, String>,
+    /// The result list, or the value list of its one series, was empty: upstream counts it in
+    /// `keda_scaler_empty_upstream_responses_total`, whatever `ignoreNullValues` then made of it.
+    pub empty: bool,
 }
 
 /// The value of an instant-query response, as upstream reads it: zero or one series; an empty result or
@@ -367,6 +410,22 @@ pub fn value_from_response(
     body: &[u8],
     query: &str,
     ignore_null_values: bool,
+) -> Result<f64, String> {
+    read_response(body, query, ignore_null_values).value
+}
+
+/// [`value_from_response`], and whether the response was empty.
+pub fn read_response(body: &[u8], query: &str, ignore_null_values: bool) -> PromResponse {
+    let mut empty = false;
+    let value = parse_value(body, query, ignore_null_values, &mut empty);
+    PromResponse { value, empty }
+}
+
+fn parse_value(
+    body: &[u8],
+    query: &str,
+    ignore_null_values: bool,
+    empty: &mut bool,
 ) -> Result<f64, String> {
     let doc: Value =
         serde_json::from_slice(body).map_err(|e| format!("response is not valid JSON: {e}"))?;
@@ -386,7 +445,8 @@ pub fn value_from_response(
             kind(bad)
         ));
     }
-    let lost = |what: &str| {
+    let mut lost = |what: &str| {
+        *empty = true;
         if ignore_null_values {
             Ok(0.0)
         } else {
@@ -571,5 +631,47 @@ mod tests {
             value_from_response(br#"{"data":{"result":[{},{}]}}"#, "up", true),
             Err("prometheus query up returned multiple elements".into())
         );
+    }
+
+    // Upstream records an empty upstream response exactly where it checks for an empty result list or an
+    // empty value list, before looking at ignoreNullValues; NaN, a null value or several series are not.
+    #[test]
+    fn empty_responses_are_flagged_like_upstream() {
+        let cases: &[(&str, bool, bool)] = &[
+            ("{}", true, true),
+            (r#"{"data":{"result":[]}}"#, true, true),
+            (r#"{"data":{"result":[]}}"#, false, true),
+            (r#"{"data":{"result":[{}]}}"#, true, true),
+            (r#"{"data":{"result":[{"value": []}]}}"#, false, true),
+            (
+                r#"{"data":{"result":[{"value": ["1", "2"]}]}}"#,
+                true,
+                false,
+            ),
+            (
+                r#"{"data":{"result":[{"value": ["1", "NaN"]}]}}"#,
+                true,
+                false,
+            ),
+            (
+                r#"{"data":{"result":[{"value": ["1", null]}]}}"#,
+                true,
+                false,
+            ),
+            (r#"{"data":{"result":[{"value": ["1"]}]}}"#, true, false),
+            (r#"{"data":{"result":[{},{}]}}"#, true, false),
+            ("<html>", true, false),
+        ];
+        for (body, ignore, empty) in cases {
+            let read = read_response(body.as_bytes(), "up", *ignore);
+            assert_eq!(read.empty, *empty, "{body} (ignoreNullValues {ignore})");
+            assert_eq!(
+                read.value,
+                value_from_response(body.as_bytes(), "up", *ignore)
+            );
+            if *empty {
+                assert_eq!(read.value.is_ok(), *ignore, "{body}");
+            }
+        }
     }
 }

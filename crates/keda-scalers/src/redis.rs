@@ -20,8 +20,8 @@ use ::redis::{
 
 use crate::input::{ANY, AUTH, METADATA, Source};
 use crate::{
-    BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, TriggerConfig,
-    TriggerInput, TriggerRef,
+    BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, ScalerTimeouts,
+    TimeoutDefaults, TriggerConfig, TriggerInput, TriggerRef,
 };
 
 /// Trigger metadata, then authentication parameters, then `<key>FromEnv` (upstream's order for addresses
@@ -31,6 +31,25 @@ const METADATA_AUTH_ENV: &[Source] = &[Source::Metadata, Source::AuthParams, Sou
 /// go-redis defaults, which upstream keeps.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Bound of opening a shared connection at build: two connection attempts (or one sentinel lookup,
+/// `2 × CONNECT_TIMEOUT`), then a `PING` within `RESPONSE_TIMEOUT`, with room for the retry delay.
+pub const BUILD_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Bound of one sample running `commands` commands: a reconnection (a sentinel lookup at worst,
+/// `2 × CONNECT_TIMEOUT`) plus `RESPONSE_TIMEOUT` per command. Upstream relies on go-redis' per-command
+/// timeouts in the same way.
+pub fn sample_timeout(commands: u32) -> Duration {
+    CONNECT_TIMEOUT * 2 + RESPONSE_TIMEOUT * commands
+}
+
+/// The bounds of a Redis trigger whose sample runs `commands` commands.
+pub(crate) fn timeouts(commands: u32) -> ScalerTimeouts {
+    ScalerTimeouts {
+        build: Some(BUILD_TIMEOUT),
+        sample: Some(sample_timeout(commands)),
+    }
+}
 
 /// The Redis topology a trigger type talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -318,7 +337,15 @@ impl RedisClients {
         if let Some(h) = self.cached(conn) {
             return Ok(h);
         }
-        let handle = Arc::new(RedisHandle::connect(conn, trigger).await?);
+        // Each step has its own driver timeout; this bounds the whole (cluster discovery, sentinel lookup).
+        let handle = tokio::time::timeout(BUILD_TIMEOUT, RedisHandle::connect(conn, trigger))
+            .await
+            .map_err(|_| ScalerError::Backend {
+                trigger: trigger.clone(),
+                action: "connecting to redis",
+                message: format!("no answer within {BUILD_TIMEOUT:?}"),
+            })??;
+        let handle = Arc::new(handle);
         let mut map = self.handles.lock().map_err(|_| ScalerError::Backend {
             trigger: trigger.clone(),
             action: "caching the redis connection",
@@ -686,15 +713,6 @@ pub fn parse_config(input: &TriggerInput<'_>) -> Result<RedisConfig, ScalerError
     })
 }
 
-impl RedisConfig {
-    fn trigger(&self) -> TriggerRef {
-        TriggerRef {
-            index: self.index,
-            trigger_type: self.trigger_type.clone(),
-        }
-    }
-}
-
 #[async_trait::async_trait]
 impl TriggerConfig for RedisConfig {
     fn metric_spec(&self) -> MetricSpec {
@@ -706,6 +724,18 @@ impl TriggerConfig for RedisConfig {
             target_type: self.metric_type,
             target: self.list_length as f64,
         }
+    }
+
+    fn trigger(&self) -> TriggerRef {
+        TriggerRef {
+            index: self.index,
+            trigger_type: self.trigger_type.clone(),
+        }
+    }
+
+    /// One command (`EVAL`) per sample.
+    fn timeouts(&self, _defaults: &TimeoutDefaults) -> ScalerTimeouts {
+        timeouts(1)
     }
 
     async fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError> {

@@ -17,8 +17,8 @@ use ::redis::{Cmd, Value};
 use crate::input::METADATA;
 use crate::redis::{RedisConnection, RedisHandle, parse_connection, value_int, value_text};
 use crate::{
-    BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, TriggerConfig,
-    TriggerInput, TriggerRef,
+    BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, ScalerTimeouts,
+    TimeoutDefaults, TriggerConfig, TriggerInput, TriggerRef,
 };
 
 /// What is measured.
@@ -95,15 +95,6 @@ pub fn parse_config(input: &TriggerInput<'_>) -> Result<RedisStreamsConfig, Scal
     })
 }
 
-impl RedisStreamsConfig {
-    fn trigger(&self) -> TriggerRef {
-        TriggerRef {
-            index: self.index,
-            trigger_type: self.trigger_type.clone(),
-        }
-    }
-}
-
 #[async_trait::async_trait]
 impl TriggerConfig for RedisStreamsConfig {
     fn metric_spec(&self) -> MetricSpec {
@@ -115,6 +106,22 @@ impl TriggerConfig for RedisStreamsConfig {
             target_type: self.metric_type,
             target: self.target as f64,
         }
+    }
+
+    fn trigger(&self) -> TriggerRef {
+        TriggerRef {
+            index: self.index,
+            trigger_type: self.trigger_type.clone(),
+        }
+    }
+
+    /// `XPENDING` or `XLEN`: one command; the lag: `INFO server`, `XINFO GROUPS`, and `XLEN` when the
+    /// group is not registered yet.
+    fn timeouts(&self, _defaults: &TimeoutDefaults) -> ScalerTimeouts {
+        crate::redis::timeouts(match self.mode {
+            StreamMode::Lag => 3,
+            StreamMode::PendingEntries | StreamMode::StreamLength => 1,
+        })
     }
 
     async fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError> {

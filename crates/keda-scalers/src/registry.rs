@@ -11,6 +11,10 @@ pub type ParseFn = fn(&TriggerInput<'_>) -> Result<Box<dyn TriggerConfig>, Scale
 pub struct Registration {
     pub trigger_type: &'static str,
     pub parse: ParseFn,
+    /// The name of upstream's Go scaler struct for this type (`fmt.Sprintf("%T")` without `*scalers.`),
+    /// which upstream puts in the `scaler` label of its `keda_scaler_*` metrics when the trigger has no
+    /// `name`. Several types share one struct (`redis-cluster` is a `redisScaler`).
+    pub upstream_scaler_name: &'static str,
 }
 
 static REGISTRY: &[Registration] = &[
@@ -18,76 +22,91 @@ static REGISTRY: &[Registration] = &[
     Registration {
         trigger_type: "cpu",
         parse: crate::cpu_memory::parse,
+        upstream_scaler_name: "cpuMemoryScaler",
     },
     #[cfg(feature = "cpu-memory")]
     Registration {
         trigger_type: "memory",
         parse: crate::cpu_memory::parse,
+        upstream_scaler_name: "cpuMemoryScaler",
     },
     #[cfg(feature = "cron")]
     Registration {
         trigger_type: "cron",
         parse: crate::cron::parse,
+        upstream_scaler_name: "cronScaler",
     },
     #[cfg(feature = "metrics-api")]
     Registration {
         trigger_type: "metrics-api",
         parse: crate::metrics_api::parse,
+        upstream_scaler_name: "metricsAPIScaler",
     },
     #[cfg(feature = "prometheus")]
     Registration {
         trigger_type: "prometheus",
         parse: crate::prometheus::parse,
+        upstream_scaler_name: "prometheusScaler",
     },
     #[cfg(feature = "new-relic")]
     Registration {
         trigger_type: "new-relic",
         parse: crate::new_relic::parse,
+        upstream_scaler_name: "newrelicScaler",
     },
     #[cfg(feature = "datadog")]
     Registration {
         trigger_type: "datadog",
         parse: crate::datadog::parse,
+        upstream_scaler_name: "datadogScaler",
     },
     #[cfg(feature = "redis")]
     Registration {
         trigger_type: "redis",
         parse: crate::redis::parse,
+        upstream_scaler_name: "redisScaler",
     },
     #[cfg(feature = "redis")]
     Registration {
         trigger_type: "redis-cluster",
         parse: crate::redis::parse,
+        upstream_scaler_name: "redisScaler",
     },
     #[cfg(feature = "redis")]
     Registration {
         trigger_type: "redis-sentinel",
         parse: crate::redis::parse,
+        upstream_scaler_name: "redisScaler",
     },
     #[cfg(feature = "redis-streams")]
     Registration {
         trigger_type: "redis-streams",
         parse: crate::redis_streams::parse,
+        upstream_scaler_name: "redisStreamsScaler",
     },
     #[cfg(feature = "redis-streams")]
     Registration {
         trigger_type: "redis-cluster-streams",
         parse: crate::redis_streams::parse,
+        upstream_scaler_name: "redisStreamsScaler",
     },
     #[cfg(feature = "redis-streams")]
     Registration {
         trigger_type: "redis-sentinel-streams",
         parse: crate::redis_streams::parse,
+        upstream_scaler_name: "redisStreamsScaler",
     },
     #[cfg(feature = "postgresql")]
     Registration {
         trigger_type: "postgresql",
         parse: crate::postgresql::parse,
+        upstream_scaler_name: "postgreSQLScaler",
     },
     #[cfg(feature = "mysql")]
     Registration {
         trigger_type: "mysql",
         parse: crate::mysql::parse,
+        upstream_scaler_name: "mySQLScaler",
     },
 ];
 
@@ -107,4 +126,26 @@ pub fn parse_trigger(input: &TriggerInput<'_>) -> Result<Box<dyn TriggerConfig>,
 /// Trigger types this build supports.
 pub fn registered_types() -> impl Iterator<Item = &'static str> {
     REGISTRY.iter().map(|r| r.trigger_type)
+}
+
+/// Upstream's Go scaler struct name for a trigger type (`prometheusScaler`, `redisScaler`, …); `None` for
+/// a type this build does not register.
+pub fn upstream_scaler_name(trigger_type: &str) -> Option<&'static str> {
+    REGISTRY
+        .iter()
+        .find(|r| r.trigger_type == trigger_type)
+        .map(|r| r.upstream_scaler_name)
+}
+
+/// The `scaler` label of upstream's `keda_scaler_metrics_value`, `keda_scaler_metrics_latency_seconds`,
+/// `keda_scaler_active` and `keda_scaler_detail_errors_total` (pkg/scaling/scale_handler.go): the
+/// trigger's `name` when set and non-empty, else the Go struct name of its scaler. A type this build does
+/// not know keeps its trigger type (it never gets a scaler, so upstream would not label it at all).
+pub fn scaler_label(trigger_type: &str, trigger_name: Option<&str>) -> String {
+    match trigger_name {
+        Some(name) if !name.is_empty() => name.to_owned(),
+        _ => upstream_scaler_name(trigger_type)
+            .unwrap_or(trigger_type)
+            .to_owned(),
+    }
 }

@@ -1,11 +1,15 @@
 //! Checks every registered scaler must pass (like Vector's component compliance harness): a minimal valid
 //! trigger parses; the metric name has upstream's `s<index>-` form; Utilization is refused for external
 //! metrics; an empty metadata map fails with a permanent error naming a field; parse never does IO (it runs
-//! here without any backend).
+//! here without any backend); the config names its trigger; HTTP, Redis and SQL triggers report a sample
+//! bound; every type has upstream's scaler name for the `scaler` metric label.
 
 use std::collections::BTreeMap;
 
-use keda_scalers::{MetricSpec, TriggerInput, parse_trigger, registered_types};
+use keda_scalers::{
+    MetricSpec, TimeoutDefaults, TriggerInput, TriggerRef, parse_trigger, registered_types,
+    scaler_label, upstream_scaler_name,
+};
 
 /// Key/value pairs of a metadata or auth-params map.
 type Pairs = Vec<(&'static str, &'static str)>;
@@ -119,6 +123,25 @@ fn every_registered_scaler_is_compliant() {
         let default_type = if resource { Some("Utilization") } else { None };
         let config = parse_trigger(&input(3, default_type))
             .unwrap_or_else(|e| panic!("{ty}: minimal trigger rejected: {e}"));
+        assert_eq!(
+            config.trigger(),
+            TriggerRef {
+                index: 3,
+                trigger_type: ty.to_owned()
+            }
+        );
+        let bounds = config.timeouts(&TimeoutDefaults::default());
+        let polled = !matches!(ty, "cpu" | "memory" | "cron");
+        assert_eq!(bounds.sample.is_some(), polled, "{ty}: {bounds:?}");
+        assert!(
+            bounds.sample.is_none_or(|d| !d.is_zero()),
+            "{ty}: {bounds:?}"
+        );
+        let name = upstream_scaler_name(ty).unwrap_or_else(|| panic!("{ty}: no upstream name"));
+        assert!(
+            name.ends_with("Scaler") && name.starts_with(|c: char| c.is_ascii_lowercase()),
+            "{ty}: {name:?} is not a Go scaler struct name"
+        );
         match config.metric_spec() {
             MetricSpec::External {
                 metric_name,
@@ -191,4 +214,60 @@ fn unknown_types_are_permanent_errors() {
     };
     assert!(err.is_permanent());
     assert_eq!(err.category(), "unknown-trigger-type");
+}
+
+/// Upstream's Go struct for each trigger type: `pkg/scaling/scalers_builder.go` (v2.20.2) maps the type to
+/// a constructor, and the constructor in the file named here returns a pointer to the struct. Upstream
+/// labels `keda_scaler_*` series with `strings.Replace(fmt.Sprintf("%T", scaler), "*scalers.", "", 1)`
+/// when the trigger has no `name` (`pkg/scaling/scale_handler.go`).
+const UPSTREAM_SCALER_NAMES: &[(&str, &str)] = &[
+    // pkg/scalers/cpu_memory_scaler.go: NewCPUMemoryScaler(corev1.ResourceCPU / ResourceMemory, …)
+    ("cpu", "cpuMemoryScaler"),
+    ("memory", "cpuMemoryScaler"),
+    // pkg/scalers/cron_scaler.go
+    ("cron", "cronScaler"),
+    // pkg/scalers/metrics_api_scaler.go
+    ("metrics-api", "metricsAPIScaler"),
+    // pkg/scalers/prometheus_scaler.go
+    ("prometheus", "prometheusScaler"),
+    // pkg/scalers/newrelic_scaler.go
+    ("new-relic", "newrelicScaler"),
+    // pkg/scalers/datadog_scaler.go (API and Cluster Agent modes alike)
+    ("datadog", "datadogScaler"),
+    // pkg/scalers/redis_scaler.go: NewRedisScaler(ctx, isClustered, isSentinel, …)
+    ("redis", "redisScaler"),
+    ("redis-cluster", "redisScaler"),
+    ("redis-sentinel", "redisScaler"),
+    // pkg/scalers/redis_streams_scaler.go: NewRedisStreamsScaler(ctx, isClustered, isSentinel, …)
+    ("redis-streams", "redisStreamsScaler"),
+    ("redis-cluster-streams", "redisStreamsScaler"),
+    ("redis-sentinel-streams", "redisStreamsScaler"),
+    // pkg/scalers/postgresql_scaler.go
+    ("postgresql", "postgreSQLScaler"),
+    // pkg/scalers/mysql_scaler.go
+    ("mysql", "mySQLScaler"),
+];
+
+#[test]
+fn upstream_scaler_names_like_upstream() {
+    for ty in registered_types() {
+        let listed = UPSTREAM_SCALER_NAMES
+            .iter()
+            .find(|(t, _)| *t == ty)
+            .unwrap_or_else(|| panic!("{ty}: add its upstream struct to UPSTREAM_SCALER_NAMES"));
+        assert_eq!(upstream_scaler_name(ty), Some(listed.1), "{ty}");
+    }
+    assert_eq!(upstream_scaler_name("no-such-scaler"), None);
+}
+
+#[test]
+fn scaler_labels_prefer_the_trigger_name() {
+    assert_eq!(scaler_label("prometheus", None), "prometheusScaler");
+    assert_eq!(scaler_label("prometheus", Some("")), "prometheusScaler");
+    assert_eq!(scaler_label("redis-cluster", Some("orders")), "orders");
+    assert_eq!(
+        scaler_label("redis-sentinel-streams", None),
+        "redisStreamsScaler"
+    );
+    assert_eq!(scaler_label("no-such-scaler", None), "no-such-scaler");
 }

@@ -2,11 +2,18 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use keda_scalers::{BuildContext, MetricSpec, ScalerError, TriggerInput, parse_trigger};
+use keda_scalers::{
+    BuildContext, MetricSpec, ScalerError, TimeoutDefaults, TriggerInput, build_with_timeout,
+    parse_trigger, sample_with_timeout,
+};
+
+/// How long `/slow` takes to answer: more than the 3 s `KEDA_HTTP_DEFAULT_TIMEOUT`.
+const SLOW_ANSWER: Duration = Duration::from_secs(4);
 
 async fn serve() -> SocketAddr {
     let app = Router::new()
@@ -36,6 +43,13 @@ async fn serve() -> SocketAddr {
                 } else {
                     (StatusCode::UNAUTHORIZED, "no")
                 }
+            }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(SLOW_ANSWER).await;
+                r#"{"queue":{"depth":42}}"#
             }),
         )
         .route(
@@ -257,4 +271,65 @@ async fn configuration_errors_name_the_field() {
         assert_eq!(err.field(), Some(field), "{md:?}: {err}");
         assert!(err.is_permanent());
     }
+}
+
+/// One poll the way the operator runs it: build and sample within the trigger's bounds, with the
+/// operator's `KEDA_HTTP_DEFAULT_TIMEOUT` in `ctx`.
+async fn poll(ctx: &BuildContext, md: &[(&str, &str)]) -> Result<f64, ScalerError> {
+    let md = map(md);
+    let env = BTreeMap::new();
+    let config = parse_trigger(&TriggerInput {
+        index: 0,
+        trigger_type: "metrics-api",
+        name: None,
+        metadata: &md,
+        resolved_env: &env,
+        auth_params: &env,
+        metric_type: None,
+    })?;
+    let scaler = build_with_timeout(&*config, ctx).await?;
+    let report = sample_with_timeout(&*config, &*scaler, &ctx.timeouts).await;
+    assert_eq!(report.empty_upstream_response, None);
+    report.result.map(|s| s.value)
+}
+
+#[tokio::test]
+async fn the_triggers_timeout_outlasts_the_operator_default() {
+    let addr = serve().await;
+    let url = format!("http://{addr}/slow");
+    let ctx = BuildContext::default();
+    assert_eq!(ctx.timeouts, TimeoutDefaults::default());
+    let md = |timeout: Option<&'static str>| {
+        let mut md = vec![
+            ("url", url.as_str()),
+            ("valueLocation", "queue.depth"),
+            ("targetValue", "10"),
+        ];
+        md.extend(timeout.map(|t| ("timeout", t)));
+        md
+    };
+    // With a 5 s operator default, a trigger without a timeout waits for the answer.
+    let patient_ctx = BuildContext {
+        timeouts: TimeoutDefaults::from_http_millis(5000),
+        ..Default::default()
+    };
+    let (with_timeout, without) = (md(Some("6000")), md(None));
+    let started = Instant::now();
+    let (patient, hasty, by_default) = tokio::join!(
+        poll(&ctx, &with_timeout),
+        async {
+            let r = poll(&ctx, &without).await;
+            (r, started.elapsed())
+        },
+        poll(&patient_ctx, &without),
+    );
+    assert_eq!(
+        patient.expect("timeout 6000 waits for the 4 s answer"),
+        42.0
+    );
+    let (hasty, hasty_took) = hasty;
+    let err = hasty.expect_err("the 3 s default gives up before the 4 s answer");
+    assert_eq!(err.category(), "backend", "{err}");
+    assert!(hasty_took < SLOW_ANSWER, "gave up after {hasty_took:?}");
+    assert_eq!(by_default.expect("5 s default"), 42.0);
 }

@@ -12,7 +12,10 @@ use axum::Router;
 use axum::extract::RawQuery;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use keda_scalers::{BuildContext, MetricSpec, Sample, ScalerError, TriggerInput, parse_trigger};
+use keda_scalers::{
+    BuildContext, EmptyUpstreamResponse, MetricSpec, Sample, SampleReport, ScalerError,
+    TriggerInput, parse_trigger, sample_with_timeout,
+};
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -691,6 +694,80 @@ async fn unsafe_ssl() {
     assert_eq!(s.value, 5.0);
 }
 
+/// One poll as the operator runs it, with what it reports besides the value.
+async fn report_with(ctx: &BuildContext, md: &[(&str, &str)]) -> SampleReport {
+    let config = parse_at(0, md, &[]).expect("parse");
+    let scaler = config.build(ctx).await.expect("build");
+    sample_with_timeout(&*config, &*scaler, &ctx.timeouts).await
+}
+
+/// Upstream counts `keda_scaler_empty_upstream_responses_total` when the result list, or the value list
+/// of its one series, is empty: before applying `ignoreNullValues`, so for a 0 and for an error alike.
+#[tokio::test]
+async fn empty_responses_are_reported() {
+    let app = Router::new()
+        .route(
+            "/empty/api/v1/query",
+            get(|| async { r#"{"status":"success","data":{"resultType":"vector","result":[]}}"# }),
+        )
+        .route(
+            "/novalue/api/v1/query",
+            get(|| async { r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{}}]}}"# }),
+        )
+        .route(
+            "/nan/api/v1/query",
+            get(|| async {
+                r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"NaN"]}]}}"#
+            }),
+        )
+        .route(
+            "/fine/api/v1/query",
+            get(|| async {
+                r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"4"]}]}}"#
+            }),
+        );
+    let addr = support::serve_http(app).await;
+    let ctx = BuildContext::default();
+    let empty = |ignore_null_values| Some(EmptyUpstreamResponse { ignore_null_values });
+    for path in ["empty", "novalue"] {
+        let server = format!("http://{addr}/{path}");
+        for ignore in [true, false] {
+            let md = [
+                ("serverAddress", server.as_str()),
+                ("query", "up"),
+                ("threshold", "1"),
+                ("ignoreNullValues", if ignore { "true" } else { "false" }),
+            ];
+            let report = report_with(&ctx, &md).await;
+            match &report.result {
+                Ok(s) => assert!(ignore && s.value == 0.0, "{path}: {s:?}"),
+                Err(e) => assert!(!ignore && e.to_string().contains("is empty"), "{path}: {e}"),
+            }
+            assert_eq!(report.empty_upstream_response, empty(ignore), "{path}");
+        }
+    }
+    for (path, value) in [("nan", 0.0), ("fine", 4.0)] {
+        let server = format!("http://{addr}/{path}");
+        let md = [
+            ("serverAddress", server.as_str()),
+            ("query", "up"),
+            ("threshold", "1"),
+        ];
+        let report = report_with(&ctx, &md).await;
+        assert_eq!(report.result.expect(path).value, value);
+        assert_eq!(report.empty_upstream_response, None, "{path}");
+    }
+    // A failed request is not an empty response.
+    let md = [
+        ("serverAddress", "http://127.0.0.1:1"),
+        ("query", "up"),
+        ("threshold", "1"),
+    ];
+    let report = report_with(&ctx, &md).await;
+    assert!(report.result.is_err());
+    assert_eq!(report.empty_upstream_response, None);
+}
+
 /// An exporter on loopback for the real Prometheus to scrape.
 async fn exporter() -> std::net::SocketAddr {
     let app = Router::new().route(
@@ -785,6 +862,19 @@ async fn real_prometheus() {
     .unwrap_err();
     assert!(err.to_string().contains("the result is empty"), "{err}");
     assert!(!err.is_permanent());
+    // Both count as an empty upstream response.
+    let pairs = md("queue_depth{queue=\"nope\"}", &[]);
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let report = report_with(&ctx, &refs).await;
+    assert_eq!(
+        report.empty_upstream_response,
+        Some(EmptyUpstreamResponse {
+            ignore_null_values: true
+        })
+    );
 
     // NaN: 0 when ignored, an error otherwise.
     let s = run(md("queue_depth{queue=\"orders\"} / 0 * 0", &[]))
