@@ -350,8 +350,20 @@ impl<S: ObjectSource> Resolver<S> {
                         message: "identityId must not be empty when it is set".to_owned(),
                     });
                 }
+                // No scaler of keda-rs can use an Azure token yet: refusing is louder than sending
+                // unauthenticated requests.
+                return Err(ResolveError::Unsupported {
+                    object: object.clone(),
+                    feature: "podIdentity provider azure-workload",
+                });
             }
-            PodIdentityProvider::Gcp | PodIdentityProvider::None => {}
+            PodIdentityProvider::Gcp => {
+                return Err(ResolveError::Unsupported {
+                    object: object.clone(),
+                    feature: "podIdentity provider gcp",
+                });
+            }
+            PodIdentityProvider::None => {}
         }
         Ok(())
     }

@@ -87,6 +87,11 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         self.lock().remove(key);
     }
 
+    /// Forgets every key for which `stale` is true.
+    pub fn invalidate_where(&self, stale: impl Fn(&K) -> bool) {
+        self.lock().retain(|k, _| !stale(k));
+    }
+
     pub fn len(&self) -> usize {
         self.lock().len()
     }
@@ -132,6 +137,19 @@ mod tests {
         // Replacing a present key never evicts another.
         cache.insert_at("e", 5, t0 + Duration::from_secs(13));
         assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
+    fn invalidate_where_forgets_only_matching_keys() {
+        let cache = TtlCache::new(Duration::from_secs(10), 8);
+        let t0 = Instant::now();
+        cache.insert_at(("ns-a", "s1"), 1, t0);
+        cache.insert_at(("ns-a", "s2"), 2, t0);
+        cache.insert_at(("ns-b", "s1"), 3, t0);
+        cache.invalidate_where(|(ns, _)| *ns == "ns-a");
+        assert_eq!(cache.get_at(&("ns-a", "s1"), t0), None);
+        assert_eq!(cache.get_at(&("ns-a", "s2"), t0), None);
+        assert_eq!(cache.get_at(&("ns-b", "s1"), t0), Some(3));
     }
 
     #[tokio::test]

@@ -37,10 +37,11 @@ impl KubeSource {
         }
     }
 
-    /// Forgets a cached Secret (for example after a scaler failed to authenticate with it).
-    pub fn invalidate_secret(&self, namespace: &str, name: &str) {
-        self.secrets
-            .invalidate(&(namespace.to_owned(), name.to_owned()));
+    /// Forgets the cached Secrets and ConfigMaps of `namespace`: a scale loop calls it after a scaler
+    /// error, before it resolves authentication again, so a rotated credential is read fresh.
+    pub fn invalidate_namespace(&self, namespace: &str) {
+        self.secrets.invalidate_where(|(ns, _)| ns == namespace);
+        self.config_maps.invalidate_where(|(ns, _)| ns == namespace);
     }
 }
 

@@ -371,6 +371,16 @@ env: [{parameter: p, name: MODE}, {parameter: side, name: SIDE, containerName: s
             ..case("azure empty identityId", "{type: x, authenticationRef: {name: azure}}")
         },
         AuthCase {
+            ta: Some(("azurewi", "podIdentity: {provider: azure-workload}")),
+            want: Err("TriggerAuthentication apps/azurewi: podIdentity provider azure-workload is not supported by keda-rs yet"),
+            ..case("azure workload identity is refused, never unauthenticated", "{type: x, authenticationRef: {name: azurewi}}")
+        },
+        AuthCase {
+            ta: Some(("gcp", "podIdentity: {provider: gcp}")),
+            want: Err("TriggerAuthentication apps/gcp: podIdentity provider gcp is not supported by keda-rs yet"),
+            ..case("gcp workload identity is refused, never unauthenticated", "{type: x, authenticationRef: {name: gcp}}")
+        },
+        AuthCase {
             ta: Some(("vault", "hashiCorpVault: {address: 'http://vault', authentication: token, secrets: [{parameter: p, path: x, key: y}]}")),
             want: Err("TriggerAuthentication apps/vault: hashiCorpVault is not supported by keda-rs yet"),
             ..case("vault is not supported yet", "{type: x, authenticationRef: {name: vault}}")
