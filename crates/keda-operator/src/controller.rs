@@ -17,8 +17,11 @@ use kube::{Resource, ResourceExt};
 use crate::Context;
 use crate::error::Error;
 use crate::metrics::ResourceKind;
+use crate::scale_loop::Started;
 use crate::status::set_condition;
-use crate::triggers::parse_all;
+
+/// Upstream's message when a pause annotation is removed.
+const UNPAUSED_MESSAGE: &str = "pause annotation removed for ScaledObject";
 
 /// Entry point used by the kube-runtime Controller.
 pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -115,13 +118,30 @@ pub fn error_policy(so: Arc<ScaledObject>, error: &Error, _ctx: Arc<Context>) ->
     Action::requeue(Duration::from_secs(10))
 }
 
-/// Sets Ready=False `ScaledObjectCheckFailed` with `message`, emits the Event on a change, and retries later.
+/// Stops the object's scale loop, if one runs, with upstream's `KEDAScalersStopped` Event.
+async fn stop_loop(ctx: &Context, so: &ScaledObject) {
+    let ns = so.namespace().unwrap_or_default();
+    if ctx.loops.stop(ctx, &ns, &so.name_any()) {
+        ctx.event(
+            so,
+            EventType::Normal,
+            event_reasons::KEDA_SCALERS_STOPPED,
+            "Stopped scalers watch".to_owned(),
+            "Stop",
+        )
+        .await;
+    }
+}
+
+/// Sets Ready=False `ScaledObjectCheckFailed` and Active=Unknown with `message`, stops the scale loop,
+/// emits the Event on a change, and retries later.
 async fn check_failed(ctx: &Context, so: &ScaledObject, message: String) -> Result<Action, Error> {
     let before = so
         .status
         .as_ref()
         .and_then(|s| crate::status::condition(s, condition_types::READY))
         .cloned();
+    stop_loop(ctx, so).await;
     ctx.statuses
         .update(&ctx.client, so, |s| {
             let c = s.conditions.get_or_insert_with(Vec::new);
@@ -131,6 +151,14 @@ async fn check_failed(ctx: &Context, so: &ScaledObject, message: String) -> Resu
                 "False",
                 condition_reasons::SCALED_OBJECT_CHECK_FAILED,
                 &message,
+            );
+            // As upstream: whether the object would be active is unknown while it cannot be checked.
+            set_condition(
+                c,
+                condition_types::ACTIVE,
+                "Unknown",
+                condition_reasons::UNKNOWN_STATE,
+                "ScaledObject check failed",
             );
         })
         .await?;
@@ -181,35 +209,28 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error
         .await
     {
         Ok(t) => t,
-        Err(message) => {
-            ctx.loops.stop(&ns, &name);
-            return check_failed(&ctx, &so, message).await;
-        }
+        Err(message) => return check_failed(&ctx, &so, message).await,
     };
 
     if let Err(message) = validate(&so) {
-        ctx.loops.stop(&ns, &name);
         return check_failed(&ctx, &so, message).await;
     }
+    // As upstream, a formula that does not compile makes the object not Ready (never a loop that
+    // silently treats it as "any trigger active").
+    if let Err(e) = keda_scaling::formula::compile_scaling_modifiers(&so) {
+        return check_failed(&ctx, &so, e.to_string()).await;
+    }
 
-    let resolved = match ctx.resolve_triggers(&so, target.pod_spec.as_deref()).await {
-        Ok(r) => r,
-        Err(message) => return check_failed(&ctx, &so, message).await,
-    };
-    let triggers = match parse_all(&so, &resolved) {
-        Ok(t) => t,
-        Err(message) => {
-            ctx.loops.stop(&ns, &name);
-            return check_failed(&ctx, &so, message).await;
-        }
-    };
+    // A resolution failure stops the old loop like every other failure (check_failed).
+    let (triggers, inputs) =
+        match crate::triggers::resolve_and_parse(&ctx, &so, target.pod_spec.as_deref()).await {
+            Ok(t) => t,
+            Err(message) => return check_failed(&ctx, &so, message).await,
+        };
     let metrics: Vec<_> = triggers.iter().map(|t| t.trigger_metric()).collect();
     let desired = match keda_scaling::hpa::build_hpa(&so, &metrics, crate::VERSION) {
         Ok(h) => h,
-        Err(e) => {
-            ctx.loops.stop(&ns, &name);
-            return check_failed(&ctx, &so, e.to_string()).await;
-        }
+        Err(e) => return check_failed(&ctx, &so, e.to_string()).await,
     };
     let hpa_name = so.hpa_name();
     apply_hpa(&ctx, &so, &desired).await?;
@@ -221,6 +242,13 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error
         .as_ref()
         .and_then(|s| crate::status::condition(s, condition_types::READY))
         .is_some_and(|c| c.status == "True");
+    let was_paused = so
+        .status
+        .as_ref()
+        .and_then(|s| crate::status::condition(s, condition_types::PAUSED))
+        .is_some_and(|c| c.status == "True");
+    let one_way_paused = so.is_paused_scale_in() || so.is_paused_scale_out();
+    let valid_fallback = keda_scaling::fallback::has_valid_fallback(&so);
     let gvkr = target.gvkr();
     let composite = so
         .spec
@@ -257,15 +285,62 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error
                     condition_reasons::SCALED_OBJECT_READY_MESSAGE,
                 );
             }
-            set_condition(
-                c,
-                condition_types::PAUSED,
-                "False",
-                condition_reasons::SCALED_OBJECT_UNPAUSED,
-                "ScaledObject is not paused",
-            );
+            // paused-scale-in / paused-scale-out pause one direction only: the loop and the HPA stay,
+            // and the object says Paused=True, as upstream.
+            if one_way_paused {
+                set_condition(
+                    c,
+                    condition_types::PAUSED,
+                    "True",
+                    condition_reasons::SCALED_OBJECT_PAUSED,
+                    condition_reasons::SCALED_OBJECT_PAUSED_MESSAGE,
+                );
+            } else if was_paused {
+                set_condition(
+                    c,
+                    condition_types::PAUSED,
+                    "False",
+                    condition_reasons::SCALED_OBJECT_UNPAUSED,
+                    UNPAUSED_MESSAGE,
+                );
+            }
+            if !valid_fallback {
+                set_condition(
+                    c,
+                    condition_types::FALLBACK,
+                    "False",
+                    condition_reasons::NO_FALLBACK_FOUND,
+                    "No fallbacks are active on this scaled object",
+                );
+            }
         })
         .await?;
+    ctx.metrics
+        .scaled_object_paused
+        .get_or_create(&crate::metrics::ObjectLabels {
+            namespace: ns.clone(),
+            scaledObject: name.clone(),
+        })
+        .set(if one_way_paused { 1.0 } else { 0.0 });
+    if one_way_paused && !was_paused {
+        ctx.event(
+            &so,
+            EventType::Normal,
+            event_reasons::SCALED_OBJECT_PAUSED,
+            condition_reasons::SCALED_OBJECT_PAUSED_MESSAGE.to_owned(),
+            "Pause",
+        )
+        .await;
+    } else if !one_way_paused && was_paused {
+        ctx.event(
+            &so,
+            EventType::Normal,
+            event_reasons::SCALED_OBJECT_UNPAUSED,
+            UNPAUSED_MESSAGE.to_owned(),
+            "Pause",
+        )
+        .await;
+    }
     if !was_ready {
         ctx.event(
             &so,
@@ -276,7 +351,16 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error
         )
         .await;
     }
-    ctx.loops.ensure(ctx.clone(), &so, target, triggers);
+    if ctx.loops.ensure(ctx.clone(), &so, target, triggers, inputs) == Started::New {
+        ctx.event(
+            &so,
+            EventType::Normal,
+            event_reasons::KEDA_SCALERS_STARTED,
+            "Started scalers watch".to_owned(),
+            "Start",
+        )
+        .await;
+    }
     update_auth_statuses(&ctx, &so, false).await;
     Ok(Action::requeue(Duration::from_secs(300)))
 }
@@ -390,7 +474,7 @@ async fn delete_hpa(ctx: &Context, so: &ScaledObject) -> Result<(), Error> {
 async fn pause(so: &ScaledObject, ctx: &Context) -> Result<Action, Error> {
     let ns = so.namespace().unwrap_or_default();
     let name = so.name_any();
-    ctx.loops.stop(&ns, &name);
+    stop_loop(ctx, so).await;
     delete_hpa(ctx, so).await?;
     let mut paused_count = None;
     if let Some(parsed) = so.paused_replicas() {
@@ -462,9 +546,10 @@ async fn pause(so: &ScaledObject, ctx: &Context) -> Result<Action, Error> {
 async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = so.namespace().unwrap_or_default();
     let name = so.name_any();
-    ctx.loops.stop(&ns, &name);
+    stop_loop(&ctx, &so).await;
     ctx.metrics
         .unregister(ResourceKind::ScaledObject, &ns, &name);
+    ctx.metrics.forget_scaled_object(&ns, &name);
     if so.spec.restore_to_original_replica_count()
         && let Some(original) = so.status.as_ref().and_then(|s| s.original_replica_count)
         && so

@@ -51,7 +51,7 @@ pub struct OperatorConfig {
     pub identity: String,
     pub metrics_bind_address: SocketAddr,
     pub health_probe_bind_address: SocketAddr,
-    /// Upper bound of one scaler poll (`KEDA_HTTP_DEFAULT_TIMEOUT`-like).
+    /// `KEDA_HTTP_DEFAULT_TIMEOUT`: the timeout of HTTP scalers whose trigger sets none.
     pub scaler_timeout: Duration,
     /// ScaledObject reconciles in parallel (`KEDA_SCALEDOBJECT_CTRL_MAX_RECONCILES`).
     pub max_reconciles: u16,
@@ -77,9 +77,71 @@ pub struct Context {
     pub reporter: Reporter,
     pub scaled_objects: Store<ScaledObject>,
     pub resolver: keda_resolver::Resolver<keda_resolver::KubeSource>,
+    /// The `ScalingActive` condition of each HPA this operator made, from the HPA watch (no GET per poll).
+    pub hpas: Arc<HpaHealthMap>,
+}
+
+/// `HPAActive` as upstream derives it from the HPA's `ScalingActive` condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HpaHealth {
+    pub status: &'static str,
+    pub reason: String,
+    pub message: String,
+}
+
+/// HPA health by (namespace, HPA name).
+pub type HpaHealthMap = std::sync::Mutex<std::collections::HashMap<(String, String), HpaHealth>>;
+
+/// upstream's `getHPAHealth`: `None` while the HPA has not reported `ScalingActive` (the condition is
+/// then left as it was).
+pub fn hpa_health(hpa: &HorizontalPodAutoscaler) -> Option<HpaHealth> {
+    use keda_api::consts::condition_reasons;
+    let c = hpa
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "ScalingActive")?;
+    let message = c.message.clone().unwrap_or_default();
+    let reason = c.reason.clone().unwrap_or_default();
+    Some(if c.status == "True" {
+        HpaHealth {
+            status: "True",
+            reason: condition_reasons::HPA_ACTIVE.to_owned(),
+            message: "HPA is actively scaling".to_owned(),
+        }
+    } else if reason == condition_reasons::HPA_SCALING_DISABLED {
+        // KEDA scaled the target to zero; the HPA disables itself there.
+        HpaHealth {
+            status: "True",
+            reason,
+            message,
+        }
+    } else {
+        HpaHealth {
+            status: "False",
+            reason: if reason.is_empty() {
+                condition_reasons::HPA_METRICS_UNAVAILABLE.to_owned()
+            } else {
+                reason
+            },
+            message: format!("HPA is not actively scaling: {message}"),
+        }
+    })
 }
 
 impl Context {
+    /// The HPAActive condition for `so`, from the watched state of its HPA.
+    pub fn hpa_health(&self, ns: &str, so: &ScaledObject) -> Option<HpaHealth> {
+        let name = so
+            .status
+            .as_ref()
+            .and_then(|s| s.hpa_name.clone())
+            .unwrap_or_else(|| so.hpa_name());
+        self.hpas.lock().ok()?.get(&(ns.to_owned(), name)).cloned()
+    }
+
     /// Publishes an Event about `so`; failures are logged, never fatal.
     pub async fn event(
         &self,
@@ -284,6 +346,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         .reflect(writer)
         .touched_objects()
         .predicate_filter(controller::reconcile_inputs, Default::default());
+    let hpas: Arc<HpaHealthMap> = Arc::default();
     let controller = Controller::for_stream(so_stream, store.clone()).with_config(
         kube::runtime::controller::Config::default().concurrency(config.max_reconciles),
     );
@@ -297,7 +360,14 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         targets: Default::default(),
         statuses: Default::default(),
         loops: Default::default(),
-        build: Default::default(),
+        // KEDA_HTTP_DEFAULT_TIMEOUT bounds HTTP scalers without a timeout of their own; every other
+        // scaler is bounded by its own timeouts (keda_scalers::timeouts).
+        build: keda_scalers::BuildContext {
+            timeouts: keda_scalers::TimeoutDefaults {
+                http: config.scaler_timeout,
+            },
+            ..Default::default()
+        },
         metrics,
         scaled_objects: store,
         resolver: keda_resolver::Resolver::new(
@@ -305,11 +375,16 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
             config.namespace.clone(),
         )
         .with_restrict_secret_access(keda_resolver::restrict_secret_access_from_env()),
+        hpas: hpas.clone(),
     });
+    // A changed TriggerAuthentication or ClusterTriggerAuthentication reconciles the ScaledObjects
+    // that use it, so new parameters reach their loops at once.
+    let (auth_changes_tx, auth_changes) = futures::channel::mpsc::unbounded();
     tokio::spawn(trigger_auth::count(
         client.clone(),
         config.watch_namespace.clone(),
         ctx.metrics.clone(),
+        auth_changes_tx,
     ));
     let watched: Option<Vec<String>> = config
         .watch_namespace
@@ -321,8 +396,14 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
                 .filter(|s| !s.is_empty())
                 .collect()
         });
+    let users_store = ctx.scaled_objects.clone();
     let run_controller = controller
-        .owns_stream(owned_hpa_changes(hpa_api))
+        .owns_stream(owned_hpa_changes(hpa_api, hpas))
+        .reconcile_on(
+            auth_changes.flat_map(move |changed: trigger_auth::AuthChange| {
+                futures::stream::iter(trigger_auth::users(&users_store.state(), &changed))
+            }),
+        )
         .shutdown_on_signal()
         .run(
             move |so: Arc<ScaledObject>, ctx: Arc<Context>| {
@@ -443,6 +524,7 @@ async fn shutdown_signal() {
 /// annotation change or a deletion does, so an edited or deleted HPA is put back at once.
 fn owned_hpa_changes(
     api: Api<HorizontalPodAutoscaler>,
+    health: Arc<HpaHealthMap>,
 ) -> impl futures::Stream<Item = Result<HorizontalPodAutoscaler, watcher::Error>> + Send + 'static {
     use std::collections::HashMap;
     let config = watcher::Config::default().any_semantic().labels(&format!(
@@ -457,6 +539,18 @@ fn owned_hpa_changes(
             let changed = match event {
                 Ok(watcher::Event::Apply(hpa) | watcher::Event::InitApply(hpa)) => {
                     let m = &hpa.metadata;
+                    // The HPA controller's status writes only update HPAActive; they do not reconcile.
+                    let key = (m.namespace.clone().unwrap_or_default(), hpa.name_any());
+                    if let Ok(mut map) = health.lock() {
+                        match hpa_health(&hpa) {
+                            Some(h) => {
+                                map.insert(key, h);
+                            }
+                            None => {
+                                map.remove(&key);
+                            }
+                        }
+                    }
                     // HPAs have no metadata.generation: the spec itself is part of the fingerprint.
                     let fingerprint = {
                         use std::hash::{Hash, Hasher};
@@ -472,6 +566,12 @@ fn owned_hpa_changes(
                 }
                 Ok(watcher::Event::Delete(hpa)) => {
                     seen.remove(hpa.metadata.uid.as_deref().unwrap_or_default());
+                    if let Ok(mut map) = health.lock() {
+                        map.remove(&(
+                            hpa.metadata.namespace.clone().unwrap_or_default(),
+                            hpa.name_any(),
+                        ));
+                    }
                     Some(Ok(hpa))
                 }
                 Ok(watcher::Event::Init | watcher::Event::InitDone) => None,

@@ -52,6 +52,18 @@ pub struct ResourceLabels {
     pub namespace: String,
 }
 
+/// `keda_scaler_empty_upstream_responses_total`, upstream's label set.
+#[allow(non_snake_case)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EmptyResponseLabels {
+    pub namespace: String,
+    pub scaledResource: String,
+    pub triggerName: String,
+    pub metricName: String,
+    pub resourceType: String,
+    pub ignoreNullValues: String,
+}
+
 /// `keda_scaler_http_requests_total`: who asked, and how the request ended.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpRequestLabels {
@@ -154,6 +166,7 @@ pub struct Metrics {
     pub trigger_registered_total: Family<TriggerTypeLabels, Gauge>,
     pub resource_registered_total: Family<ResourceLabels, Gauge>,
     pub scaler_http_requests_total: Family<HttpRequestLabels, Counter>,
+    pub scaler_empty_upstream_responses_total: Family<EmptyResponseLabels, Counter>,
     pub scaler_http_request_duration_seconds:
         Family<HttpDurationLabels, Histogram, fn() -> Histogram>,
     /// The objects counted in the two `registered_total` gauges, so that re-registering (every
@@ -181,6 +194,7 @@ impl Default for Metrics {
             trigger_registered_total: Family::default(),
             resource_registered_total: Family::default(),
             scaler_http_requests_total: Family::default(),
+            scaler_empty_upstream_responses_total: Family::default(),
             scaler_http_request_duration_seconds: Family::new_with_constructor(
                 http_duration_histogram,
             ),
@@ -242,6 +256,11 @@ impl Default for Metrics {
             strip_total(names::SCALER_HTTP_REQUESTS_TOTAL),
             "Total number of outbound HTTP requests issued during scaler metric collection",
             m.scaler_http_requests_total.clone(),
+        );
+        registry.register(
+            strip_total(names::SCALER_EMPTY_UPSTREAM_RESPONSES_TOTAL),
+            "Number of times a query returns an empty result",
+            m.scaler_empty_upstream_responses_total.clone(),
         );
         registry.register(
             names::SCALER_HTTP_REQUEST_DURATION_SECONDS,
@@ -335,6 +354,37 @@ impl Metrics {
         }
     }
 
+    /// Removes one trigger's series (`keda_scaler_*` with exactly these labels): its ScaledObject or
+    /// trigger is gone, so the last value must not be exported as if it were current.
+    pub fn remove_scaler_series(&self, labels: &ScalerLabels) {
+        self.scaler_metrics_value.remove(labels);
+        self.scaler_metrics_latency_seconds.remove(labels);
+        self.scaler_active.remove(labels);
+        self.scaler_detail_errors_total.remove(labels);
+    }
+
+    /// One empty answer of a scaler's backend (upstream counts it on every read, loop or HPA fetch).
+    pub fn count_empty_upstream_response(&self, labels: &EmptyResponseLabels) {
+        self.scaler_empty_upstream_responses_total
+            .get_or_create(labels)
+            .inc();
+    }
+
+    /// Removes the per-object series of a deleted ScaledObject (errors, paused, loop latency).
+    pub fn forget_scaled_object(&self, namespace: &str, name: &str) {
+        let object = ObjectLabels {
+            namespace: namespace.to_owned(),
+            scaledObject: name.to_owned(),
+        };
+        self.scaled_object_errors_total.remove(&object);
+        self.scaled_object_paused.remove(&object);
+        self.scale_loop_latency_seconds.remove(&LoopLabels {
+            namespace: namespace.to_owned(),
+            r#type: "scaledobject".to_owned(),
+            resource: name.to_owned(),
+        });
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -394,6 +444,42 @@ mod tests {
     }
 
     #[test]
+    fn series_of_a_deleted_object_are_removed() {
+        let m = Metrics::default();
+        let labels = |object: &str| ScalerLabels {
+            namespace: "shop".into(),
+            metric: "s0-metric-api-value".into(),
+            scaledObject: object.into(),
+            scaler: "metricsAPIScaler".into(),
+            triggerIndex: "0".into(),
+            r#type: "scaledobject".into(),
+        };
+        for object in ["gone", "kept"] {
+            m.scaler_metrics_value
+                .get_or_create(&labels(object))
+                .set(1.0);
+            m.scaler_active.get_or_create(&labels(object)).set(1.0);
+            m.scaler_metrics_latency_seconds
+                .get_or_create(&labels(object))
+                .set(0.1);
+            m.scaler_detail_errors_total
+                .get_or_create(&labels(object))
+                .inc();
+            m.scaled_object_errors_total
+                .get_or_create(&ObjectLabels {
+                    namespace: "shop".into(),
+                    scaledObject: object.into(),
+                })
+                .inc();
+        }
+        m.remove_scaler_series(&labels("gone"));
+        m.forget_scaled_object("shop", "gone");
+        let text = m.encode();
+        assert!(!text.contains(r#"scaledObject="gone""#), "{text}");
+        assert_eq!(text.matches(r#"scaledObject="kept""#).count(), 5, "{text}");
+    }
+
+    #[test]
     fn every_upstream_metric_is_exposed_with_its_type() {
         let m = Metrics::default();
         m.scaled_job_errors_total
@@ -403,6 +489,14 @@ mod tests {
             })
             .inc();
         m.register(ResourceKind::ScaledObject, "shop", "web", &["cron"]);
+        m.count_empty_upstream_response(&EmptyResponseLabels {
+            namespace: "shop".into(),
+            scaledResource: "web".into(),
+            triggerName: "".into(),
+            metricName: "s0-prometheus".into(),
+            resourceType: "ScaledObject".into(),
+            ignoreNullValues: "true".into(),
+        });
         m.observe(
             &RequestLabels {
                 namespace: "shop".into(),
@@ -421,6 +515,7 @@ mod tests {
             (names::RESOURCE_REGISTERED_TOTAL, "gauge"),
             (names::SCALER_HTTP_REQUESTS_TOTAL, "counter"),
             (names::SCALER_HTTP_REQUEST_DURATION_SECONDS, "histogram"),
+            (names::SCALER_EMPTY_UPSTREAM_RESPONSES_TOTAL, "counter"),
         ] {
             let family = if kind == "counter" {
                 strip_total(name)

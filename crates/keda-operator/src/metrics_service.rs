@@ -2,7 +2,6 @@
 //! the leader. For each HPA request it answers from the scale loop's cache (`useCachedMetrics`) or samples
 //! the scaler live, and applies fallback and `scalingModifiers` exactly as the scale loop sees them.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use keda_api::ScaledObject;
@@ -10,12 +9,12 @@ use keda_api::consts::names::COMPOSITE_METRIC;
 use keda_proto::{
     ExternalMetricValue, ExternalMetricValueList, ListMeta, Quantity, ScaledObjectRef,
 };
-use keda_scaling::fallback::{self, FallbackMetric, FallbackTarget};
+use keda_scaling::fallback::{self, FallbackMetric, FallbackTarget, MetricState};
 use keda_scaling::hpa::MetricTargetType;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::Context;
-use crate::triggers::ParsedTrigger;
+use crate::scale_loop::{MetricRecord, ObjectLoop, TriggerSlot};
 
 /// Why a metric could not be served (becomes a gRPC status).
 #[derive(Debug, thiserror::Error)]
@@ -43,80 +42,41 @@ pub struct Served {
     pub milli: i64,
 }
 
-struct Source<'a> {
-    trigger: &'a ParsedTrigger,
-    target: FallbackTarget,
-}
-
 fn to_milli(v: f64) -> i64 {
-    // Negative, NaN and infinite values are served as 0 (upstream v2.20.2).
+    // Negative, NaN and infinite values are served as 0; others are truncated to thousandths, as
+    // upstream's `int64(v * 1000)`.
     if !v.is_finite() || v <= 0.0 {
         0
     } else {
-        (v * 1000.0).round().min(i64::MAX as f64) as i64
+        (v * 1000.0).min(i64::MAX as f64) as i64
     }
 }
 
+/// A metric's value for one HPA fetch: the scale loop's cached poll (`useCachedMetrics`) or a live
+/// sample through the loop's own scaler.
+async fn raw_value(
+    ctx: &Context,
+    object: &(String, String),
+    shared: &ObjectLoop,
+    slot: &TriggerSlot,
+) -> Result<f64, String> {
+    let t = &slot.parsed;
+    if t.use_cached_metrics {
+        let rec = shared.state().records.get(&t.metric_name).cloned();
+        return match rec {
+            Some(MetricRecord { value: Some(v), .. }) => Ok(v),
+            Some(MetricRecord { error: Some(e), .. }) => Err(e),
+            _ => Err("no value yet".to_owned()),
+        };
+    }
+    slot.sample(ctx, object).await.map(|s| s.value)
+}
+
 impl Context {
-    /// The triggers of the object's current generation, parsed as the reconciler parsed them.
-    async fn parsed(&self, so: &ScaledObject) -> Result<Vec<ParsedTrigger>, MetricError> {
-        let t = &so.spec.scale_target_ref;
-        let ns = kube::ResourceExt::namespace(so).unwrap_or_default();
-        let pod_spec = match self
-            .targets
-            .resolve(&self.client, &ns, t.api_version(), t.kind(), &t.name)
-            .await
-        {
-            Ok((target, _)) => target.pod_spec,
-            Err(_) => None,
-        };
-        let resolved = self
-            .resolve_triggers(so, pod_spec.as_deref())
-            .await
-            .map_err(MetricError::Invalid)?;
-        crate::triggers::parse_all(so, &resolved).map_err(MetricError::Invalid)
-    }
-
-    /// The value of one metric of one trigger: cached or live.
-    async fn raw_value(&self, ns: &str, name: &str, t: &ParsedTrigger) -> Result<f64, String> {
-        if t.use_cached_metrics
-            && let Some(rec) = self.loops.record(ns, name, &t.metric_name)
-        {
-            return match (rec.value, rec.error) {
-                (Some(v), _) => Ok(v),
-                (None, Some(e)) => Err(e),
-                (None, None) => Err("no value yet".to_owned()),
-            };
-        }
-        let scaler = match self.loops.scaler(ns, name, &t.metric_name) {
-            Some(s) => s,
-            None => t
-                .config
-                .build(&self.build)
-                .await
-                .map_err(|e| e.to_string())?,
-        };
-        match tokio::time::timeout(self.config.scaler_timeout, scaler.sample()).await {
-            Ok(Ok(s)) => Ok(s.value),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", self.config.scaler_timeout)),
-        }
-    }
-
-    fn in_fallback(so: &ScaledObject, metric: &str) -> bool {
-        let (Some(fb), Some(health)) = (
-            so.spec.fallback.as_ref(),
-            so.status.as_ref().and_then(|s| s.health.as_ref()),
-        ) else {
-            return false;
-        };
-        health
-            .get(metric)
-            .and_then(|h| h.number_of_failures)
-            .is_some_and(|n| fallback::should_fallback(n, fb.failure_threshold))
-    }
-
-    /// Answers one `GetMetrics` request.
+    /// Answers one `GetMetrics` request from what the operator already holds: the ScaledObject from its
+    /// watch, and the object's scale loop (parsed triggers, built scalers, cached values, each metric's
+    /// health, the last observed replica count). No API request is made, except listing the target's
+    /// pods for a `Value` metric in fallback (upstream divides by the ready pods).
     pub async fn get_metrics(
         &self,
         ns: &str,
@@ -127,130 +87,160 @@ impl Context {
             .scaled_objects
             .get(&ObjectRef::new(name).within(ns))
             .ok_or_else(|| MetricError::ScaledObjectNotFound(ns.to_owned(), name.to_owned()))?;
-        let triggers = self.parsed(&so).await?;
-        let current = so
-            .status
-            .as_ref()
-            .and_then(|s| s.original_replica_count)
-            .unwrap_or(1);
-        let current = match self
-            .targets
-            .resolve(
-                &self.client,
-                ns,
-                so.spec.scale_target_ref.api_version(),
-                so.spec.scale_target_ref.kind(),
-                &so.spec.scale_target_ref.name,
-            )
-            .await
-        {
-            Ok((_, replicas)) => replicas,
-            Err(_) => current,
+        let shared = self
+            .loops
+            .get(ns, name)
+            .ok_or_else(|| MetricError::NotReady(format!("ScaledObject {ns}/{name}")))?;
+        let slots = shared.triggers();
+        let object = (ns.to_owned(), name.to_owned());
+        let valid_fallback = fallback::has_valid_fallback(&so)
+            .then_some(so.spec.fallback.as_ref())
+            .flatten();
+        let (health, current) = {
+            let state = shared.state();
+            (state.health.clone(), state.replicas)
         };
-        let external: Vec<Source<'_>> = triggers
-            .iter()
-            .filter_map(|t| match t.trigger_metric().kind {
-                keda_scaling::hpa::MetricKind::External {
-                    target_type,
-                    target_value,
-                    ..
-                } => Some(Source {
-                    trigger: t,
-                    target: FallbackTarget {
-                        target_type,
-                        value: target_value,
-                    },
-                }),
-                _ => None,
-            })
-            .collect();
+        let current = current.unwrap_or(1);
+        let external: Vec<&Arc<TriggerSlot>> =
+            slots.iter().filter(|s| !s.parsed.is_resource()).collect();
 
         if so.spec.scaling_modifiers().is_some() && metric.eq_ignore_ascii_case(COMPOSITE_METRIC) {
             let formula = keda_scaling::formula::compile_scaling_modifiers(&so)
                 .map_err(|e| MetricError::Invalid(e.to_string()))?
                 .ok_or_else(|| MetricError::Invalid("scalingModifiers without a formula".into()))?;
-            let mut vars = HashMap::new();
-            for s in &external {
-                let Some(var) = s.trigger.name.clone() else {
-                    continue;
-                };
-                let value = match self.raw_value(ns, name, s.trigger).await {
-                    Ok(v) => Some(v),
-                    Err(e) if Self::in_fallback(&so, &s.trigger.metric_name) => {
-                        tracing::debug!(error = %e, "metric in fallback inside the formula");
-                        match so.spec.fallback.as_ref().map(|fb| {
-                            fallback::fallback_metric(
-                                &s.trigger.metric_name,
-                                fb,
-                                current,
-                                s.target,
-                                Some(current.max(1)),
-                            )
-                        }) {
-                            Some(Ok(FallbackMetric::Milli(m))) => Some(m as f64 / 1000.0),
-                            _ => None,
+            let values = futures::future::join_all(
+                external
+                    .iter()
+                    .map(|slot| raw_value(self, &object, &shared, slot)),
+            )
+            .await;
+            let mut states = Vec::with_capacity(external.len());
+            let mut first_error = None;
+            for (slot, value) in external.iter().zip(values) {
+                let state = match value {
+                    Ok(v) => MetricState::Value {
+                        value: v,
+                        active: false,
+                    },
+                    Err(e) => {
+                        let state = fallback::state_from_health(
+                            valid_fallback,
+                            health.get(&slot.parsed.metric_name),
+                        );
+                        if state.is_none() && first_error.is_none() {
+                            first_error = Some(e);
                         }
+                        state.unwrap_or(MetricState::Failed)
                     }
-                    Err(e) => return Err(MetricError::Scaler(e)),
                 };
-                vars.insert(var, value);
+                states.push((slot.parsed.name.as_deref(), state));
             }
-            let value = match formula
-                .eval(&vars)
-                .map_err(|e| MetricError::Invalid(e.to_string()))?
-            {
-                Some(v) => v,
-                None => fallback::nil_formula_value(&so)
-                    .map_err(|e| MetricError::Invalid(e.to_string()))?,
+            let fallback_active = states.iter().any(|(_, s)| *s == MetricState::Fallback);
+            let ready = if fallback_active && value_metric_type(&so) {
+                self.ready_pods(&so).await?
+            } else {
+                current
             };
-            return Ok(vec![Served {
-                metric_name: COMPOSITE_METRIC.to_owned(),
-                milli: to_milli(value),
-            }]);
+            let summary = fallback::summarize(
+                &states,
+                false,
+                Some(fallback::Composite {
+                    formula: &formula,
+                    activation_target: 0.0,
+                    fallback_value: crate::scale_loop::composite_fallback_value(
+                        &so, current, ready,
+                    ),
+                    nil_value: fallback::nil_formula_value(&so).ok(),
+                }),
+            );
+            // In fallback the composite is the fallback value even though a trigger failed; otherwise a
+            // failed trigger fails the fetch, as upstream.
+            return match (summary.composite, first_error) {
+                (Some(v), None) => Ok(vec![Served {
+                    metric_name: COMPOSITE_METRIC.to_owned(),
+                    milli: to_milli(v),
+                }]),
+                (Some(v), Some(_)) if summary.fallback_active => Ok(vec![Served {
+                    metric_name: COMPOSITE_METRIC.to_owned(),
+                    milli: to_milli(v),
+                }]),
+                (_, Some(e)) => Err(MetricError::Scaler(e)),
+                (None, None) => Err(MetricError::Invalid(
+                    "the scalingModifiers formula gave no value".to_owned(),
+                )),
+            };
         }
 
-        let source = external
+        let slot = external
             .iter()
-            .find(|s| s.trigger.metric_name.eq_ignore_ascii_case(metric))
+            .find(|s| s.parsed.metric_name.eq_ignore_ascii_case(metric))
             .ok_or_else(|| MetricError::MetricNotFound {
                 namespace: ns.to_owned(),
                 name: name.to_owned(),
                 metric: metric.to_owned(),
             })?;
-        match self.raw_value(ns, name, source.trigger).await {
+        let t = &slot.parsed;
+        match raw_value(self, &object, &shared, slot).await {
             Ok(v) => Ok(vec![Served {
-                metric_name: source.trigger.metric_name.clone(),
+                metric_name: t.metric_name.clone(),
                 milli: to_milli(v),
             }]),
-            Err(e) if Self::in_fallback(&so, &source.trigger.metric_name) => {
-                let fb = so
-                    .spec
-                    .fallback
-                    .as_ref()
-                    .ok_or_else(|| MetricError::Scaler(e.clone()))?;
-                let ready = if source.target.target_type == MetricTargetType::Value {
-                    Some(current)
+            Err(e) => {
+                let in_fallback =
+                    fallback::state_from_health(valid_fallback, health.get(&t.metric_name))
+                        == Some(MetricState::Fallback);
+                let (true, Some(fb)) = (in_fallback, valid_fallback) else {
+                    return Err(MetricError::Scaler(e));
+                };
+                let target = match t.trigger_metric().kind {
+                    keda_scaling::hpa::MetricKind::External {
+                        target_type,
+                        target_value,
+                        ..
+                    } => FallbackTarget {
+                        target_type,
+                        value: target_value,
+                    },
+                    _ => return Err(MetricError::Scaler(e)),
+                };
+                let ready = if target.target_type == MetricTargetType::Value {
+                    Some(self.ready_pods(&so).await?)
                 } else {
                     None
                 };
-                match fallback::fallback_metric(
-                    &source.trigger.metric_name,
-                    fb,
-                    current,
-                    source.target,
-                    ready,
-                ) {
+                match fallback::fallback_metric(&t.metric_name, fb, current, target, ready) {
                     Ok(FallbackMetric::Milli(m)) => Ok(vec![Served {
-                        metric_name: source.trigger.metric_name.clone(),
-                        milli: m,
+                        metric_name: t.metric_name.clone(),
+                        milli: m.max(0),
                     }]),
                     Ok(FallbackMetric::NilInFormula) => Err(MetricError::Scaler(e)),
                     Err(fe) => Err(MetricError::Scaler(format!("{e}; fallback: {fe}"))),
                 }
             }
-            Err(e) => Err(MetricError::Scaler(e)),
         }
     }
+
+    /// Running and Ready pods of the object's target (only for a `Value` metric in fallback).
+    async fn ready_pods(&self, so: &ScaledObject) -> Result<i32, MetricError> {
+        let t = &so.spec.scale_target_ref;
+        let ns = kube::ResourceExt::namespace(so).unwrap_or_default();
+        let (target, _) = self
+            .targets
+            .resolve(&self.client, &ns, t.api_version(), t.kind(), &t.name)
+            .await
+            .map_err(MetricError::Scaler)?;
+        target
+            .ready_pods(&self.client)
+            .await
+            .map_err(|e| MetricError::Scaler(e.to_string()))
+    }
+}
+
+fn value_metric_type(so: &ScaledObject) -> bool {
+    so.spec
+        .scaling_modifiers()
+        .and_then(|m| m.metric_type)
+        .is_some_and(|t| t == keda_api::scaled_object::ModifierMetricType::Value)
 }
 
 /// The tonic service.
@@ -399,7 +389,8 @@ mod tests {
     #[test]
     fn values_become_milli_quantities_and_never_negative() {
         assert_eq!(to_milli(70.0), 70_000);
-        assert_eq!(to_milli(1.6666), 1667);
+        // Truncated as upstream's int64(v * 1000).
+        assert_eq!(to_milli(1.6666), 1666);
         assert_eq!(to_milli(-3.0), 0);
         assert_eq!(to_milli(f64::NAN), 0);
         assert_eq!(to_milli(f64::INFINITY), 0);

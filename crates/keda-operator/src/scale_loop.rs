@@ -1,22 +1,24 @@
 //! One scale loop per ScaledObject: every `pollingInterval` it samples the triggers, keeps the latest
-//! values for the metrics service, tracks health for fallback, and moves the target between 0 (or idle)
-//! and min itself. The HPA does 1↔N.
+//! values and each metric's health for the metrics service, applies fallback, and moves the target
+//! between 0 (or idle) and min itself. The HPA does 1↔N.
+//!
+//! What a loop knows is shared ([`ObjectLoop`]): the metrics service answers the HPA from it (built
+//! scalers, cached values, health, the last observed replica count) without any API request.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use keda_api::ScaledObject;
-use keda_api::common::TriggerActivityStatus;
+use keda_api::common::{HealthStatus, TriggerActivityStatus};
 use keda_api::consts::{condition_reasons, condition_types, event_reasons};
 use keda_scalers::Scaler;
 use keda_scalers::http::RequestLabels;
-use keda_scaling::activation::{
-    Decision, ScaleLoopInput, ScaleReason, decide, scaled_object_is_active,
-};
-use keda_scaling::fallback;
+use keda_scaling::activation::{Decision, ScaleLoopInput, ScaleReason, decide};
+use keda_scaling::fallback::{self, MetricState};
 use kube::ResourceExt;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
@@ -38,115 +40,233 @@ pub struct MetricRecord {
 }
 
 type LoopKey = (String, String);
-/// Built scalers of one object, by metric name.
-type ObjectScalers = HashMap<String, Arc<dyn Scaler>>;
 
-struct Running {
-    generation: i64,
-    handle: JoinHandle<()>,
+/// One trigger of a running loop: its parsed config and, once built, its scaler.
+pub struct TriggerSlot {
+    pub parsed: ParsedTrigger,
+    scaler: Mutex<Option<Arc<dyn Scaler>>>,
 }
 
-/// The running loops and the latest values they saw.
+impl TriggerSlot {
+    fn new(parsed: ParsedTrigger) -> Self {
+        TriggerSlot {
+            parsed,
+            scaler: Mutex::new(None),
+        }
+    }
+
+    fn built(&self) -> Option<Arc<dyn Scaler>> {
+        self.scaler.lock().ok().and_then(|s| s.clone())
+    }
+
+    fn drop_scaler(&self) {
+        if let Ok(mut s) = self.scaler.lock() {
+            *s = None;
+        }
+    }
+
+    /// The built scaler, building it first if needed (connect bounded by the trigger's build timeout).
+    pub async fn scaler(&self, ctx: &Context) -> Result<Arc<dyn Scaler>, String> {
+        if let Some(s) = self.built() {
+            return Ok(s);
+        }
+        let built = keda_scalers::build_with_timeout(&*self.parsed.config, &ctx.build)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Ok(mut s) = self.scaler.lock() {
+            *s = Some(built.clone());
+        }
+        Ok(built)
+    }
+
+    /// One sample, bounded by the trigger's own timeout (or the HTTP default for HTTP scalers). An
+    /// empty upstream answer is counted in `keda_scaler_empty_upstream_responses_total` under `object`.
+    pub async fn sample(
+        &self,
+        ctx: &Context,
+        object: &(String, String),
+    ) -> Result<keda_scalers::Sample, String> {
+        let scaler = self.scaler(ctx).await?;
+        let report =
+            keda_scalers::sample_with_timeout(&*self.parsed.config, &*scaler, &ctx.build.timeouts)
+                .await;
+        if let Some(empty) = report.empty_upstream_response {
+            ctx.metrics
+                .count_empty_upstream_response(&crate::metrics::EmptyResponseLabels {
+                    namespace: object.0.clone(),
+                    scaledResource: object.1.clone(),
+                    triggerName: self.parsed.name.clone().unwrap_or_default(),
+                    metricName: self.parsed.metric_name.clone(),
+                    resourceType: "ScaledObject".to_owned(),
+                    ignoreNullValues: empty.ignore_null_values.to_string(),
+                });
+        }
+        report.result.map_err(|e| e.to_string())
+    }
+}
+
+/// What a loop's polls left behind, read by the metrics service.
+#[derive(Default)]
+pub struct LoopState {
+    /// The latest poll of each metric.
+    pub records: HashMap<String, MetricRecord>,
+    /// Consecutive failures per metric (kept only with a valid fallback), as in `status.health`.
+    pub health: BTreeMap<String, HealthStatus>,
+    /// The target's replica count as last read or written by the loop.
+    pub replicas: Option<i32>,
+    /// The label sets of this object's per-trigger Prometheus series, removed when the loop ends.
+    pub series: Vec<ScalerLabels>,
+    /// The last failure reported in an Event per metric, so a persisting error is reported once.
+    reported_errors: HashMap<String, String>,
+}
+
+/// The shared part of one object's loop.
+pub struct ObjectLoop {
+    triggers: Mutex<Arc<[Arc<TriggerSlot>]>>,
+    /// Fingerprint of the inputs (generation, resolved env and authentication) the triggers came from.
+    inputs: AtomicU64,
+    pub state: Mutex<LoopState>,
+}
+
+impl ObjectLoop {
+    pub fn triggers(&self) -> Arc<[Arc<TriggerSlot>]> {
+        match self.triggers.lock() {
+            Ok(t) => t.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn replace_triggers(&self, triggers: Vec<ParsedTrigger>, inputs: u64) {
+        let slots: Arc<[Arc<TriggerSlot>]> = triggers
+            .into_iter()
+            .map(|t| Arc::new(TriggerSlot::new(t)))
+            .collect();
+        if let Ok(mut t) = self.triggers.lock() {
+            *t = slots;
+        }
+        self.inputs.store(inputs, Ordering::Relaxed);
+    }
+
+    /// Drops every built scaler: the next poll builds them again (upstream clears its scalers cache
+    /// after any scaler error).
+    fn drop_scalers(&self) {
+        for slot in self.triggers().iter() {
+            slot.drop_scaler();
+        }
+    }
+
+    pub fn state(&self) -> std::sync::MutexGuard<'_, LoopState> {
+        match self.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        }
+    }
+}
+
+struct Running {
+    handle: JoinHandle<()>,
+    shared: Arc<ObjectLoop>,
+}
+
+/// The running loops.
 #[derive(Default)]
 pub struct Loops {
     running: Mutex<HashMap<LoopKey, Running>>,
-    records: Mutex<HashMap<LoopKey, HashMap<String, MetricRecord>>>,
-    /// The built scalers of each object's current generation, by metric name, so the metrics service
-    /// can sample live without building its own clients.
-    scalers: Mutex<HashMap<LoopKey, ObjectScalers>>,
+}
+
+/// Whether [`Loops::ensure`] started a loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Started {
+    /// No loop ran for the object before.
+    New,
+    /// A loop with other inputs was replaced.
+    Replaced,
+    /// The running loop already has these inputs.
+    Unchanged,
 }
 
 impl Loops {
-    /// Starts the loop for this generation of the object, replacing an older one. A loop for the same
-    /// generation is left alone (reconciles repeat; the loop must not restart each time).
+    /// Starts the loop for these inputs of the object (see [`crate::triggers::inputs_fingerprint`]),
+    /// replacing one with other inputs. A loop with the same inputs is left alone (reconciles repeat;
+    /// the loop must not restart each time), so a resync that resolves a rotated credential restarts
+    /// it, and one that resolves the same values does not.
     pub fn ensure(
         &self,
         ctx: Arc<Context>,
         so: &ScaledObject,
         target: Target,
         triggers: Vec<ParsedTrigger>,
-    ) {
+        inputs: u64,
+    ) -> Started {
         let key = (so.namespace().unwrap_or_default(), so.name_any());
-        let generation = so.metadata.generation.unwrap_or(0);
         let Ok(mut running) = self.running.lock() else {
-            return;
+            return Started::Unchanged;
         };
         if let Some(r) = running.get(&key)
-            && r.generation == generation
+            && r.shared.inputs.load(Ordering::Relaxed) == inputs
             && !r.handle.is_finished()
         {
-            return;
+            return Started::Unchanged;
         }
-        if let Some(old) = running.remove(&key) {
-            old.handle.abort();
-        }
+        let started = match running.remove(&key) {
+            Some(old) => {
+                old.handle.abort();
+                remove_series(&ctx, &old.shared.state());
+                Started::Replaced
+            }
+            None => Started::New,
+        };
         let interval = Duration::from_secs(so.spec.polling_interval().max(1) as u64);
         let target = Target {
             pod_spec: None,
             ..target
         };
-        let handle = tokio::spawn(run(ctx, key.clone(), target, triggers, interval));
-        running.insert(key, Running { generation, handle });
+        // Health survives a restart of the operator through status.health.
+        let health = so
+            .status
+            .as_ref()
+            .and_then(|s| s.health.clone())
+            .unwrap_or_default();
+        let shared = Arc::new(ObjectLoop {
+            triggers: Mutex::new(Arc::from(Vec::new())),
+            inputs: AtomicU64::new(inputs),
+            state: Mutex::new(LoopState {
+                health,
+                ..Default::default()
+            }),
+        });
+        shared.replace_triggers(triggers, inputs);
+        let handle = tokio::spawn(run(ctx, key.clone(), target, shared.clone(), interval));
+        running.insert(key, Running { handle, shared });
+        started
     }
 
-    pub fn stop(&self, ns: &str, name: &str) {
+    /// Stops the object's loop; returns whether one was running. Its Prometheus series go with it.
+    pub fn stop(&self, ctx: &Context, ns: &str, name: &str) -> bool {
         let key = (ns.to_owned(), name.to_owned());
-        if let Ok(mut running) = self.running.lock()
-            && let Some(old) = running.remove(&key)
-        {
-            old.handle.abort();
-        }
-        if let Ok(mut records) = self.records.lock() {
-            records.remove(&key);
-        }
-        if let Ok(mut scalers) = self.scalers.lock() {
-            scalers.remove(&key);
+        let old = self.running.lock().ok().and_then(|mut r| r.remove(&key));
+        match old {
+            Some(old) => {
+                old.handle.abort();
+                remove_series(ctx, &old.shared.state());
+                true
+            }
+            None => false,
         }
     }
 
-    /// The built scaler serving `metric` of an object, if its loop has built it.
-    pub fn scaler(&self, ns: &str, name: &str, metric: &str) -> Option<Arc<dyn Scaler>> {
-        self.scalers
+    /// The shared state of the object's running loop.
+    pub fn get(&self, ns: &str, name: &str) -> Option<Arc<ObjectLoop>> {
+        self.running
             .lock()
             .ok()?
-            .get(&(ns.to_owned(), name.to_owned()))?
-            .get(metric)
-            .cloned()
-    }
-
-    fn publish_scalers(&self, key: &LoopKey, built: &[Built]) {
-        let map = built
-            .iter()
-            .filter_map(|b| b.scaler.clone().map(|s| (b.trigger.metric_name.clone(), s)))
-            .collect();
-        if let Ok(mut scalers) = self.scalers.lock() {
-            scalers.insert(key.clone(), map);
-        }
+            .get(&(ns.to_owned(), name.to_owned()))
+            .filter(|r| !r.handle.is_finished())
+            .map(|r| r.shared.clone())
     }
 
     pub fn is_running(&self, ns: &str, name: &str) -> bool {
-        self.running
-            .lock()
-            .map(|r| {
-                r.get(&(ns.to_owned(), name.to_owned()))
-                    .is_some_and(|r| !r.handle.is_finished())
-            })
-            .unwrap_or(false)
-    }
-
-    pub fn record(&self, ns: &str, name: &str, metric: &str) -> Option<MetricRecord> {
-        self.records
-            .lock()
-            .ok()?
-            .get(&(ns.to_owned(), name.to_owned()))?
-            .get(metric)
-            .cloned()
-    }
-
-    fn store_records(&self, key: &LoopKey, recs: HashMap<String, MetricRecord>) {
-        if let Ok(mut records) = self.records.lock() {
-            records.insert(key.clone(), recs);
-        }
+        self.get(ns, name).is_some()
     }
 
     pub fn count(&self) -> usize {
@@ -154,27 +274,22 @@ impl Loops {
     }
 }
 
-struct Built {
-    trigger: ParsedTrigger,
-    scaler: Option<Arc<dyn Scaler>>,
+/// Removes the per-trigger series of an object that no longer has this loop.
+fn remove_series(ctx: &Context, state: &LoopState) {
+    for labels in &state.series {
+        ctx.metrics.remove_scaler_series(labels);
+    }
 }
 
 async fn run(
     ctx: Arc<Context>,
     key: LoopKey,
     target: Target,
-    triggers: Vec<ParsedTrigger>,
+    shared: Arc<ObjectLoop>,
     interval: Duration,
 ) {
-    let mut built: Vec<Built> = triggers
-        .into_iter()
-        .map(|trigger| Built {
-            trigger,
-            scaler: None,
-        })
-        .collect();
     // The precise last-active time lives here; status.lastActiveTime is only refreshed now and then (see
-    // `persist_last_active`). An object that was active when this loop started (e.g. on a new leader)
+    // `last_active_to_persist`). An object that was active when this loop started (e.g. on a new leader)
     // counts as active from now, so a stale persisted time can never make it scale to zero early.
     let mut last_active = ctx
         .scaled_objects
@@ -199,6 +314,7 @@ async fn run(
             }
         });
     let mut observed: Option<Observed> = None;
+    let mut refresh_auth = false;
     // Spread the first ticks over the interval so a restart does not poll every object at once.
     let offset = interval.mul_f64(fastrand::f64());
     let mut next = tokio::time::Instant::now() + offset;
@@ -222,144 +338,262 @@ async fn run(
         if so.metadata.deletion_timestamp.is_some() {
             return;
         }
+        if refresh_auth {
+            refresh_auth = !refresh_triggers(&ctx, &so, &shared).await;
+        }
         // Boxed: the tick's state (requests in flight, status write) is large and only needed while it
         // runs; inline, every sleeping loop would keep that much memory reserved.
-        Box::pin(tick(
+        let failed = Box::pin(tick(
             &ctx,
             &key,
             &so,
             &target,
-            &mut built,
+            &shared,
             &mut last_active,
             &mut observed,
         ))
         .await;
+        if failed {
+            // As upstream: after a scaler error every scaler is built again and authentication is
+            // resolved again (TriggerAuthentication, Secrets, env) before the next poll, so a rotated
+            // credential is picked up without an edit of the ScaledObject.
+            shared.drop_scalers();
+            refresh_auth = true;
+        }
         next = tokio::time::Instant::now() + interval;
     }
 }
 
-/// One poll of every trigger, then the activation decision and status.
+/// Resolves authentication and env again and re-parses the triggers; returns whether it succeeded (the
+/// old triggers stay in use otherwise, and it is tried again after the next failed poll).
+async fn refresh_triggers(ctx: &Context, so: &ScaledObject, shared: &ObjectLoop) -> bool {
+    let ns = so.namespace().unwrap_or_default();
+    ctx.resolver.source.invalidate_namespace(&ns);
+    ctx.resolver
+        .source
+        .invalidate_namespace(&ctx.resolver.cluster_object_namespace);
+    let t = &so.spec.scale_target_ref;
+    // The pod template is read again only here (the loop does not keep it): env may have changed too.
+    let pod_spec = match ctx
+        .targets
+        .resolve(&ctx.client, &ns, t.api_version(), t.kind(), &t.name)
+        .await
+    {
+        Ok((target, _)) => target.pod_spec,
+        Err(message) => {
+            tracing::warn!(namespace = %ns, scaledobject = %so.name_any(), error = %message, "reading the scale target again failed");
+            return false;
+        }
+    };
+    match crate::triggers::resolve_and_parse(ctx, so, pod_spec.as_deref()).await {
+        Ok((triggers, inputs)) => {
+            if inputs != shared.inputs.load(Ordering::Relaxed) {
+                tracing::info!(namespace = %ns, scaledobject = %so.name_any(), "authentication or environment changed; triggers rebuilt with the new values");
+                shared.replace_triggers(triggers, inputs);
+            }
+            true
+        }
+        Err(message) => {
+            tracing::warn!(namespace = %ns, scaledobject = %so.name_any(), error = %message, "resolving the triggers again failed");
+            false
+        }
+    }
+}
+
+/// One trigger's sample in a poll.
+struct Polled {
+    slot: Arc<TriggerSlot>,
+    result: Result<keda_scalers::Sample, String>,
+    latency: Duration,
+}
+
+/// One poll of every trigger, then fallback, the activation decision and status. Returns whether a
+/// scaler failed.
 async fn tick(
     ctx: &Context,
     key: &LoopKey,
     so: &ScaledObject,
     target: &Target,
-    built: &mut [Built],
+    shared: &ObjectLoop,
     last_active: &mut Option<Timestamp>,
     observed: &mut Option<Observed>,
-) {
-    let samples = futures::future::join_all(built.iter_mut().map(|b| async {
-        if b.scaler.is_none() {
-            match b.trigger.config.build(&ctx.build).await {
-                Ok(s) => b.scaler = Some(s),
-                Err(e) => return (Err(e.to_string()), Duration::ZERO),
-            }
-        }
-        let Some(scaler) = b.scaler.clone() else {
-            return (Err("scaler not built".to_owned()), Duration::ZERO);
-        };
+) -> bool {
+    let slots = shared.triggers();
+    let polled: Vec<Polled> = futures::future::join_all(slots.iter().map(|slot| async move {
         let started = Instant::now();
         // Requests the scaler sends are counted in `keda_scaler_http_*` under this object and trigger.
-        let sample = keda_scalers::http::observe(
+        let t = &slot.parsed;
+        let result = keda_scalers::http::observe(
             RequestLabels {
                 namespace: key.0.clone(),
                 scaled_resource: key.1.clone(),
-                scaler: b.trigger.trigger_type.clone(),
-                trigger_name: b.trigger.name.clone().unwrap_or_default(),
-                metric_name: b.trigger.metric_name.clone(),
+                scaler: t.trigger_type.clone(),
+                trigger_name: t.name.clone().unwrap_or_default(),
+                metric_name: t.metric_name.clone(),
             },
             ctx.metrics.clone(),
-            scaler.sample(),
-        );
-        let result = match tokio::time::timeout(ctx.config.scaler_timeout, sample).await {
-            Ok(Ok(s)) => Ok(s),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", ctx.config.scaler_timeout)),
-        };
-        if result.is_err() {
-            // Rebuild (and so re-resolve connections) on the next poll, as upstream does after an error.
-            b.scaler = None;
+            slot.sample(ctx, key),
+        )
+        .await;
+        Polled {
+            slot: slot.clone(),
+            result,
+            latency: started.elapsed(),
         }
-        (result, started.elapsed())
     }))
     .await;
+    let any_failed = polled.iter().any(|p| p.result.is_err());
 
+    // The replica count read at most every REPLICAS_REFRESH; any scaling decision is re-checked against a
+    // fresh read first, so a stale count can delay a reaction to someone else's change but never cause a
+    // wrong write.
+    let cached = observed.filter(|o| o.at.elapsed() < REPLICAS_REFRESH);
+    let mut current = match cached {
+        Some(o) => o.replicas,
+        None => match read_replicas(ctx, so, target, observed).await {
+            Some(r) => r,
+            None => return any_failed,
+        },
+    };
+
+    let valid_fallback = fallback::has_valid_fallback(so)
+        .then_some(so.spec.fallback.as_ref())
+        .flatten();
+    let uses_modifiers = so.spec.scaling_modifiers().is_some();
     let mut records = HashMap::new();
-    let mut any_active = false;
-    let mut any_error = false;
-    let mut formula_vars = HashMap::new();
+    let mut states: Vec<(Option<&str>, MetricState)> = Vec::new();
     let mut activity = BTreeMap::new();
     let mut active_metrics = Vec::new();
-    for (b, (result, latency)) in built.iter().zip(&samples) {
-        let t = &b.trigger;
-        let labels = ScalerLabels {
-            namespace: key.0.clone(),
-            metric: t.metric_name.clone(),
-            scaledObject: key.1.clone(),
-            scaler: t.scaler_name.clone(),
-            triggerIndex: t.index.to_string(),
-            r#type: "scaledobject".into(),
-        };
-        let record = match result {
-            Ok(sample) => {
-                ctx.metrics
-                    .scaler_metrics_value
-                    .get_or_create(&labels)
-                    .set(sample.value);
+    let mut new_failures: Vec<(String, String)> = Vec::new();
+    let health = {
+        let mut state = shared.state();
+        let mut health = BTreeMap::new();
+        let mut series = Vec::with_capacity(polled.len());
+        for p in &polled {
+            let t = &p.slot.parsed;
+            let labels = ScalerLabels {
+                namespace: key.0.clone(),
+                metric: t.metric_name.clone(),
+                scaledObject: key.1.clone(),
+                scaler: t.scaler_name.clone(),
+                triggerIndex: t.index.to_string(),
+                r#type: "scaledobject".into(),
+            };
+            series.push(labels.clone());
+            // As upstream, the error counter exists (at 0) from the first poll, so rates are defined.
+            let _ = ctx
+                .metrics
+                .scaler_detail_errors_total
+                .get_or_create(&labels);
+            if t.is_resource() {
+                // cpu/memory: evaluated by the HPA itself; always active for KEDA, never sampled.
+                if !uses_modifiers {
+                    ctx.metrics.scaler_active.get_or_create(&labels).set(1.0);
+                }
+                continue;
+            }
+            let sample = p.result.as_ref().ok().map(|s| (s.value, s.active));
+            let (h, metric_state) =
+                fallback::track_metric(valid_fallback, state.health.get(&t.metric_name), sample);
+            if let Some(h) = h {
+                health.insert(t.metric_name.clone(), h);
+            }
+            let active_or_fallback = matches!(
+                metric_state,
+                MetricState::Fallback | MetricState::Value { active: true, .. }
+            );
+            match &p.result {
+                Ok(s) => {
+                    ctx.metrics
+                        .scaler_metrics_value
+                        .get_or_create(&labels)
+                        .set(s.value);
+                    ctx.metrics
+                        .scaler_metrics_latency_seconds
+                        .get_or_create(&labels)
+                        .set(p.latency.as_secs_f64());
+                    state.reported_errors.remove(&t.metric_name);
+                }
+                Err(e) => {
+                    ctx.metrics
+                        .scaler_detail_errors_total
+                        .get_or_create(&labels)
+                        .inc();
+                    tracing::warn!(namespace = %key.0, scaledobject = %key.1, trigger = t.index, error = %e, "scaler failed");
+                    if state.reported_errors.get(&t.metric_name) != Some(e) {
+                        state
+                            .reported_errors
+                            .insert(t.metric_name.clone(), e.clone());
+                        new_failures.push((t.metric_name.clone(), e.clone()));
+                    }
+                }
+            }
+            if !uses_modifiers {
                 ctx.metrics
                     .scaler_active
                     .get_or_create(&labels)
-                    .set(if sample.active { 1.0 } else { 0.0 });
-                ctx.metrics
-                    .scaler_metrics_latency_seconds
-                    .get_or_create(&labels)
-                    .set(latency.as_secs_f64());
-                // As upstream, the error counter exists (at 0) from the first poll, so rates are defined.
-                let _ = ctx
-                    .metrics
-                    .scaler_detail_errors_total
-                    .get_or_create(&labels);
-                if sample.active && !t.is_resource() {
-                    any_active = true;
-                    active_metrics.push(t.metric_name.clone());
-                }
-                if let Some(name) = &t.name {
-                    formula_vars.insert(name.clone(), Some(sample.value));
-                }
-                MetricRecord {
-                    value: Some(sample.value),
-                    active: sample.active,
-                    error: None,
-                    at: Instant::now(),
-                }
+                    .set(if active_or_fallback { 1.0 } else { 0.0 });
             }
-            Err(e) => {
-                any_error = true;
-                ctx.metrics
-                    .scaler_detail_errors_total
-                    .get_or_create(&labels)
-                    .inc();
-                tracing::warn!(namespace = %key.0, scaledobject = %key.1, trigger = t.index, error = %e, "scaler failed");
-                if let Some(name) = &t.name {
-                    formula_vars.insert(name.clone(), None);
-                }
-                MetricRecord {
-                    value: None,
-                    active: false,
-                    error: Some(e.clone()),
-                    at: Instant::now(),
-                }
+            if active_or_fallback {
+                active_metrics.push(t.metric_name.clone());
             }
-        };
-        if !t.is_resource() {
             activity.insert(
                 t.metric_name.clone(),
                 TriggerActivityStatus {
-                    is_active: record.active,
+                    is_active: active_or_fallback,
+                },
+            );
+            states.push((t.name.as_deref(), metric_state));
+            records.insert(
+                t.metric_name.clone(),
+                MetricRecord {
+                    value: p.result.as_ref().ok().map(|s| s.value),
+                    active: active_or_fallback,
+                    error: p.result.as_ref().err().cloned(),
+                    at: Instant::now(),
                 },
             );
         }
-        records.insert(t.metric_name.clone(), record);
+        state.records = records;
+        state.health = health.clone();
+        state.series = series;
+        health
+    };
+
+    let only_resource = !slots.is_empty() && slots.iter().all(|s| s.parsed.is_resource());
+    let compiled = match keda_scaling::formula::compile_scaling_modifiers(so) {
+        Ok(f) => f,
+        Err(e) => {
+            // The reconcile refuses such an object (Ready=False); a loop never runs it silently.
+            tracing::warn!(namespace = %key.0, scaledobject = %key.1, error = %e, "scalingModifiers do not compile");
+            None
+        }
+    };
+    let composite = compiled.as_ref().map(|formula| fallback::Composite {
+        formula,
+        activation_target: keda_scaling::formula::activation_target(so).unwrap_or(0.0),
+        fallback_value: composite_fallback_value(so, current, current),
+        nil_value: fallback::nil_formula_value(so).ok(),
+    });
+    let summary = fallback::summarize(&states, only_resource, composite);
+    if let Some(value) = summary.composite {
+        let labels = ScalerLabels {
+            namespace: key.0.clone(),
+            metric: keda_api::consts::names::COMPOSITE_METRIC.to_owned(),
+            scaledObject: key.1.clone(),
+            scaler: keda_api::consts::names::COMPOSITE_METRIC.to_owned(),
+            triggerIndex: "0".to_owned(),
+            r#type: "scaledobject".into(),
+        };
+        ctx.metrics
+            .scaler_metrics_value
+            .get_or_create(&labels)
+            .set(value);
+        ctx.metrics
+            .scaler_active
+            .get_or_create(&labels)
+            .set(if summary.is_active { 1.0 } else { 0.0 });
+        shared.state().series.push(labels);
     }
     {
         // Created at 0 on the first poll, as upstream, so its rate is defined before any error.
@@ -370,40 +604,35 @@ async fn tick(
                     namespace: key.0.clone(),
                     scaledObject: key.1.clone(),
                 });
-        if any_error {
+        if summary.is_error {
             object_errors.inc();
         }
     }
-    ctx.loops.store_records(key, records.clone());
-    ctx.loops.publish_scalers(key, built);
+    for (metric, error) in new_failures {
+        let reason = if uses_modifiers {
+            event_reasons::KEDA_METRIC_SOURCE_FAILED
+        } else {
+            event_reasons::KEDA_SCALER_FAILED
+        };
+        ctx.event(
+            so,
+            EventType::Warning,
+            reason,
+            format!("{metric}: {error}"),
+            "Poll",
+        )
+        .await;
+    }
 
-    let only_resource = !built.is_empty() && built.iter().all(|b| b.trigger.is_resource());
-    let composite = match keda_scaling::formula::compile_scaling_modifiers(so) {
-        Ok(Some(formula)) => match (
-            formula.eval(&formula_vars),
-            keda_scaling::formula::activation_target(so),
-        ) {
-            (Ok(Some(v)), Ok(act)) => Some((v, act)),
-            _ => Some((f64::NAN, 0.0)),
-        },
-        _ => None,
-    };
-    let is_active = scaled_object_is_active(any_active, any_error, only_resource, composite);
-
-    // The replica count read at most every REPLICAS_REFRESH; any scaling decision is re-checked against a
-    // fresh read first, so a stale count can delay a reaction to someone else's change but never cause a
-    // wrong write.
-    let cached = observed.filter(|o| o.at.elapsed() < REPLICAS_REFRESH);
-    let mut current = match cached {
-        Some(o) => o.replicas,
-        None => match read_replicas(ctx, so, target, observed).await {
-            Some(r) => r,
-            None => return,
-        },
-    };
     let now = Timestamp::now();
     let decide_with = |current: i32| {
-        let mut input = ScaleLoopInput::from_scaled_object(so, current, is_active, any_error, now);
+        let mut input = ScaleLoopInput::from_scaled_object(
+            so,
+            current,
+            summary.is_active,
+            summary.is_error,
+            now,
+        );
         input.last_active_time = match (*last_active, input.last_active_time) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
@@ -414,7 +643,7 @@ async fn tick(
     if cached.is_some() && matches!(decision, Decision::ScaleTo { .. }) {
         current = match read_replicas(ctx, so, target, observed).await {
             Some(r) => r,
-            None => return,
+            None => return any_failed,
         };
         decision = decide_with(current);
     }
@@ -466,8 +695,9 @@ async fn tick(
             }
         }
     }
+    shared.state().replicas = observed.map(|o| o.replicas);
 
-    let fallback_cfg = so.spec.fallback.clone();
+    let mut fallback_change = None;
     let result = ctx
         .statuses
         .update(&ctx.client, so, |s| {
@@ -515,19 +745,16 @@ async fn tick(
                 s.last_active_time = Some(Time(t));
             }
             s.triggers_activity = Some(activity.clone());
-            if let Some(fb) = &fallback_cfg {
-                let health = s.health.get_or_insert_with(BTreeMap::new);
-                for (metric, rec) in &records {
-                    let h = if rec.error.is_some() {
-                        fallback::record_failure(health.get(metric))
-                    } else {
-                        fallback::record_success()
-                    };
-                    health.insert(metric.clone(), h);
-                }
-                health.retain(|m, _| records.contains_key(m));
+            // Health and the Fallback condition are kept only for a valid fallback (upstream's
+            // HasValidFallback); otherwise the reconcile sets Fallback=False NoFallbackFound.
+            if let Some(fb) = valid_fallback {
+                s.health = Some(health.clone()).filter(|h| !h.is_empty());
                 let conditions = s.conditions.get_or_insert_with(Vec::new);
-                if fallback::fallback_exceeded(health, fb.failure_threshold) {
+                let was = conditions
+                    .iter()
+                    .any(|c| c.r#type == condition_types::FALLBACK && c.status == "True");
+                let now_in_fallback = fallback::fallback_exceeded(&health, fb.failure_threshold);
+                if now_in_fallback {
                     set_condition(
                         conditions,
                         condition_types::FALLBACK,
@@ -544,11 +771,73 @@ async fn tick(
                         "No fallbacks are active on this scaled object",
                     );
                 }
+                if was != now_in_fallback {
+                    fallback_change = Some(now_in_fallback);
+                }
+            }
+            if let Some(hpa) = ctx.hpa_health(&key.0, so) {
+                set_condition(
+                    s.conditions.get_or_insert_with(Vec::new),
+                    condition_types::HPA_ACTIVE,
+                    hpa.status,
+                    &hpa.reason,
+                    &hpa.message,
+                );
             }
         })
         .await;
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "status update failed");
+    match result {
+        Ok(_) => match fallback_change {
+            Some(true) => {
+                ctx.event(
+                    so,
+                    EventType::Normal,
+                    event_reasons::SCALED_OBJECT_FALLBACK_ACTIVATED,
+                    "ScaledObject fallback is active".to_owned(),
+                    "Fallback",
+                )
+                .await
+            }
+            Some(false) => {
+                ctx.event(
+                    so,
+                    EventType::Normal,
+                    event_reasons::SCALED_OBJECT_FALLBACK_DEACTIVATED,
+                    "ScaledObject fallback is no longer active".to_owned(),
+                    "Fallback",
+                )
+                .await
+            }
+            None => {}
+        },
+        Err(e) => tracing::warn!(error = %e, "status update failed"),
+    }
+    any_failed
+}
+
+/// The composite metric's value while a trigger is in fallback: upstream's `doFallback` with the
+/// `scalingModifiers` target, `target × replicas` (replicas by `fallback.behavior`; for a `Value`
+/// metricType divided by `ready_pods`). `None` when it cannot be computed.
+pub fn composite_fallback_value(so: &ScaledObject, current: i32, ready_pods: i32) -> Option<f64> {
+    let fb = so.spec.fallback.as_ref()?;
+    so.spec.scaling_modifiers()?;
+    let target = fallback::FallbackTarget::for_scaled_object(
+        so,
+        fallback::FallbackTarget {
+            target_type: keda_scaling::hpa::MetricTargetType::AverageValue,
+            value: 0.0,
+        },
+    )
+    .ok()?;
+    match fallback::fallback_metric(
+        keda_api::consts::names::COMPOSITE_METRIC,
+        fb,
+        current,
+        target,
+        Some(ready_pods),
+    ) {
+        Ok(fallback::FallbackMetric::Milli(m)) => Some(m as f64 / 1000.0),
+        _ => None,
     }
 }
 
@@ -589,7 +878,7 @@ async fn read_replicas(
                         condition_types::READY,
                         "False",
                         condition_reasons::ERROR_GETTING_CURRENT_REPLICAS,
-                        &e.to_string(),
+                        &format!("Error getting current replicas count for ScaleTarget: {e}"),
                     );
                 })
                 .await;
@@ -653,5 +942,38 @@ mod tests {
                 "{persisted:?} {was} {now} {memory:?}"
             );
         }
+    }
+
+    #[test]
+    fn composite_fallback_is_the_modifiers_target_times_the_fallback_replicas() {
+        let so: ScaledObject = serde_yaml_ng::from_str(
+            r#"
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: w}
+spec:
+  scaleTargetRef: {name: web}
+  fallback: {failureThreshold: 1, replicas: 6}
+  advanced: {scalingModifiers: {formula: "a + b", target: "10"}}
+  triggers: [{type: cron, name: a, metadata: {}}, {type: cron, name: b, metadata: {}}]
+"#,
+        )
+        .expect("parses");
+        assert_eq!(composite_fallback_value(&so, 2, 2), Some(60.0));
+        let mut value_type = so.clone();
+        if let Some(m) = value_type
+            .spec
+            .advanced
+            .as_mut()
+            .and_then(|a| a.scaling_modifiers.as_mut())
+        {
+            m.metric_type = Some(keda_api::scaled_object::ModifierMetricType::Value);
+        }
+        // Value: divided by the ready pods (6 × 10 / 3).
+        assert_eq!(composite_fallback_value(&value_type, 2, 3), Some(20.0));
+        assert_eq!(composite_fallback_value(&value_type, 2, 0), None);
+        let mut no_fallback = so;
+        no_fallback.spec.fallback = None;
+        assert_eq!(composite_fallback_value(&no_fallback, 2, 2), None);
     }
 }

@@ -70,6 +70,45 @@ impl Target {
             .unwrap_or(0))
     }
 
+    /// Pods of the target that are Running and Ready (upstream counts them this way for a `Value`
+    /// fallback): the `/scale` selector, then a list of the matching pods. Only a Value-type metric in
+    /// fallback needs this, so it is read on demand.
+    pub async fn ready_pods(&self, client: &Client) -> Result<i32, Error> {
+        use k8s_openapi::api::core::v1::Pod;
+        let selector = self
+            .get_scale(client)
+            .await?
+            .status
+            .and_then(|s| s.selector)
+            .unwrap_or_default();
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &self.namespace);
+        let list = pods
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| {
+                Error::kube(
+                    format!(
+                        "listing the pods of {} {}/{}",
+                        self.resource.kind, self.namespace, self.name
+                    ),
+                    e,
+                )
+            })?;
+        let ready = list
+            .items
+            .iter()
+            .filter(|p| {
+                let status = p.status.as_ref();
+                status.and_then(|s| s.phase.as_deref()) == Some("Running")
+                    && status
+                        .and_then(|s| s.conditions.as_ref())
+                        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+                        .is_some_and(|c| c.status == "True")
+            })
+            .count();
+        Ok(i32::try_from(ready).unwrap_or(i32::MAX))
+    }
+
     /// Writes `spec.replicas` through `/scale`.
     pub async fn scale_to(&self, client: &Client, replicas: i32) -> Result<(), Error> {
         let patch = serde_json::json!({ "spec": { "replicas": replicas } });

@@ -1,8 +1,10 @@
-//! TriggerAuthentication and ClusterTriggerAuthentication watches. For now they only keep
+//! TriggerAuthentication and ClusterTriggerAuthentication watches: they keep
 //! `keda_resource_registered_total` current (upstream counts them in its TriggerAuthentication
-//! controllers); the objects themselves are read on demand by `keda-resolver`.
+//! controllers), emit upstream's Added/Updated/Deleted Events, and report spec changes so the
+//! ScaledObjects that use the object are reconciled at once (their loops then run with the new
+//! parameters). The objects themselves are read on demand by `keda-resolver`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -15,9 +17,48 @@ use serde::de::DeserializeOwned;
 
 use crate::metrics::{Metrics, ResourceKind};
 
+/// A TriggerAuthentication (namespace set) or ClusterTriggerAuthentication whose spec changed or that
+/// was deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthChange {
+    pub kind: keda_api::common::AuthenticationRefKind,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// The ScaledObjects (of `all`) that refer to the changed authentication object.
+pub fn users(
+    all: &[Arc<keda_api::ScaledObject>],
+    change: &AuthChange,
+) -> Vec<kube::runtime::reflector::ObjectRef<keda_api::ScaledObject>> {
+    use keda_api::common::AuthenticationRefKind;
+    all.iter()
+        .filter(|so| {
+            change.kind == AuthenticationRefKind::ClusterTriggerAuthentication
+                || so.namespace() == change.namespace
+        })
+        .filter(|so| {
+            so.spec.triggers.iter().any(|t| {
+                t.authentication_ref
+                    .as_ref()
+                    .is_some_and(|r| r.kind() == change.kind && r.name == change.name)
+            })
+        })
+        .map(|so| kube::runtime::reflector::ObjectRef::from_obj(so.as_ref()))
+        .collect()
+}
+
+type Changes = futures::channel::mpsc::UnboundedSender<AuthChange>;
+
 /// Counts the TriggerAuthentications of the watched namespaces (`WATCH_NAMESPACE`: empty = all, one
-/// namespace, or a comma-separated list) and every ClusterTriggerAuthentication, until the process ends.
-pub async fn count(client: Client, watch_namespace: Option<String>, metrics: Arc<Metrics>) {
+/// namespace, or a comma-separated list) and every ClusterTriggerAuthentication, and reports their
+/// changes on `changes`, until the process ends.
+pub async fn count(
+    client: Client,
+    watch_namespace: Option<String>,
+    metrics: Arc<Metrics>,
+    changes: Changes,
+) {
     let watched: Vec<String> = watch_namespace
         .as_deref()
         .unwrap_or_default()
@@ -29,20 +70,22 @@ pub async fn count(client: Client, watch_namespace: Option<String>, metrics: Arc
         [one] => Api::namespaced(client.clone(), one),
         _ => Api::all(client.clone()),
     };
-    let cta: Api<ClusterTriggerAuthentication> = Api::all(client);
+    let cta: Api<ClusterTriggerAuthentication> = Api::all(client.clone());
     let in_scope = move |ns: &str| watched.is_empty() || watched.iter().any(|w| w == ns);
     futures::join!(
         count_kind(
             ta,
             ResourceKind::TriggerAuthentication,
             metrics.clone(),
-            in_scope
+            in_scope,
+            (client.clone(), changes.clone()),
         ),
         count_kind(
             cta,
             ResourceKind::ClusterTriggerAuthentication,
             metrics,
-            |_| true
+            |_| true,
+            (client, changes),
         ),
     );
 }
@@ -52,10 +95,12 @@ async fn count_kind<K>(
     kind: ResourceKind,
     metrics: Arc<Metrics>,
     in_scope: impl Fn(&str) -> bool,
+    (client, changes): (Client, Changes),
 ) where
     K: Resource + Clone + Debug + DeserializeOwned + Send + 'static,
     K::DynamicType: Default,
 {
+    let mut generations: HashMap<(String, String), i64> = HashMap::new();
     let mut stream = watcher::watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .boxed();
@@ -69,7 +114,113 @@ async fn count_kind<K>(
                 continue;
             }
         };
+        if let Some((change, reason, note)) = spec_change(kind, &mut generations, &event) {
+            publish(&client, &event, reason, note).await;
+            let _ = changes.unbounded_send(change);
+        }
         apply(&metrics, kind, &in_scope, &mut listed, event);
+    }
+}
+
+/// A spec change (generation) or a deletion seen in a watch event, with upstream's Event reason and
+/// message. The first sight of an object after start is not a change (upstream emits Added when it
+/// reconciles a generation-1 object; a restart here stays quiet instead of re-announcing every object).
+fn spec_change<K: Resource>(
+    kind: ResourceKind,
+    generations: &mut HashMap<(String, String), i64>,
+    event: &Event<K>,
+) -> Option<(AuthChange, &'static str, String)> {
+    use keda_api::common::AuthenticationRefKind;
+    use keda_api::consts::event_reasons as r;
+    let cluster = kind == ResourceKind::ClusterTriggerAuthentication;
+    let (o, deleted) = match event {
+        Event::Apply(o) | Event::InitApply(o) => (o, false),
+        Event::Delete(o) => (o, true),
+        Event::Init | Event::InitDone => return None,
+    };
+    let key = (o.namespace().unwrap_or_default(), o.name_any());
+    let generation = o.meta().generation.unwrap_or(0);
+    let change = AuthChange {
+        kind: if cluster {
+            AuthenticationRefKind::ClusterTriggerAuthentication
+        } else {
+            AuthenticationRefKind::TriggerAuthentication
+        },
+        namespace: o.namespace(),
+        name: o.name_any(),
+    };
+    if deleted {
+        generations.remove(&key);
+        let reason = if cluster {
+            r::CLUSTER_TRIGGER_AUTHENTICATION_DELETED
+        } else {
+            r::TRIGGER_AUTHENTICATION_DELETED
+        };
+        let what = if cluster {
+            "ClusterTriggerAuthentication"
+        } else {
+            "TriggerAuthentication"
+        };
+        return Some((change, reason, format!("{what} was deleted")));
+    }
+    let previous = generations.insert(key, generation);
+    let (reason, note) = match (previous, event) {
+        (Some(p), _) if p == generation => return None,
+        (Some(_), _) => {
+            if cluster {
+                (
+                    r::CLUSTER_TRIGGER_AUTHENTICATION_UPDATED,
+                    format!("ClusterTriggerAuthentication {} is updated", change.name),
+                )
+            } else {
+                (
+                    r::TRIGGER_AUTHENTICATION_UPDATED,
+                    format!("ClusterTriggerAuthentication {} is updated", change.name),
+                )
+            }
+        }
+        (None, Event::Apply(_)) => {
+            if cluster {
+                (
+                    r::CLUSTER_TRIGGER_AUTHENTICATION_ADDED,
+                    "New ClusterTriggerAuthentication configured".to_owned(),
+                )
+            } else {
+                (
+                    r::TRIGGER_AUTHENTICATION_ADDED,
+                    "New TriggerAuthentication configured".to_owned(),
+                )
+            }
+        }
+        (None, _) => return None,
+    };
+    Some((change, reason, note))
+}
+
+async fn publish<K: Resource>(client: &Client, event: &Event<K>, reason: &str, note: String)
+where
+    K::DynamicType: Default,
+{
+    use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+    let (Event::Apply(o) | Event::InitApply(o) | Event::Delete(o)) = event else {
+        return;
+    };
+    let reporter = Reporter {
+        controller: keda_api::consts::names::OPERATOR_COMPONENT.to_owned(),
+        instance: None,
+    };
+    let ev = KubeEvent {
+        type_: EventType::Normal,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = Recorder::new(client.clone(), reporter)
+        .publish(&ev, &o.object_ref(&K::DynamicType::default()))
+        .await
+    {
+        tracing::debug!(error = %e, reason, "publishing an Event failed");
     }
 }
 
@@ -124,6 +275,61 @@ mod tests {
         m.encode()
             .lines()
             .find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().to_owned()))
+    }
+
+    #[test]
+    fn spec_changes_and_deletions_are_reported_once() {
+        let kind = ResourceKind::TriggerAuthentication;
+        let mut gens = HashMap::new();
+        let with_gen = |g: i64| {
+            let mut t = ta("a", "auth");
+            t.metadata.generation = Some(g);
+            t
+        };
+        // Listed at start: not a change.
+        assert!(spec_change(kind, &mut gens, &Event::InitApply(with_gen(3))).is_none());
+        // Status write (same generation): not a change.
+        assert!(spec_change(kind, &mut gens, &Event::Apply(with_gen(3))).is_none());
+        let (change, reason, note) =
+            spec_change(kind, &mut gens, &Event::Apply(with_gen(4))).expect("spec change");
+        assert_eq!(change.name, "auth");
+        assert_eq!(change.namespace.as_deref(), Some("a"));
+        assert_eq!(reason, "ClusterTriggerAuthenticationUpdated");
+        assert_eq!(note, "ClusterTriggerAuthentication auth is updated");
+        let (_, reason, _) =
+            spec_change(kind, &mut gens, &Event::Apply(ta("a", "new"))).expect("created");
+        assert_eq!(reason, "TriggerAuthenticationAdded");
+        let (_, reason, _) =
+            spec_change(kind, &mut gens, &Event::Delete(with_gen(4))).expect("deleted");
+        assert_eq!(reason, "TriggerAuthenticationDeleted");
+    }
+
+    #[test]
+    fn a_change_reaches_the_scaled_objects_that_use_it() {
+        use keda_api::common::AuthenticationRefKind;
+        let so = |ns: &str, name: &str, auth: &str| -> Arc<keda_api::ScaledObject> {
+            Arc::new(
+                serde_json::from_value(serde_json::json!({
+                    "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+                    "metadata": {"name": name, "namespace": ns},
+                    "spec": {"scaleTargetRef": {"name": "w"}, "triggers": [
+                        {"type": "redis", "metadata": {}, "authenticationRef": {"name": auth}}]}
+                }))
+                .expect("ScaledObject"),
+            )
+        };
+        let all = vec![
+            so("a", "one", "auth"),
+            so("a", "two", "other"),
+            so("b", "three", "auth"),
+        ];
+        let change = AuthChange {
+            kind: AuthenticationRefKind::TriggerAuthentication,
+            namespace: Some("a".into()),
+            name: "auth".into(),
+        };
+        let got: Vec<String> = users(&all, &change).into_iter().map(|r| r.name).collect();
+        assert_eq!(got, vec!["one"]);
     }
 
     #[test]

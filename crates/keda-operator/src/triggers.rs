@@ -12,7 +12,7 @@ use keda_scaling::hpa::{self, TriggerMetric};
 pub struct ParsedTrigger {
     pub index: usize,
     pub trigger_type: String,
-    /// `triggers[].name`, or the type (used as the `scaler` metric label).
+    /// upstream's `scaler` label: `triggers[].name`, or the scaler's Go type name (`prometheusScaler`).
     pub scaler_name: String,
     pub name: Option<String>,
     pub config: Box<dyn TriggerConfig>,
@@ -93,10 +93,7 @@ pub fn parse_all(
         out.push(ParsedTrigger {
             index,
             trigger_type: trigger.r#type.clone(),
-            scaler_name: trigger
-                .name
-                .clone()
-                .unwrap_or_else(|| trigger.r#type.clone()),
+            scaler_name: keda_scalers::scaler_label(&trigger.r#type, trigger.name.as_deref()),
             name: trigger.name.clone(),
             config,
             metric_name,
@@ -104,4 +101,67 @@ pub fn parse_all(
         });
     }
     Ok(out)
+}
+
+/// A fingerprint of everything a loop's triggers are built from: the object's generation and the
+/// resolved env and authentication parameters. A resync that resolves a rotated Secret changes it, so
+/// the loop is rebuilt with the new value; one that resolves the same values does not.
+pub fn inputs_fingerprint(so: &ScaledObject, resolved: &[ResolvedTrigger]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    so.metadata.generation.hash(&mut h);
+    for r in resolved {
+        r.env.hash(&mut h);
+        r.auth_params.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Resolves env and authentication for every trigger and parses them: what a reconcile does, and what a
+/// scale loop does again after a scaler error. Returns the triggers and their [`inputs_fingerprint`].
+pub async fn resolve_and_parse(
+    ctx: &crate::Context,
+    so: &ScaledObject,
+    pod_spec: Option<&k8s_openapi::api::core::v1::PodSpec>,
+) -> Result<(Vec<ParsedTrigger>, u64), String> {
+    let resolved = ctx.resolve_triggers(so, pod_spec).await?;
+    let triggers = parse_all(so, &resolved)?;
+    Ok((triggers, inputs_fingerprint(so, &resolved)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn so(generation: i64) -> ScaledObject {
+        let mut so: ScaledObject = serde_yaml_ng::from_str(
+            "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: a}\nspec:\n  scaleTargetRef: {name: w}\n  triggers: [{type: redis, metadata: {}}]\n",
+        )
+        .expect("parses");
+        so.metadata.generation = Some(generation);
+        so
+    }
+
+    fn resolved(password: &str) -> Vec<ResolvedTrigger> {
+        vec![ResolvedTrigger {
+            env: BTreeMap::new(),
+            auth_params: BTreeMap::from([("password".to_owned(), password.to_owned())]),
+        }]
+    }
+
+    #[test]
+    fn a_rotated_credential_changes_the_inputs() {
+        let base = inputs_fingerprint(&so(1), &resolved("old"));
+        assert_eq!(base, inputs_fingerprint(&so(1), &resolved("old")));
+        assert_ne!(
+            base,
+            inputs_fingerprint(&so(1), &resolved("new")),
+            "same generation, new Secret value"
+        );
+        assert_ne!(
+            base,
+            inputs_fingerprint(&so(2), &resolved("old")),
+            "new generation"
+        );
+    }
 }
