@@ -182,11 +182,18 @@ fn e2e_test_binaries() -> Result<Vec<String>> {
 fn bench(what: &str) -> Result<()> {
     match what {
         "operator" => {
-            run(cargo().args(["build", "--release", "-p", "keda"]))?;
+            // KEDA_BIN picks another keda binary (e.g. a debug build: request counts do not depend on the
+            // build profile); without it the release build is benchmarked.
+            let keda = match std::env::var_os("KEDA_BIN") {
+                Some(bin) => std::path::absolute(bin)?,
+                None => {
+                    run(cargo().args(["build", "--release", "-p", "keda"]))?;
+                    root().join("target/release/keda")
+                }
+            };
             run(cargo().args(["build", "-p", "keda-e2e", "--example", "bench_operator"]))?;
             cluster::run(&root(), cluster::Action::Up)?;
             let exe = root().join("target/debug/examples/bench_operator");
-            let keda = root().join("target/release/keda");
             cluster::run(
                 &root(),
                 cluster::Action::Exec {
