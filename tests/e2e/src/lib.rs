@@ -819,3 +819,22 @@ pub fn point_service_here(namespace: &str, service: &str, ports: &[(&str, u16)])
     });
     apply(namespace, &serde_json::to_string(&slice)?)
 }
+
+/// How many Events with `reason` exist in `namespace` (kubectl's field selector on `reason`).
+pub fn events_with_reason(namespace: &str, reason: &str) -> Result<usize> {
+    let out = kubectl_ok(
+        &[
+            "get",
+            "events",
+            "-n",
+            namespace,
+            "--field-selector",
+            &format!("reason={reason}"),
+            "-o",
+            "json",
+        ],
+        None,
+    )?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    Ok(v["items"].as_array().map_or(0, Vec::len))
+}

@@ -492,6 +492,62 @@ async fn fallback_values_reach_the_hpa() -> Result<()> {
     Ok(())
 }
 
+/// Issue 13 item 4: a metric in fallback counts as active (upstream `isActiveOrFallback`). With the
+/// workload at 0 and the backend down, KEDA activates it and the HPA takes it to `fallback.replicas`;
+/// the Fallback condition turns True and then False with upstream's two Events when the backend returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_scales_a_workload_at_zero() -> Result<()> {
+    let (mut stack, _registered) = Stack::serving("metrics-api-fallback-zero").await?;
+    let ns = stack.ns.clone();
+    let c = client().await?;
+    let server = MetricServer::start(0.0).await?;
+    apply(
+        &ns,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: worker}\nspec:\n  replicas: 0\n  selector: {matchLabels: {app: worker}}\n  template:\n    metadata: {labels: {app: worker}}\n    spec:\n      containers: [{name: app, image: example/app:1}]\n",
+    )?;
+    apply(
+        &ns,
+        &format!(
+            "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: worker}}\nspec:\n  scaleTargetRef: {{name: worker}}\n  pollingInterval: 1\n  cooldownPeriod: 5\n  minReplicaCount: 0\n  maxReplicaCount: 10\n  fallback: {{failureThreshold: 2, replicas: 3}}\n  advanced:\n    horizontalPodAutoscalerConfig:\n      behavior:\n        scaleDown: {{stabilizationWindowSeconds: 0}}\n  triggers:\n  - type: metrics-api\n    metadata: {{url: \"{}\", valueLocation: value, targetValue: \"10\", activationTargetValue: \"5\"}}\n",
+            server.url
+        ),
+    )?;
+    let sos: Api<keda_api::ScaledObject> = Api::namespaced(c.clone(), &ns);
+    let fallback_is = |so: &keda_api::ScaledObject, status: &str| {
+        so.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.r#type == "Fallback"))
+            .is_some_and(|c| c.status == status)
+    };
+    wait_for(&sos, "worker", T, |so| fallback_is(so, "False")).await?;
+    assert_eq!(keda_e2e::spec_replicas(&c, &ns, "worker").await?, 0);
+
+    server.set(None);
+    let to_fallback = wait_replicas(&c, &ns, "worker", 3).await?;
+    let so = wait_for(&sos, "worker", T, |so| fallback_is(so, "True")).await?;
+    let active = so
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.r#type == "Active"))
+        .map(|c| c.status.clone());
+    assert_eq!(
+        active.as_deref(),
+        Some("True"),
+        "in fallback the object is active"
+    );
+    assert!(keda_e2e::events_with_reason(&ns, "ScaledObjectFallbackActivated")? >= 1);
+
+    server.set(Some(0.0));
+    wait_for(&sos, "worker", T, |so| fallback_is(so, "False")).await?;
+    assert!(keda_e2e::events_with_reason(&ns, "ScaledObjectFallbackDeactivated")? >= 1);
+    let back = wait_replicas(&c, &ns, "worker", 0).await?;
+    eprintln!("fallback from zero: 0 → 3 in {to_fallback:?}, back to 0 in {back:?}");
+    assert!(stack.operator.is_running(), "{}", stack.operator.log_tail());
+    Ok(())
+}
+
 /// The certificate a TLS server at `addr` presents, as base64 without line breaks.
 fn presented_certificate(addr: &str, dir: &Path) -> Result<String> {
     let out = std::process::Command::new("openssl")

@@ -10,7 +10,8 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use keda_api::ScaledObject;
 use keda_e2e::{
-    KedaProcess, MetricServer, apply, client, ensure_crds, namespace, spec_replicas, wait_for,
+    KedaProcess, MetricServer, apply, client, ensure_crds, events_with_reason, namespace,
+    spec_replicas, wait_for,
 };
 use kube::Api;
 use kube::api::DeleteParams;
@@ -414,6 +415,32 @@ async fn pause_annotations() -> Result<()> {
         4,
         "paused-scale-in must not scale to zero"
     );
+    // A one-way pause says Paused=True too (upstream), and keda_scaled_object_paused follows.
+    let so = wait_for(&sos, "web", T, |so| cond_is(so, "Paused", "True")).await?;
+    assert_eq!(
+        condition(&so, "Paused").map(|(_, r)| r).as_deref(),
+        Some("ScaledObjectPaused")
+    );
+    let paused_events = events_with_reason(&ns, "ScaledObjectPaused")?;
+    assert!(paused_events >= 1, "no ScaledObjectPaused Event");
+
+    // Removing the annotation unpauses with upstream's reason and Event.
+    apply(
+        &ns,
+        &scaled_object(
+            "web",
+            "web",
+            &server.url,
+            "  minReplicaCount: 0\n  cooldownPeriod: 1\n",
+            "",
+        ),
+    )?;
+    let so = wait_for(&sos, "web", T, |so| cond_is(so, "Paused", "False")).await?;
+    assert_eq!(
+        condition(&so, "Paused").map(|(_, r)| r).as_deref(),
+        Some("ScaledObjectUnpaused")
+    );
+    assert!(events_with_reason(&ns, "ScaledObjectUnpaused")? >= 1);
     Ok(())
 }
 
