@@ -172,6 +172,15 @@ pub struct Metrics {
     /// The objects counted in the two `registered_total` gauges, so that re-registering (every
     /// reconcile) or unregistering an object changes them by exactly what it contributed.
     registrations: Mutex<HashMap<RegistrationKey, Registration>>,
+    /// The label sets of the per-object counters that carry more than the object's name (HTTP requests,
+    /// empty responses), by (namespace, object), so a deleted object's series can be removed.
+    object_series: Mutex<HashMap<(String, String), ObjectSeries>>,
+}
+
+#[derive(Default)]
+struct ObjectSeries {
+    http_requests: Vec<HttpRequestLabels>,
+    empty_responses: Vec<EmptyResponseLabels>,
 }
 
 /// prometheus-client appends `_total` to counters itself, so counters are registered without it.
@@ -199,6 +208,7 @@ impl Default for Metrics {
                 http_duration_histogram,
             ),
             registrations: Mutex::default(),
+            object_series: Mutex::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -365,13 +375,39 @@ impl Metrics {
 
     /// One empty answer of a scaler's backend (upstream counts it on every read, loop or HPA fetch).
     pub fn count_empty_upstream_response(&self, labels: &EmptyResponseLabels) {
+        if self.scaler_empty_upstream_responses_total.get(labels).is_none() {
+            self.remember_series(&labels.namespace, &labels.scaledResource, |s| {
+                s.empty_responses.push(labels.clone())
+            });
+        }
         self.scaler_empty_upstream_responses_total
             .get_or_create(labels)
             .inc();
     }
 
-    /// Removes the per-object series of a deleted ScaledObject (errors, paused, loop latency).
+    fn remember_series(&self, namespace: &str, object: &str, add: impl FnOnce(&mut ObjectSeries)) {
+        if let Ok(mut index) = self.object_series.lock() {
+            add(index
+                .entry((namespace.to_owned(), object.to_owned()))
+                .or_default());
+        }
+    }
+
+    /// Removes the per-object series of a deleted ScaledObject (errors, paused, loop latency, its scalers'
+    /// HTTP requests and empty responses).
     pub fn forget_scaled_object(&self, namespace: &str, name: &str) {
+        let series = self
+            .object_series
+            .lock()
+            .ok()
+            .and_then(|mut index| index.remove(&(namespace.to_owned(), name.to_owned())))
+            .unwrap_or_default();
+        for labels in &series.http_requests {
+            self.scaler_http_requests_total.remove(labels);
+        }
+        for labels in &series.empty_responses {
+            self.scaler_empty_upstream_responses_total.remove(labels);
+        }
         let object = ObjectLabels {
             namespace: namespace.to_owned(),
             scaledObject: name.to_owned(),
@@ -405,16 +441,20 @@ impl HttpObserver for Metrics {
                 status_code: status_code.clone(),
             })
             .observe(duration.as_secs_f64());
-        self.scaler_http_requests_total
-            .get_or_create(&HttpRequestLabels {
-                namespace: labels.namespace.clone(),
-                scaled_resource: labels.scaled_resource.clone(),
-                scaler: labels.scaler.clone(),
-                trigger_name: labels.trigger_name.clone(),
-                metric_name: labels.metric_name.clone(),
-                status_code,
-            })
-            .inc();
+        let request = HttpRequestLabels {
+            namespace: labels.namespace.clone(),
+            scaled_resource: labels.scaled_resource.clone(),
+            scaler: labels.scaler.clone(),
+            trigger_name: labels.trigger_name.clone(),
+            metric_name: labels.metric_name.clone(),
+            status_code,
+        };
+        if self.scaler_http_requests_total.get(&request).is_none() {
+            self.remember_series(&request.namespace, &request.scaled_resource, |s| {
+                s.http_requests.push(request.clone())
+            });
+        }
+        self.scaler_http_requests_total.get_or_create(&request).inc();
     }
 }
 
@@ -472,11 +512,36 @@ mod tests {
                 })
                 .inc();
         }
+        for object in ["gone", "kept"] {
+            m.observe(
+                &RequestLabels {
+                    namespace: "shop".into(),
+                    scaled_resource: object.into(),
+                    scaler: "metricsAPIScaler".into(),
+                    trigger_name: "".into(),
+                    metric_name: "s0-metric-api-value".into(),
+                },
+                HttpOutcome::Status(200),
+                Duration::from_millis(5),
+            );
+            m.count_empty_upstream_response(&EmptyResponseLabels {
+                namespace: "shop".into(),
+                scaledResource: object.into(),
+                triggerName: "".into(),
+                metricName: "s0-prometheus".into(),
+                resourceType: "ScaledObject".into(),
+                ignoreNullValues: "true".into(),
+            });
+        }
         m.remove_scaler_series(&labels("gone"));
         m.forget_scaled_object("shop", "gone");
         let text = m.encode();
         assert!(!text.contains(r#"scaledObject="gone""#), "{text}");
+        assert!(!text.contains(r#"scaled_resource="gone""#), "{text}");
+        assert!(!text.contains(r#"scaledResource="gone""#), "{text}");
         assert_eq!(text.matches(r#"scaledObject="kept""#).count(), 5, "{text}");
+        assert_eq!(text.matches(r#"scaled_resource="kept""#).count(), 1, "{text}");
+        assert_eq!(text.matches(r#"scaledResource="kept""#).count(), 1, "{text}");
     }
 
     #[test]
