@@ -111,13 +111,18 @@ running() {
   [[ ${stat%% *} != Z ]]
 }
 
-# True when the recorded pid is alive and still runs our binary.
+# True when the recorded pid is alive and runs our binary, or is still one of the launchers that exec
+# into it (`setsid ip netns exec nohup <binary>`: for a moment after start, longer on a busy machine, the
+# pid is still setsid, ip or nohup; if the exec fails, the launcher exits and the pid is gone).
 alive() {
   local pid exe
   pid=$(pid_of "$1") || return 1
   running "$pid" || return 1
   exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
-  [[ $(basename "${exe% (deleted)}") == "$1" ]]
+  case $(basename "${exe% (deleted)}") in
+    "$1" | setsid | ip | nohup) return 0 ;;
+    *) return 1 ;;
+  esac
 }
 
 show_log_tail() {
