@@ -366,6 +366,10 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
             timeouts: keda_scalers::TimeoutDefaults {
                 http: config.scaler_timeout,
             },
+            // metrics-api's aggregateFromKubeServiceEndpoints lists EndpointSlices through it.
+            service_endpoints: Some(Arc::new(
+                keda_scalers::service_endpoints::KubeServiceEndpoints::new(client.clone()),
+            )),
             ..Default::default()
         },
         metrics,

@@ -12,6 +12,7 @@ pub mod error;
 pub mod input;
 pub mod quantity;
 mod registry;
+pub mod service_endpoints;
 pub mod timeouts;
 
 #[cfg(feature = "cpu-memory")]
@@ -173,6 +174,10 @@ pub struct BuildContext {
     /// MySQL connection pools, shared per connection settings.
     #[cfg(feature = "mysql")]
     pub mysql: mysql::MySqlPools,
+    /// The EndpointSlices of a Service (`metrics-api` with `aggregateFromKubeServiceEndpoints`). The
+    /// operator sets one backed by the Kubernetes API; `None` where there is no API access (sampling such
+    /// a trigger then fails with an error naming the option).
+    pub service_endpoints: Option<Arc<dyn service_endpoints::ServiceEndpoints>>,
 }
 
 /// Activation is always a strict comparison, as upstream: a value equal to the threshold is inactive.

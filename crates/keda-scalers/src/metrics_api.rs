@@ -1,4 +1,22 @@
 //! `metrics-api`: a number read from any HTTP endpoint (JSON, YAML, XML or Prometheus text).
+//!
+//! With `aggregateFromKubeServiceEndpoints: "true"` the URL names a Kubernetes Service
+//! (`<service>.<namespace>[.svc…]`) and every ready endpoint behind it is asked instead, as upstream does:
+//!
+//! - endpoints: the EndpointSlices labelled `kubernetes.io/service-name=<service>` in `<namespace>`;
+//!   endpoints whose `ready` condition is false are skipped (unset counts as ready); an address seen
+//!   before, in any slice, is asked once;
+//! - each endpoint is asked at `<scheme>://<address>[:<port>]<path>`: `<port>` is the URL's port (default
+//!   80 for http, 443 for https) when the endpoint's slice lists that port number, else no port is written
+//!   (the scheme's default is used). The URL's query, fragment and user info are not carried over;
+//! - at most 5 requests at a time, each with the trigger's timeout and authentication;
+//! - `aggregationType` (`average` by default, `sum`, `max`, `min`) folds the values of the endpoints that
+//!   answered; endpoints that failed are left out (an average divides by the number that answered). It is
+//!   an error when the Service has no ready endpoint or when no endpoint answered.
+//!
+//! Two differences from upstream, both where upstream cannot work: the namespace is read from the host
+//! name without its port (upstream reads `svc.ns:8080` as namespace `ns:8080`), and IPv6 addresses are
+//! written in brackets.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +25,7 @@ use serde_json::Value;
 
 use crate::http::{ClientKey, HttpAuth, ObservedSend, parse_auth};
 use crate::input::METADATA;
+use crate::service_endpoints::{EndpointSlice, ServiceEndpoints};
 use crate::{
     BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, ScalerTimeouts,
     TimeoutDefaults, TriggerConfig, TriggerInput, TriggerRef,
@@ -18,6 +37,15 @@ pub enum Format {
     Xml,
     Yaml,
     Prometheus,
+}
+
+/// `aggregationType`: how the values of a Service's endpoints become one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Aggregation {
+    Average,
+    Sum,
+    Max,
+    Min,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +61,10 @@ pub struct MetricsApiConfig {
     pub timeout: Option<Duration>,
     pub auth: HttpAuth,
     pub metric_type: MetricTargetType,
+    /// `aggregateFromKubeServiceEndpoints`: ask every ready endpoint of the Service the URL names.
+    pub aggregate_from_service_endpoints: bool,
+    /// `aggregationType` (default `average`); read whether or not aggregation is on, as upstream.
+    pub aggregation: Aggregation,
 }
 
 pub fn parse(input: &TriggerInput<'_>) -> Result<Box<dyn TriggerConfig>, ScalerError> {
@@ -70,23 +102,24 @@ pub fn parse_config(input: &TriggerInput<'_>) -> Result<MetricsApiConfig, Scaler
         .order(METADATA)
         .default("false")
         .required()?;
-    let aggregate: bool = input
+    let aggregate_from_service_endpoints: bool = input
         .field("aggregateFromKubeServiceEndpoints")
         .order(METADATA)
         .default("false")
         .required()?;
-    if aggregate {
-        return Err(input.error(
-            "aggregateFromKubeServiceEndpoints",
-            "is not supported by keda-rs yet",
-        ));
-    }
-    input
+    let aggregation = match input
         .field("aggregationType")
         .order(METADATA)
         .default("average")
         .one_of(&["average", "sum", "max", "min"])
-        .required::<String>()?;
+        .required::<String>()?
+        .as_str()
+    {
+        "sum" => Aggregation::Sum,
+        "max" => Aggregation::Max,
+        "min" => Aggregation::Min,
+        _ => Aggregation::Average,
+    };
     // Upstream: zero means "use the global default".
     let timeout = input
         .field("timeout")
@@ -105,6 +138,8 @@ pub fn parse_config(input: &TriggerInput<'_>) -> Result<MetricsApiConfig, Scaler
         timeout,
         auth,
         metric_type,
+        aggregate_from_service_endpoints,
+        aggregation,
     })
 }
 
@@ -129,7 +164,18 @@ impl TriggerConfig for MetricsApiConfig {
     }
 
     fn timeouts(&self, defaults: &TimeoutDefaults) -> ScalerTimeouts {
-        ScalerTimeouts::http(self.timeout.unwrap_or(defaults.http))
+        let request = self.timeout.unwrap_or(defaults.http);
+        if self.aggregate_from_service_endpoints {
+            // A poll is one listing, then as many rounds of MAX_CONCURRENT_REQUESTS requests as the
+            // Service needs; each step is bounded by `request` on its own (the listing in `sample`, the
+            // requests by their client), and an endpoint that runs out of time is left out rather than
+            // failing the poll, as upstream. A fixed bound around the whole poll would break that.
+            return ScalerTimeouts {
+                build: None,
+                sample: None,
+            };
+        }
+        ScalerTimeouts::http(request)
     }
 
     async fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError> {
@@ -147,51 +193,252 @@ impl TriggerConfig for MetricsApiConfig {
         Ok(Arc::new(MetricsApiScaler {
             config: self.clone(),
             client,
+            request_timeout: key.timeout,
+            endpoints: ctx.service_endpoints.clone(),
         }))
     }
 }
 
+/// Requests in flight at once when asking a Service's endpoints (upstream's limit).
+pub const MAX_CONCURRENT_REQUESTS: usize = 5;
+
 struct MetricsApiScaler {
     config: MetricsApiConfig,
     client: reqwest::Client,
+    /// The client's timeout, also the bound of listing a Service's EndpointSlices.
+    request_timeout: Duration,
+    endpoints: Option<Arc<dyn ServiceEndpoints>>,
+}
+
+/// Which step of a request failed, and how.
+type FetchError = (&'static str, String);
+
+impl MetricsApiScaler {
+    fn backend(&self, (action, message): FetchError) -> ScalerError {
+        ScalerError::Backend {
+            trigger: self.config.trigger(),
+            action,
+            message,
+        }
+    }
+
+    /// One request to `url` with the trigger's authentication, and the value read from the answer.
+    async fn fetch(&self, url: &str) -> Result<f64, FetchError> {
+        let c = &self.config;
+        let req = c.auth.apply(self.client.get(url));
+        let resp = req
+            .observed_send()
+            .await
+            .map_err(|e| ("requesting the metrics API", format!("{url}: {e}")))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| ("reading the metrics API response", e.to_string()))?;
+        if !status.is_success() {
+            return Err((
+                "requesting the metrics API",
+                format!(
+                    "{url} answered {status}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                ),
+            ));
+        }
+        value_from_response(&body, &c.value_location, c.format)
+            .map_err(|m| ("reading the value", m))
+    }
+
+    /// Every ready endpoint of the Service the URL names, folded by `aggregationType`.
+    async fn aggregated_value(&self) -> Result<f64, ScalerError> {
+        use futures::StreamExt;
+        const FINDING: &str = "finding the Service's endpoints";
+        let c = &self.config;
+        let Some(source) = &self.endpoints else {
+            return Err(ScalerError::Config {
+                trigger: c.trigger(),
+                field: "aggregateFromKubeServiceEndpoints".into(),
+                reason: "needs the Kubernetes API to list the Service's EndpointSlices, and this \
+                         process has no access to it"
+                    .into(),
+            });
+        };
+        let service = ServiceUrl::parse(&c.url).map_err(|m| self.backend((FINDING, m)))?;
+        let slices = tokio::time::timeout(
+            self.request_timeout,
+            source.endpoint_slices(&service.namespace, &service.name),
+        )
+        .await
+        .map_err(|_| {
+            self.backend((
+                FINDING,
+                format!(
+                    "listing the EndpointSlices of Service {}/{}: no answer within {:?}",
+                    service.namespace, service.name, self.request_timeout
+                ),
+            ))
+        })?
+        .map_err(|m| self.backend((FINDING, m)))?;
+        let urls = service.endpoint_urls(&slices);
+        if urls.is_empty() {
+            return Err(self.backend((
+                FINDING,
+                format!(
+                    "Service {}/{} has no ready endpoints",
+                    service.namespace, service.name
+                ),
+            )));
+        }
+        let results: Vec<Result<f64, FetchError>> = futures::stream::iter(urls.iter().cloned())
+            .map(|url| async move { self.fetch(&url).await })
+            .buffered(MAX_CONCURRENT_REQUESTS)
+            .collect()
+            .await;
+        let values: Vec<f64> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .copied()
+            .collect();
+        aggregate(c.aggregation, &values).ok_or_else(|| {
+            let reasons: Vec<String> = results
+                .iter()
+                .filter_map(|r| r.as_ref().err())
+                .take(3)
+                .map(|(action, message)| format!("{action}: {message}"))
+                .collect();
+            self.backend((
+                "requesting the metrics API",
+                format!(
+                    "no value from any of the {} endpoints of Service {}/{} ({}{})",
+                    urls.len(),
+                    service.namespace,
+                    service.name,
+                    reasons.join("; "),
+                    if urls.len() > reasons.len() {
+                        "; …"
+                    } else {
+                        ""
+                    }
+                ),
+            ))
+        })
+    }
 }
 
 #[async_trait::async_trait]
 impl Scaler for MetricsApiScaler {
     async fn sample(&self) -> Result<Sample, ScalerError> {
         let c = &self.config;
-        let backend = |action: &'static str, message: String| ScalerError::Backend {
-            trigger: c.trigger(),
-            action,
-            message,
+        let value = if c.aggregate_from_service_endpoints {
+            self.aggregated_value().await?
+        } else {
+            self.fetch(&c.url).await.map_err(|e| self.backend(e))?
         };
-        let req = c.auth.apply(self.client.get(&c.url));
-        let resp = req
-            .observed_send()
-            .await
-            .map_err(|e| backend("requesting the metrics API", format!("{}: {e}", c.url)))?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| backend("reading the metrics API response", e.to_string()))?;
-        if !status.is_success() {
-            return Err(backend(
-                "requesting the metrics API",
-                format!(
-                    "{} answered {status}: {}",
-                    c.url,
-                    String::from_utf8_lossy(&body[..body.len().min(200)])
-                ),
-            ));
-        }
-        let value = value_from_response(&body, &c.value_location, c.format)
-            .map_err(|m| backend("reading the value", m))?;
         Ok(Sample {
             value,
             active: crate::is_active(value, c.activation_target_value),
         })
     }
+}
+
+/// Folds the values of the endpoints that answered; `None` when none did. `max` and `min` keep the first
+/// value unless a later one compares greater (smaller), as upstream: a NaN met first stays, a later one is
+/// passed over.
+pub fn aggregate(aggregation: Aggregation, values: &[f64]) -> Option<f64> {
+    let (&first, rest) = values.split_first()?;
+    Some(match aggregation {
+        Aggregation::Sum => values.iter().sum(),
+        Aggregation::Average => values.iter().sum::<f64>() / values.len() as f64,
+        Aggregation::Max => rest
+            .iter()
+            .fold(first, |acc, &v| if v > acc { v } else { acc }),
+        Aggregation::Min => rest
+            .iter()
+            .fold(first, |acc, &v| if v < acc { v } else { acc }),
+    })
+}
+
+/// The Service a metrics-api URL names, and how its endpoints are asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceUrl {
+    pub name: String,
+    pub namespace: String,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The URL's port, or the scheme's default.
+    pub port: u16,
+    /// The URL's path, as written (percent-encoded); `/` when empty.
+    pub path: String,
+}
+
+impl ServiceUrl {
+    /// Reads `<scheme>://<service>.<namespace>[.more][:port]<path>`: the host's first label is the Service,
+    /// the second its namespace.
+    pub fn parse(url: &str) -> Result<ServiceUrl, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("url {url:?}: {e}"))?;
+        let host = parsed.host_str().unwrap_or_default();
+        let mut labels = host.split('.');
+        let (Some(name), Some(namespace)) = (labels.next(), labels.next()) else {
+            return Err(format!(
+                "url host {host:?} must be <service>.<namespace>[.svc.cluster.local]"
+            ));
+        };
+        for (what, value) in [("Service", name), ("namespace", namespace)] {
+            if !is_dns_label(value) {
+                return Err(format!(
+                    "url host {host:?}: {value:?} is not a valid {what} name"
+                ));
+            }
+        }
+        let scheme = parsed.scheme().to_owned();
+        let port = parsed
+            .port_or_known_default()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
+        Ok(ServiceUrl {
+            name: name.to_owned(),
+            namespace: namespace.to_owned(),
+            scheme,
+            port,
+            path: parsed.path().to_owned(),
+        })
+    }
+
+    /// The URL of each ready endpoint in `slices`, each address once, in the order found.
+    pub fn endpoint_urls(&self, slices: &[EndpointSlice]) -> Vec<String> {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut urls = Vec::new();
+        for slice in slices {
+            let port = if slice.ports.contains(&Some(i32::from(self.port))) {
+                format!(":{}", self.port)
+            } else {
+                String::new()
+            };
+            for endpoint in slice.endpoints.iter().filter(|e| e.ready != Some(false)) {
+                for address in &endpoint.addresses {
+                    if seen.contains(&address.as_str()) {
+                        continue;
+                    }
+                    seen.push(address);
+                    let host = if address.contains(':') {
+                        format!("[{address}]")
+                    } else {
+                        address.clone()
+                    };
+                    urls.push(format!("{}://{host}{port}{}", self.scheme, self.path));
+                }
+            }
+        }
+        urls
+    }
+}
+
+/// An RFC 1123 label, what Service and namespace names are.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 /// Extracts the number at `location` from a response body.
@@ -463,6 +710,324 @@ mod tests {
         assert_eq!(
             value_from_response(prom, "nope", Format::Prometheus),
             Err("metric 'nope' not found".into())
+        );
+    }
+}
+
+#[cfg(test)]
+mod aggregation_tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::service_endpoints::Endpoint;
+
+    fn parse_md(md: &[(&str, &str)]) -> Result<MetricsApiConfig, ScalerError> {
+        let mut all: BTreeMap<String, String> = [
+            ("url", "http://metrics.apps.svc.cluster.local:8080/stats"),
+            ("valueLocation", "queue.depth"),
+            ("targetValue", "10"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in md {
+            all.insert(k.to_string(), v.to_string());
+        }
+        let empty = BTreeMap::new();
+        parse_config(&TriggerInput {
+            index: 0,
+            trigger_type: "metrics-api",
+            name: None,
+            metadata: &all,
+            resolved_env: &empty,
+            auth_params: &empty,
+            metric_type: None,
+        })
+    }
+
+    #[test]
+    fn parse_table() {
+        use Aggregation::*;
+        // Metadata on top of a valid trigger, and Ok((aggregate, aggregation)) or Err(field).
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            Result<(bool, Aggregation), &'static str>,
+        );
+        let cases: &[Case] = &[
+            (&[], Ok((false, Average))),
+            (
+                &[("aggregateFromKubeServiceEndpoints", "true")],
+                Ok((true, Average)),
+            ),
+            (
+                &[("aggregateFromKubeServiceEndpoints", "True")],
+                Ok((true, Average)),
+            ),
+            (
+                &[("aggregateFromKubeServiceEndpoints", "1")],
+                Ok((true, Average)),
+            ),
+            (
+                &[("aggregateFromKubeServiceEndpoints", "false")],
+                Ok((false, Average)),
+            ),
+            (
+                &[("aggregateFromKubeServiceEndpoints", "yes")],
+                Err("aggregateFromKubeServiceEndpoints"),
+            ),
+            (
+                &[
+                    ("aggregateFromKubeServiceEndpoints", "true"),
+                    ("aggregationType", "sum"),
+                ],
+                Ok((true, Sum)),
+            ),
+            (
+                &[
+                    ("aggregateFromKubeServiceEndpoints", "true"),
+                    ("aggregationType", "max"),
+                ],
+                Ok((true, Max)),
+            ),
+            (
+                &[
+                    ("aggregateFromKubeServiceEndpoints", "true"),
+                    ("aggregationType", "min"),
+                ],
+                Ok((true, Min)),
+            ),
+            (
+                &[
+                    ("aggregateFromKubeServiceEndpoints", "true"),
+                    ("aggregationType", "average"),
+                ],
+                Ok((true, Average)),
+            ),
+            // Read and checked even when aggregation is off, as upstream's typed config does.
+            (&[("aggregationType", "max")], Ok((false, Max))),
+            (&[("aggregationType", "median")], Err("aggregationType")),
+            (
+                &[
+                    ("aggregateFromKubeServiceEndpoints", "true"),
+                    ("aggregationType", "Sum"),
+                ],
+                Err("aggregationType"),
+            ),
+            (
+                &[
+                    ("aggregateFromKubeServiceEndpoints", "true"),
+                    ("aggregationType", "count"),
+                ],
+                Err("aggregationType"),
+            ),
+        ];
+        for (md, want) in cases {
+            let got = parse_md(md);
+            match (want, got) {
+                (Ok(w), Ok(c)) => assert_eq!(
+                    (c.aggregate_from_service_endpoints, c.aggregation),
+                    *w,
+                    "{md:?}"
+                ),
+                (Err(field), Err(e)) => assert_eq!(e.field(), Some(*field), "{md:?}: {e}"),
+                (w, g) => panic!("{md:?}: wanted {w:?}, got {g:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn aggregation_table() {
+        use Aggregation::*;
+        let cases: &[(Aggregation, &[f64], Option<f64>)] = &[
+            (Average, &[10.0, 20.0, 60.0], Some(30.0)),
+            (Sum, &[10.0, 20.0, 60.0], Some(90.0)),
+            (Max, &[10.0, 60.0, 20.0], Some(60.0)),
+            (Min, &[20.0, 10.0, 60.0], Some(10.0)),
+            (Average, &[7.5], Some(7.5)),
+            (Max, &[-3.0, -1.0], Some(-1.0)),
+            (Min, &[0.0, -2.5], Some(-2.5)),
+            // Nothing answered: no value, whatever the type (never 0, never NaN from 0/0).
+            (Average, &[], None),
+            (Sum, &[], None),
+            (Max, &[], None),
+            (Min, &[], None),
+        ];
+        for (aggregation, values, want) in cases {
+            assert_eq!(
+                aggregate(*aggregation, values),
+                *want,
+                "{aggregation:?} {values:?}"
+            );
+        }
+        // NaN: kept when met first by max/min, passed over later (Go's comparisons).
+        assert!(aggregate(Max, &[f64::NAN, 3.0]).is_some_and(f64::is_nan));
+        assert_eq!(aggregate(Max, &[3.0, f64::NAN, 4.0]), Some(4.0));
+        assert_eq!(aggregate(Min, &[3.0, f64::NAN, 1.0]), Some(1.0));
+    }
+
+    #[test]
+    fn service_url_table() {
+        let ok = |url: &str, name: &str, ns: &str, scheme: &str, port: u16, path: &str| {
+            assert_eq!(
+                ServiceUrl::parse(url),
+                Ok(ServiceUrl {
+                    name: name.into(),
+                    namespace: ns.into(),
+                    scheme: scheme.into(),
+                    port,
+                    path: path.into(),
+                }),
+                "{url}"
+            );
+        };
+        ok(
+            "http://metrics.apps.svc.cluster.local:8080/stats?x=1#f",
+            "metrics",
+            "apps",
+            "http",
+            8080,
+            "/stats",
+        );
+        ok(
+            "http://metrics.apps/stats",
+            "metrics",
+            "apps",
+            "http",
+            80,
+            "/stats",
+        );
+        ok(
+            "https://metrics.apps.svc/a/b",
+            "metrics",
+            "apps",
+            "https",
+            443,
+            "/a/b",
+        );
+        ok(
+            "http://metrics.apps:9090",
+            "metrics",
+            "apps",
+            "http",
+            9090,
+            "/",
+        );
+        ok(
+            "https://metrics.apps:80/",
+            "metrics",
+            "apps",
+            "https",
+            80,
+            "/",
+        );
+        ok("http://Metrics.Apps/x", "metrics", "apps", "http", 80, "/x");
+        for bad in [
+            "http://metrics:8080/stats",
+            "http://[fd00::1]:8080/stats",
+            "http://metrics..x/stats",
+            "http://metrics.-apps/stats",
+            "http://a_b.apps/stats",
+            "not a url",
+        ] {
+            assert!(ServiceUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn endpoint(addresses: &[&str], ready: Option<bool>) -> Endpoint {
+        Endpoint {
+            addresses: addresses.iter().map(|a| a.to_string()).collect(),
+            ready,
+        }
+    }
+
+    #[test]
+    fn endpoint_urls_follow_ready_endpoints_ports_and_path() {
+        let service = ServiceUrl::parse("http://metrics.apps.svc:8080/stats?q=1").unwrap();
+        let slices = vec![
+            EndpointSlice {
+                ports: vec![Some(9090), Some(8080)],
+                endpoints: vec![
+                    endpoint(&["10.0.0.1"], Some(true)),
+                    endpoint(&["10.0.0.2"], None),
+                    endpoint(&["10.0.0.3"], Some(false)),
+                    endpoint(&["10.0.0.4", "10.0.0.1"], Some(true)),
+                ],
+            },
+            // The slice does not list the URL's port: no port is written (the scheme's default).
+            EndpointSlice {
+                ports: vec![Some(9090), None],
+                endpoints: vec![
+                    endpoint(&["10.0.1.1"], Some(true)),
+                    // Seen in the first slice: asked once, with that slice's port.
+                    endpoint(&["10.0.0.2"], Some(true)),
+                ],
+            },
+            EndpointSlice {
+                ports: vec![Some(8080)],
+                endpoints: vec![endpoint(&["fd00::5"], Some(true))],
+            },
+            EndpointSlice {
+                ports: vec![],
+                endpoints: vec![],
+            },
+        ];
+        assert_eq!(
+            service.endpoint_urls(&slices),
+            [
+                "http://10.0.0.1:8080/stats",
+                "http://10.0.0.2:8080/stats",
+                "http://10.0.0.4:8080/stats",
+                "http://10.0.1.1/stats",
+                "http://[fd00::5]:8080/stats",
+            ]
+        );
+        // Readiness is per endpoint entry: an address not ready in one slice is still asked when another
+        // slice lists it as ready.
+        let again = vec![
+            EndpointSlice {
+                ports: vec![Some(8080)],
+                endpoints: vec![endpoint(&["10.0.0.3"], Some(false))],
+            },
+            EndpointSlice {
+                ports: vec![Some(8080)],
+                endpoints: vec![endpoint(&["10.0.0.3"], Some(true))],
+            },
+        ];
+        assert_eq!(
+            service.endpoint_urls(&again),
+            ["http://10.0.0.3:8080/stats"]
+        );
+        assert!(service.endpoint_urls(&[]).is_empty());
+        // https without a port looks for 443.
+        let tls = ServiceUrl::parse("https://metrics.apps/m").unwrap();
+        let slices = vec![EndpointSlice {
+            ports: vec![Some(443)],
+            endpoints: vec![endpoint(&["10.0.0.1"], None)],
+        }];
+        assert_eq!(tls.endpoint_urls(&slices), ["https://10.0.0.1:443/m"]);
+    }
+
+    #[test]
+    fn timeouts_leave_aggregated_polls_to_their_steps() {
+        let defaults = TimeoutDefaults::default();
+        let single = parse_md(&[]).unwrap();
+        assert_eq!(
+            single.timeouts(&defaults),
+            ScalerTimeouts::http(defaults.http)
+        );
+        let aggregated = parse_md(&[("aggregateFromKubeServiceEndpoints", "true")]).unwrap();
+        assert_eq!(aggregated.timeouts(&defaults).sample, None);
+    }
+
+    #[tokio::test]
+    async fn sampling_without_an_endpoint_source_names_the_option() {
+        let config = parse_md(&[("aggregateFromKubeServiceEndpoints", "true")]).unwrap();
+        let scaler = config.build(&BuildContext::default()).await.unwrap();
+        let err = scaler.sample().await.expect_err("no endpoint source");
+        assert_eq!(
+            err.field(),
+            Some("aggregateFromKubeServiceEndpoints"),
+            "{err}"
         );
     }
 }

@@ -8,6 +8,7 @@
 //! | trigger types | build | sample |
 //! |---|---|---|
 //! | `prometheus`, `metrics-api`, `datadog` | no IO | the trigger's `timeout` (milliseconds, or a Go duration such as `10s`; absent or 0: `KEDA_HTTP_DEFAULT_TIMEOUT`) |
+//! | `metrics-api` with `aggregateFromKubeServiceEndpoints` | no IO | no outer bound: the EndpointSlice listing and each endpoint's request are bounded by the trigger's timeout, so one slow endpoint is left out of the aggregate (as upstream) instead of failing the poll |
 //! | `new-relic` | no IO | 30 s, newrelic-client-go's own client timeout (upstream does not use `KEDA_HTTP_DEFAULT_TIMEOUT` here) |
 //! | `redis*` | 15 s: two connection attempts of 5 s and a `PING` of 3 s (go-redis' dial and read timeouts) | a reconnection (10 s, a sentinel lookup included) plus 3 s per command |
 //! | `postgresql` | the connection string's `connect_timeout` (default 10 s) per host | connect bound + [`SQL_QUERY_TIMEOUT`] |
