@@ -27,8 +27,9 @@ const KUBE_STATE_METRICS_PANELS: &[&str] = &[
 ];
 
 const SCALED_OBJECT: &str = "orders";
-/// The `scaler` label: the trigger's name, or its type when unnamed (as upstream).
-const SCALER: &str = "metrics-api";
+/// The `scaler` label of the `keda_scaler_*` series: the trigger's name, or upstream's Go scaler type name
+/// when unnamed (`metricsAPIScaler`). The HTTP request series carry the trigger type instead, as upstream.
+const SCALER: &str = "metricsAPIScaler";
 const METRIC: &str = "s0-metric-api-value";
 /// `$__rate_interval`: Grafana's is max($__interval + scrape interval, 4 × scrape interval) = 4 s at a 1 s
 /// scrape interval; a wider window keeps `rate` defined on a loaded machine.
