@@ -79,6 +79,8 @@ pub struct Context {
     pub resolver: keda_resolver::Resolver<keda_resolver::KubeSource>,
     /// The `ScalingActive` condition of each HPA this operator made, from the HPA watch (no GET per poll).
     pub hpas: Arc<HpaHealthMap>,
+    /// `spec.replicas` of Deployments and StatefulSets, from a watch (no `/scale` read per poll).
+    pub replicas: Arc<target::ReplicaCounts>,
 }
 
 /// `HPAActive` as upstream derives it from the HPA's `ScalingActive` condition.
@@ -380,7 +382,15 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         )
         .with_restrict_secret_access(keda_resolver::restrict_secret_access_from_env()),
         hpas: hpas.clone(),
+        replicas: Arc::default(),
     });
+    ctx.replicas.clone().watch(
+        client.clone(),
+        config
+            .watch_namespace
+            .clone()
+            .filter(|n| !n.is_empty() && !n.contains(',')),
+    );
     // A changed TriggerAuthentication or ClusterTriggerAuthentication reconciles the ScaledObjects
     // that use it, so new parameters reach their loops at once.
     let (auth_changes_tx, auth_changes) = futures::channel::mpsc::unbounded();

@@ -444,9 +444,16 @@ async fn tick(
     .await;
     let any_failed = polled.iter().any(|p| p.result.is_err());
 
-    // The replica count read at most every REPLICAS_REFRESH; any scaling decision is re-checked against a
-    // fresh read first, so a stale count can delay a reaction to someone else's change but never cause a
-    // wrong write.
+    // Deployments and StatefulSets: the count from the watch. Other kinds: `/scale` read at most every
+    // REPLICAS_REFRESH. Any scaling decision is re-checked against a fresh read first, so a stale count can
+    // delay a reaction to someone else's change but never cause a wrong write.
+    let watched = ctx.replicas.get(target);
+    if let Some(replicas) = watched {
+        *observed = Some(Observed {
+            replicas,
+            at: Instant::now(),
+        });
+    }
     let cached = observed.filter(|o| o.at.elapsed() < REPLICAS_REFRESH);
     let mut current = match cached {
         Some(o) => o.replicas,

@@ -218,3 +218,220 @@ impl TargetResolver {
         }
     }
 }
+
+/// The two workload kinds whose replica counts are watched instead of read through `/scale`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum WatchedKind {
+    Deployment,
+    StatefulSet,
+}
+
+impl WatchedKind {
+    fn of(resource: &ApiResource) -> Option<WatchedKind> {
+        match (
+            resource.group.as_str(),
+            resource.version.as_str(),
+            resource.kind.as_str(),
+        ) {
+            ("apps", "v1", "Deployment") => Some(WatchedKind::Deployment),
+            ("apps", "v1", "StatefulSet") => Some(WatchedKind::StatefulSet),
+            _ => None,
+        }
+    }
+}
+
+type ReplicaKey = (WatchedKind, String, String);
+
+/// `spec.replicas` of the Deployments and StatefulSets in the operator's scope, kept from two watches (only
+/// the count is kept, not the objects), so a scale loop knows its target's count without a `/scale` read
+/// per poll; upstream reads these two kinds from its informer cache as well. Other kinds are read through
+/// `/scale`. A count the watch has not delivered yet (not synced, or a target it has not seen) is `None`,
+/// and the caller reads `/scale`.
+#[derive(Default)]
+pub struct ReplicaCounts {
+    counts: std::sync::RwLock<HashMap<ReplicaKey, i32>>,
+    synced: std::sync::RwLock<std::collections::HashSet<WatchedKind>>,
+}
+
+impl ReplicaCounts {
+    pub fn get(&self, target: &Target) -> Option<i32> {
+        let kind = WatchedKind::of(&target.resource)?;
+        if !self.synced.read().ok()?.contains(&kind) {
+            return None;
+        }
+        self.counts
+            .read()
+            .ok()?
+            .get(&(kind, target.namespace.clone(), target.name.clone()))
+            .copied()
+    }
+
+    /// Applies one watch event of `kind`; `pending` collects a (re)list until it is complete.
+    fn apply(
+        &self,
+        kind: WatchedKind,
+        pending: &mut Option<HashMap<ReplicaKey, i32>>,
+        event: kube::runtime::watcher::Event<(String, String, Option<i32>)>,
+    ) {
+        use kube::runtime::watcher::Event;
+        let key = |ns: String, name: String| (kind, ns, name);
+        match event {
+            Event::Init => *pending = Some(HashMap::new()),
+            Event::InitApply((ns, name, replicas)) => {
+                if let (Some(p), Some(r)) = (pending.as_mut(), replicas) {
+                    p.insert(key(ns, name), r);
+                }
+            }
+            Event::InitDone => {
+                let fresh = pending.take().unwrap_or_default();
+                if let Ok(mut counts) = self.counts.write() {
+                    counts.retain(|k, _| k.0 != kind);
+                    counts.extend(fresh);
+                }
+                if let Ok(mut synced) = self.synced.write() {
+                    synced.insert(kind);
+                }
+            }
+            Event::Apply((ns, name, replicas)) => {
+                if let Ok(mut counts) = self.counts.write() {
+                    match replicas {
+                        Some(r) => counts.insert(key(ns, name), r),
+                        None => counts.remove(&key(ns, name)),
+                    };
+                }
+            }
+            Event::Delete((ns, name, _)) => {
+                if let Ok(mut counts) = self.counts.write() {
+                    counts.remove(&key(ns, name));
+                }
+            }
+        }
+    }
+
+    /// Keeps the counts of Deployments and StatefulSets in `namespace` (all namespaces when `None`) until
+    /// the process ends.
+    pub fn watch(self: std::sync::Arc<Self>, client: Client, namespace: Option<String>) {
+        use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+        tokio::spawn(self.clone().follow::<Deployment>(
+            client.clone(),
+            namespace.clone(),
+            WatchedKind::Deployment,
+            |d| d.spec.as_ref().and_then(|s| s.replicas),
+        ));
+        tokio::spawn(self.follow::<StatefulSet>(
+            client,
+            namespace,
+            WatchedKind::StatefulSet,
+            |s| s.spec.as_ref().and_then(|s| s.replicas),
+        ));
+    }
+
+    async fn follow<K>(
+        self: std::sync::Arc<Self>,
+        client: Client,
+        namespace: Option<String>,
+        kind: WatchedKind,
+        replicas: fn(&K) -> Option<i32>,
+    ) where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + 'static,
+        K::DynamicType: Default,
+    {
+        use futures::StreamExt;
+        use kube::ResourceExt;
+        use kube::runtime::{WatchStreamExt, watcher};
+        let api: Api<K> = match namespace.as_deref() {
+            Some(ns) => Api::namespaced(client, ns),
+            None => Api::all(client),
+        };
+        let mut pending = None;
+        let events = watcher(api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .map(move |event| {
+                let count = |o: K| {
+                    (
+                        o.namespace().unwrap_or_default(),
+                        o.name_any(),
+                        replicas(&o),
+                    )
+                };
+                event.map(|e| match e {
+                    watcher::Event::Init => watcher::Event::Init,
+                    watcher::Event::InitApply(o) => watcher::Event::InitApply(count(o)),
+                    watcher::Event::InitDone => watcher::Event::InitDone,
+                    watcher::Event::Apply(o) => watcher::Event::Apply(count(o)),
+                    watcher::Event::Delete(o) => watcher::Event::Delete(count(o)),
+                })
+            });
+        futures::pin_mut!(events);
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(event) => self.apply(kind, &mut pending, event),
+                Err(e) => tracing::warn!(error = %e, ?kind, "watching replica counts"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::watcher::Event;
+
+    fn deployment(name: &str) -> Target {
+        Target {
+            resource: well_known("apps/v1", "Deployment").expect("well known"),
+            name: name.to_owned(),
+            namespace: "shop".to_owned(),
+            pod_spec: None,
+        }
+    }
+
+    fn ev(name: &str, replicas: Option<i32>) -> (String, String, Option<i32>) {
+        ("shop".to_owned(), name.to_owned(), replicas)
+    }
+
+    #[test]
+    fn watched_counts_follow_the_watch_and_are_unknown_until_it_is_synced() {
+        let counts = ReplicaCounts::default();
+        let kind = WatchedKind::Deployment;
+        let mut pending = None;
+        counts.apply(kind, &mut pending, Event::Init);
+        counts.apply(kind, &mut pending, Event::InitApply(ev("web", Some(3))));
+        assert_eq!(counts.get(&deployment("web")), None, "not synced yet");
+        counts.apply(kind, &mut pending, Event::InitDone);
+        assert_eq!(counts.get(&deployment("web")), Some(3));
+        assert_eq!(counts.get(&deployment("other")), None, "never seen");
+
+        counts.apply(kind, &mut pending, Event::Apply(ev("web", Some(0))));
+        assert_eq!(counts.get(&deployment("web")), Some(0));
+        counts.apply(kind, &mut pending, Event::Apply(ev("web", None)));
+        assert_eq!(counts.get(&deployment("web")), None, "no count: read /scale");
+        counts.apply(kind, &mut pending, Event::Apply(ev("web", Some(2))));
+        counts.apply(kind, &mut pending, Event::Delete(ev("web", Some(2))));
+        assert_eq!(counts.get(&deployment("web")), None);
+
+        // A relist replaces what the previous list knew: objects deleted meanwhile are forgotten.
+        counts.apply(kind, &mut pending, Event::Apply(ev("gone", Some(4))));
+        counts.apply(kind, &mut pending, Event::Init);
+        counts.apply(kind, &mut pending, Event::InitApply(ev("web", Some(5))));
+        assert_eq!(counts.get(&deployment("gone")), Some(4), "old list until done");
+        counts.apply(kind, &mut pending, Event::InitDone);
+        assert_eq!(counts.get(&deployment("gone")), None);
+        assert_eq!(counts.get(&deployment("web")), Some(5));
+
+        // Other kinds are never answered from the watch.
+        let custom = Target {
+            resource: ApiResource::from_gvk_with_plural(
+                &GroupVersionKind::gvk("example.com", "v1", "Worker"),
+                "workers",
+            ),
+            ..deployment("web")
+        };
+        assert_eq!(counts.get(&custom), None);
+    }
+}
