@@ -61,6 +61,9 @@ pub struct OperatorConfig {
     /// Issue and renew the certificates in Secret `kedaorg-certs` (leader only); the gRPC service then
     /// uses them directly instead of the directory.
     pub cert_rotation: Option<certs::CertConfig>,
+    /// `--filepath-auth-root-path`: the only directory tenant-named files (TLS files, Unix sockets, a
+    /// ClusterTriggerAuthentication's `filePath`) are opened under; unset opens none.
+    pub file_root: keda_scalers::files::FileRoot,
 }
 
 /// Shared state of the controllers and loops.
@@ -372,6 +375,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
             service_endpoints: Some(Arc::new(
                 keda_scalers::service_endpoints::KubeServiceEndpoints::new(client.clone()),
             )),
+            files: config.file_root.clone(),
             ..Default::default()
         },
         metrics,
@@ -380,7 +384,8 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
             keda_resolver::KubeSource::new(client.clone()),
             config.namespace.clone(),
         )
-        .with_restrict_secret_access(keda_resolver::restrict_secret_access_from_env()),
+        .with_restrict_secret_access(keda_resolver::restrict_secret_access_from_env())
+        .with_file_root(config.file_root.clone(), keda_resolver::FileAccess::Read),
         hpas: hpas.clone(),
         replicas: Arc::default(),
     });

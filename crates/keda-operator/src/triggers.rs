@@ -72,10 +72,13 @@ pub struct ResolvedTrigger {
 }
 
 /// Parses every trigger of `so` with its resolved inputs. The first failure is returned as the message
-/// for the Ready condition (it names the trigger and the field).
+/// for the Ready condition (it names the trigger and the field). The files a trigger would open must lie
+/// under `files`: as written (the check the webhook and `keda lint` make, with the same message), then
+/// with their symbolic links followed.
 pub fn parse_all(
     so: &ScaledObject,
     resolved: &[ResolvedTrigger],
+    files: &keda_scalers::files::FileRoot,
 ) -> Result<Vec<ParsedTrigger>, String> {
     let mut out = Vec::with_capacity(so.spec.triggers.len());
     for (index, (trigger, inputs)) in so.spec.triggers.iter().zip(resolved).enumerate() {
@@ -88,7 +91,9 @@ pub fn parse_all(
             auth_params: &inputs.auth_params,
             metric_type: trigger.metric_type.as_deref(),
         };
-        let config = keda_scalers::parse_trigger(&input).map_err(|e| e.to_string())?;
+        let config =
+            keda_scalers::parse_trigger_confined(&input, files).map_err(|e| e.to_string())?;
+        keda_scalers::resolve_files(config.as_ref(), files).map_err(|e| e.to_string())?;
         let metric_name = config.metric_spec().metric_name();
         out.push(ParsedTrigger {
             index,
@@ -125,7 +130,7 @@ pub async fn resolve_and_parse(
     pod_spec: Option<&k8s_openapi::api::core::v1::PodSpec>,
 ) -> Result<(Vec<ParsedTrigger>, u64), String> {
     let resolved = ctx.resolve_triggers(so, pod_spec).await?;
-    let triggers = parse_all(so, &resolved)?;
+    let triggers = parse_all(so, &resolved, &ctx.config.file_root)?;
     Ok((triggers, inputs_fingerprint(so, &resolved)))
 }
 

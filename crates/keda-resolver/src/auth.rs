@@ -11,8 +11,8 @@ use keda_api::trigger_auth::{
 
 use crate::env::pick_container;
 use crate::{
-    AWS_ROLE_ARN_PARAM, EKS_ROLE_ARN_ANNOTATION, Lookup, ObjectRef, ObjectSource, ResolveError,
-    ResolvedEnv, Resolver,
+    AWS_ROLE_ARN_PARAM, EKS_ROLE_ARN_ANNOTATION, FileAccess, Lookup, ObjectRef, ObjectSource,
+    ResolveError, ResolvedEnv, Resolver,
 };
 
 /// The authentication parameters of one trigger.
@@ -166,11 +166,17 @@ impl<S: ObjectSource> Resolver<S> {
             }
         }
 
-        if spec.file_path.as_deref().is_some_and(|p| !p.is_empty()) {
-            return Err(ResolveError::Unsupported {
-                object: object.clone(),
-                feature: "filePath",
-            });
+        if let Some(path) = spec.file_path.as_deref().filter(|p| !p.is_empty()) {
+            // As upstream: the file's parameters are the object's only ones (its env, Secret and
+            // ConfigMap references are not read), its pod identity still applies.
+            out.params.clear();
+            out.assumed.clear();
+            self.file_params(path, object, out)?;
+            if let Some(identity) = &spec.pod_identity {
+                self.pod_identity(identity, object, namespace, env, pod_spec, out)
+                    .await?;
+            }
+            return Ok(());
         }
 
         for (i, r) in spec.config_map_target_ref.iter().flatten().enumerate() {
@@ -240,6 +246,55 @@ impl<S: ObjectSource> Resolver<S> {
         if let Some(identity) = &spec.pod_identity {
             self.pod_identity(identity, object, namespace, env, pod_spec, out)
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// The parameters of `filePath`: only for a ClusterTriggerAuthentication (a namespaced object is the
+    /// tenant's), only under the root; a JSON object of strings, at most [`MAX_FILE_BYTES`] long.
+    ///
+    /// [`MAX_FILE_BYTES`]: keda_scalers::files::MAX_FILE_BYTES
+    fn file_params(
+        &self,
+        path: &str,
+        object: &ObjectRef,
+        out: &mut ResolvedAuth,
+    ) -> Result<(), ResolveError> {
+        let refused = |message: String| ResolveError::FilePath {
+            object: object.clone(),
+            message,
+        };
+        if object.kind != "ClusterTriggerAuthentication" {
+            return Err(refused(
+                "is only supported for ClusterTriggerAuthentication".to_owned(),
+            ));
+        }
+        match self.file_access {
+            FileAccess::CheckOnly => {
+                self.file_root
+                    .check(path)
+                    .map_err(|e| refused(e.to_string()))?;
+                out.incomplete = true;
+                out.assumed_objects.insert(object.clone());
+                out.notes.push(format!(
+                    "{object}: filePath {path:?} is read by the operator; its parameters are not checked here"
+                ));
+            }
+            FileAccess::Read => {
+                let data = self
+                    .file_root
+                    .read(path)
+                    .map_err(|e| refused(e.to_string()))?;
+                let params: BTreeMap<String, String> =
+                    serde_json::from_slice(&data).map_err(|_| {
+                        refused(format!(
+                            "{path:?} is not a JSON object of string parameters"
+                        ))
+                    })?;
+                for (k, v) in params {
+                    out.set(&k, v);
+                }
+            }
         }
         Ok(())
     }

@@ -69,6 +69,10 @@ pub enum ResolveError {
     /// The pod identity of the authentication object cannot be used.
     #[error("{object}: podIdentity: {message}")]
     PodIdentity { object: ObjectRef, message: String },
+    /// `filePath` is refused (wrong kind, outside `--filepath-auth-root-path`) or its file is unusable.
+    /// The message never holds the file's contents.
+    #[error("{object}: filePath: {message}")]
+    FilePath { object: ObjectRef, message: String },
 }
 
 impl ResolveError {
@@ -84,6 +88,7 @@ impl ResolveError {
             | ResolveError::AuthenticationNotFound { .. } => "missing-reference",
             ResolveError::Unsupported { .. } => "unsupported-auth",
             ResolveError::PodIdentity { .. } => "invalid-pod-identity",
+            ResolveError::FilePath { .. } => "invalid-file-path",
         }
     }
 

@@ -15,8 +15,14 @@
 //! Unlike upstream, a missing TriggerAuthentication, Secret, ConfigMap or key is an error naming the object
 //! and key, not a silently empty parameter.
 //!
+//! * **`filePath`** of a ClusterTriggerAuthentication (only there, as upstream): a JSON object of string
+//!   parameters read from the operator's filesystem, only under `--filepath-auth-root-path`
+//!   ([`keda_scalers::files::FileRoot`]); like upstream, its parameters are the object's only ones. Where
+//!   the file is not (the webhook, `keda lint`: [`FileAccess::CheckOnly`]) the path is checked as written
+//!   and the parameters count as unknown.
+//!
 //! Not supported by keda-rs yet (a clear [`ResolveError::Unsupported`] error): `hashiCorpVault`,
-//! `azureKeyVault`, `gcpSecretManager`, `awsSecretManager`, `boundServiceAccountToken` and `filePath`.
+//! `azureKeyVault`, `gcpSecretManager`, `awsSecretManager` and `boundServiceAccountToken`.
 //!
 //! The resolver never lists or watches Secrets: [`KubeSource`] GETs each object when it is needed and keeps
 //! it for a few seconds ([`cache::TtlCache`]).
@@ -48,6 +54,17 @@ pub const EKS_ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 /// Authentication parameter filled from an AWS pod identity.
 pub const AWS_ROLE_ARN_PARAM: &str = "awsRoleArn";
 
+/// What the resolver does with a ClusterTriggerAuthentication's `filePath`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FileAccess {
+    /// Read it (the operator, where the files are), symbolic links followed before the root check.
+    #[default]
+    Read,
+    /// Check the path as written and leave the parameters unknown (the admission webhook and
+    /// `keda lint`, which run where the operator's files are not).
+    CheckOnly,
+}
+
 /// Resolves env and authentication parameters from an [`ObjectSource`].
 pub struct Resolver<S> {
     pub source: S,
@@ -55,6 +72,9 @@ pub struct Resolver<S> {
     pub cluster_object_namespace: String,
     /// `KEDA_RESTRICT_SECRET_ACCESS`: Secrets outside `cluster_object_namespace` are not read.
     pub restrict_secret_access: bool,
+    /// `--filepath-auth-root-path`: where `filePath` may point (unset: nowhere).
+    pub file_root: keda_scalers::files::FileRoot,
+    pub file_access: FileAccess,
 }
 
 impl<S: ObjectSource> Resolver<S> {
@@ -63,11 +83,24 @@ impl<S: ObjectSource> Resolver<S> {
             source,
             cluster_object_namespace: cluster_object_namespace.into(),
             restrict_secret_access: false,
+            file_root: keda_scalers::files::FileRoot::unset(),
+            file_access: FileAccess::Read,
         }
     }
 
     pub fn with_restrict_secret_access(mut self, restrict: bool) -> Self {
         self.restrict_secret_access = restrict;
+        self
+    }
+
+    /// Where `filePath` may point, and whether to read it or only check it.
+    pub fn with_file_root(
+        mut self,
+        root: keda_scalers::files::FileRoot,
+        access: FileAccess,
+    ) -> Self {
+        self.file_root = root;
+        self.file_access = access;
         self
     }
 

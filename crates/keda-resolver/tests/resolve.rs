@@ -489,3 +489,208 @@ env: [{parameter: fromEnv, name: SOME_VAR}]"),
         vec![ObjectRef::new("Secret", NS, "nr")]
     );
 }
+
+/// A scratch directory removed on drop: `root/` (parameter files, a link out) and `outside/`.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "keda-resolver-filepath-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        std::fs::create_dir_all(dir.join("root/team")).expect("root");
+        std::fs::create_dir_all(dir.join("outside")).expect("outside");
+        std::fs::write(
+            dir.join("root/team/creds.json"),
+            r#"{"apiKey": "from-file", "host": "db.internal"}"#,
+        )
+        .expect("creds");
+        std::fs::write(dir.join("root/list.json"), r#"["not", "an", "object"]"#).expect("list");
+        std::fs::write(dir.join("outside/creds.json"), r#"{"apiKey": "stolen"}"#).expect("out");
+        std::os::unix::fs::symlink(dir.join("outside/creds.json"), dir.join("root/link.json"))
+            .expect("link");
+        Scratch(dir)
+    }
+
+    fn root(&self) -> keda_scalers::files::FileRoot {
+        keda_scalers::files::FileRoot::new(&self.0.join("root").display().to_string())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `filePath` of a ClusterTriggerAuthentication: read under the root (its parameters replace the object's
+/// other references, as upstream), refused outside it, through a link out of it, without a root, and on a
+/// namespaced TriggerAuthentication. Where the file is not (webhook, lint) only the path is checked, with
+/// the same error, and the parameters are unknown.
+#[tokio::test]
+async fn file_path_is_confined_to_the_root() {
+    use keda_resolver::FileAccess;
+    use keda_scalers::files::FileRoot;
+    let scratch = Scratch::new();
+    let root = scratch.root();
+    let outside = scratch.0.join("outside/creds.json").display().to_string();
+    let cta = |path: &str| {
+        ta(&format!(
+            "filePath: '{path}'\nsecretTargetRef: [{{parameter: token, name: shared, key: token}}]"
+        ))
+    };
+    let refused =
+        |name: &str, why: &str| -> Result<&'static [(&'static str, &'static str)], String> {
+            Err(format!(
+                "ClusterTriggerAuthentication {name}: filePath: {why}"
+            ))
+        };
+    type Want = Result<&'static [(&'static str, &'static str)], String>;
+    let cases: Vec<(&str, String, FileRoot, Want)> = vec![
+        (
+            "relative",
+            "team/creds.json".into(),
+            root.clone(),
+            Ok(&[("apiKey", "from-file"), ("host", "db.internal")]),
+        ),
+        (
+            "absolute inside",
+            scratch.0.join("root/team/creds.json").display().to_string(),
+            root.clone(),
+            Ok(&[("apiKey", "from-file"), ("host", "db.internal")]),
+        ),
+        (
+            "dots that stay inside",
+            "team/../team/./creds.json".into(),
+            root.clone(),
+            Ok(&[("apiKey", "from-file"), ("host", "db.internal")]),
+        ),
+        (
+            "dots out",
+            "../outside/creds.json".into(),
+            root.clone(),
+            refused(
+                "dots out",
+                &format!(
+                    "\"../outside/creds.json\" is outside --filepath-auth-root-path ({})",
+                    scratch.0.join("root").display()
+                ),
+            ),
+        ),
+        (
+            "absolute outside",
+            outside.clone(),
+            root.clone(),
+            refused(
+                "absolute outside",
+                &format!(
+                    "{outside:?} is outside --filepath-auth-root-path ({})",
+                    scratch.0.join("root").display()
+                ),
+            ),
+        ),
+        (
+            "service account token",
+            "/var/run/secrets/kubernetes.io/serviceaccount/token".into(),
+            root.clone(),
+            refused(
+                "service account token",
+                &format!(
+                    "\"/var/run/secrets/kubernetes.io/serviceaccount/token\" is outside --filepath-auth-root-path ({})",
+                    scratch.0.join("root").display()
+                ),
+            ),
+        ),
+        (
+            "link out",
+            "link.json".into(),
+            root.clone(),
+            refused(
+                "link out",
+                &format!(
+                    "\"link.json\" leads outside --filepath-auth-root-path ({}) through a symbolic link",
+                    scratch.0.join("root").display()
+                ),
+            ),
+        ),
+        (
+            "no root",
+            "team/creds.json".into(),
+            FileRoot::unset(),
+            refused(
+                "no root",
+                "no file may be read: the operator runs without --filepath-auth-root-path",
+            ),
+        ),
+        (
+            "not an object",
+            "list.json".into(),
+            root.clone(),
+            refused(
+                "not an object",
+                "\"list.json\" is not a JSON object of string parameters",
+            ),
+        ),
+    ];
+    for (name, path, file_root, want) in cases {
+        let objects =
+            source(AbsentPolicy::default()).with_cluster_trigger_authentication(name, cta(&path));
+        let r = Resolver::new(objects, KEDA_NS).with_file_root(file_root.clone(), FileAccess::Read);
+        let t = trigger(&format!(
+            "{{type: x, authenticationRef: {{name: '{name}', kind: ClusterTriggerAuthentication}}}}"
+        ));
+        let got = r
+            .auth_params(NS, &t, &ResolvedEnv::default(), None)
+            .await
+            .map(|a| a.params)
+            .map_err(|e| e.to_string());
+        assert_eq!(got, want.clone().map(map), "{name}");
+        let text = format!("{got:?}");
+        assert!(!text.contains("stolen"), "{name}: {text}");
+
+        // The webhook and lint: the same error for what the path says; the parameters unknown.
+        let objects =
+            source(AbsentPolicy::default()).with_cluster_trigger_authentication(name, cta(&path));
+        let checker =
+            Resolver::new(objects, KEDA_NS).with_file_root(file_root, FileAccess::CheckOnly);
+        match (
+            checker
+                .auth_params(NS, &t, &ResolvedEnv::default(), None)
+                .await,
+            &want,
+        ) {
+            (Ok(auth), Ok(_)) | (Ok(auth), Err(_))
+                if name == "link out" || name == "not an object" =>
+            {
+                // Only the operator sees what the file is.
+                assert!(auth.incomplete && auth.is_assumed("apiKey"), "{name}");
+            }
+            (Ok(auth), Ok(_)) => assert!(auth.incomplete && auth.params.is_empty(), "{name}"),
+            (Err(e), Err(want)) => assert_eq!(&e.to_string(), want, "{name} (check only)"),
+            (got, want) => panic!("{name} (check only): got {got:?}, want {want:?}"),
+        }
+    }
+
+    // A namespaced TriggerAuthentication belongs to the tenant: filePath is refused there, as upstream.
+    let objects = source(AbsentPolicy::default()).with_trigger_authentication(
+        NS,
+        "mine",
+        ta("filePath: team/creds.json"),
+    );
+    let r = Resolver::new(objects, KEDA_NS).with_file_root(root, FileAccess::Read);
+    let err = r
+        .auth_params(
+            NS,
+            &trigger("{type: x, authenticationRef: {name: mine}}"),
+            &ResolvedEnv::default(),
+            None,
+        )
+        .await
+        .expect_err("namespaced");
+    assert_eq!(
+        err.to_string(),
+        "TriggerAuthentication apps/mine: filePath: is only supported for ClusterTriggerAuthentication"
+    );
+}

@@ -9,6 +9,7 @@
 //! `keda-scaling`. Adding a scaler: see `docs/scalers.md`.
 
 pub mod error;
+pub mod files;
 pub mod input;
 pub mod quantity;
 mod registry;
@@ -42,7 +43,8 @@ pub mod redis_streams;
 pub use error::{ScalerError, TriggerRef};
 pub use input::{MetricTargetType, Source, TriggerInput};
 pub use registry::{
-    ParseFn, Registration, parse_trigger, registered_types, scaler_label, upstream_scaler_name,
+    ParseFn, Registration, check_files, parse_trigger, parse_trigger_confined, registered_types,
+    resolve_files, scaler_label, upstream_scaler_name,
 };
 pub use timeouts::{ScalerTimeouts, TimeoutDefaults, build_with_timeout, sample_with_timeout};
 
@@ -138,6 +140,13 @@ pub trait TriggerConfig: Send + Sync + std::fmt::Debug {
     /// bounds for Redis and SQL (table in [`timeouts`]). The scaler's own clients use the same bounds.
     /// [`build_with_timeout`] and [`sample_with_timeout`] apply them.
     fn timeouts(&self, defaults: &TimeoutDefaults) -> ScalerTimeouts;
+    /// Files of the operator's filesystem this trigger would open (TLS files, Unix sockets), as written,
+    /// each with the field that names it. Every one must lie under `--filepath-auth-root-path`
+    /// ([`files::FileRoot`]); [`check_files`] checks them after parse, and the build opens them only
+    /// through [`BuildContext::files`]. Default: none.
+    fn files(&self) -> Vec<files::FileUse> {
+        Vec::new()
+    }
     /// Builds the scaler; connections are opened here, not in parse.
     async fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError>;
 }
@@ -163,6 +172,9 @@ pub struct BuildContext {
     /// `KEDA_HTTP_DEFAULT_TIMEOUT` and other operator-wide bounds; HTTP clients of triggers without a
     /// `timeout` use `timeouts.http`.
     pub timeouts: TimeoutDefaults,
+    /// `--filepath-auth-root-path`: the only directory a build may open files (and Unix sockets) under.
+    /// Unset (the default) refuses every file.
+    pub files: files::FileRoot,
     #[cfg(feature = "http-client")]
     pub http: http::HttpClients,
     /// Redis connections, shared per connection settings.

@@ -3,7 +3,8 @@
 //! The connection is either `connectionString` (TriggerAuthentication, then `connectionStringFromEnv`) in
 //! the Go driver's DSN form `user:password@tcp(host:port)/dbname?param=value`, or `host`, `port`,
 //! `dbName` (metadata, then TriggerAuthentication), `username` (metadata, TriggerAuthentication,
-//! `usernameFromEnv`) and `password` (TriggerAuthentication, then `passwordFromEnv`).
+//! `usernameFromEnv`) and `password` (TriggerAuthentication, then `passwordFromEnv`). A `unix(…)` socket
+//! is opened only under `--filepath-auth-root-path` ([`crate::files`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, SslOpts, Value};
 
+use crate::files::{FileRoot, FileUse};
 use crate::input::{METADATA, Source};
 use crate::{
     BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, ScalerTimeouts,
@@ -167,8 +169,25 @@ impl TriggerConfig for MySqlConfig {
         }
     }
 
+    /// The socket of a `unix(…)` DSN (the driver's default when the address is empty).
+    fn files(&self) -> Vec<FileUse> {
+        match &self.connection {
+            MySqlConnection::Dsn(dsn) => match parse_dsn(dsn) {
+                Ok(d) if d.net == "unix" => vec![FileUse {
+                    field: "connectionString",
+                    path: unix_socket(&d.addr).to_owned(),
+                }],
+                _ => Vec::new(),
+            },
+            MySqlConnection::Fields { .. } => Vec::new(),
+        }
+    }
+
     async fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError> {
-        let pool = ctx.mysql.get(&self.connection, &self.trigger()).await?;
+        let pool = ctx
+            .mysql
+            .get(&self.connection, &self.trigger(), &ctx.files)
+            .await?;
         Ok(Arc::new(MySqlScaler {
             config: self.clone(),
             pool,
@@ -348,10 +367,20 @@ pub fn connection_timeouts(conn: &MySqlConnection) -> ConnectionTimeouts {
     out
 }
 
+/// The socket path of a `unix(addr)` DSN: `addr`, or the Go driver's default.
+fn unix_socket(addr: &str) -> &str {
+    if addr.is_empty() {
+        "/tmp/mysql.sock"
+    } else {
+        addr
+    }
+}
+
 /// Client options for a connection and the time to wait for a connection (the DSN's `timeout`); errors
-/// name the field to fix.
+/// name the field to fix. A Unix socket must lie under `files` and is connected to by its resolved path.
 pub fn client_options(
     conn: &MySqlConnection,
+    files: &FileRoot,
 ) -> Result<(OptsBuilder, Duration), (&'static str, String)> {
     let base = OptsBuilder::default().prefer_socket(false).pool_opts(
         PoolOpts::default()
@@ -388,12 +417,10 @@ pub fn client_options(
                     opts.ip_or_hostname(host).tcp_port(port)
                 }
                 "unix" => {
-                    let path = if d.addr.is_empty() {
-                        "/tmp/mysql.sock".to_owned()
-                    } else {
-                        d.addr
-                    };
-                    opts.socket(Some(path))
+                    let path = files
+                        .resolve(unix_socket(&d.addr))
+                        .map_err(|e| (field, e.to_string()))?;
+                    opts.socket(Some(path.display().to_string()))
                 }
                 other => {
                     return Err((
@@ -463,6 +490,7 @@ impl MySqlPools {
         &self,
         conn: &MySqlConnection,
         trigger: &TriggerRef,
+        files: &FileRoot,
     ) -> Result<Arc<SharedPool>, ScalerError> {
         let cached = self
             .pools
@@ -473,7 +501,7 @@ impl MySqlPools {
             return Ok(p);
         }
         let (opts, connect_timeout) =
-            client_options(conn).map_err(|(field, reason)| ScalerError::Config {
+            client_options(conn, files).map_err(|(field, reason)| ScalerError::Config {
                 trigger: trigger.clone(),
                 field: field.to_owned(),
                 reason,
@@ -619,13 +647,16 @@ mod tests {
 
     #[test]
     fn options_from_fields_and_dsns() {
-        let o: mysql_async::Opts = client_options(&MySqlConnection::Fields {
-            host: "h".into(),
-            port: "3307".into(),
-            username: Some("u".into()),
-            password: Some("p".into()),
-            db_name: "d".into(),
-        })
+        let o: mysql_async::Opts = client_options(
+            &MySqlConnection::Fields {
+                host: "h".into(),
+                port: "3307".into(),
+                username: Some("u".into()),
+                password: Some("p".into()),
+                db_name: "d".into(),
+            },
+            &FileRoot::unset(),
+        )
         .unwrap()
         .0
         .into();
@@ -634,24 +665,71 @@ mod tests {
             (o.user(), o.pass(), o.db_name()),
             (Some("u"), Some("p"), Some("d"))
         );
-        let bad_port = client_options(&MySqlConnection::Fields {
-            host: "h".into(),
-            port: "test_port".into(),
-            username: None,
-            password: None,
-            db_name: "d".into(),
-        });
+        let bad_port = client_options(
+            &MySqlConnection::Fields {
+                host: "h".into(),
+                port: "test_port".into(),
+                username: None,
+                password: None,
+                db_name: "d".into(),
+            },
+            &FileRoot::unset(),
+        );
         assert_eq!(bad_port.err().map(|e| e.0), Some("port"));
-        let (o, timeout) = client_options(&MySqlConnection::Dsn(
-            "u:p@tcp(127.0.0.1)/d?tls=true&sql_mode=ANSI&timeout=2s".into(),
-        ))
+        let (o, timeout) = client_options(
+            &MySqlConnection::Dsn("u:p@tcp(127.0.0.1)/d?tls=true&sql_mode=ANSI&timeout=2s".into()),
+            &FileRoot::unset(),
+        )
         .unwrap();
         assert_eq!(timeout, Duration::from_secs(2));
         let o: mysql_async::Opts = o.into();
         assert_eq!((o.ip_or_hostname(), o.tcp_port()), ("127.0.0.1", 3306));
         assert!(o.ssl_opts().is_some());
         assert_eq!(o.init(), ["SET sql_mode=ANSI".to_owned()]);
-        assert!(client_options(&MySqlConnection::Dsn("u@pipe(x)/d".into())).is_err());
+        assert!(
+            client_options(
+                &MySqlConnection::Dsn("u@pipe(x)/d".into()),
+                &FileRoot::unset()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn unix_sockets_are_confined() {
+        let config = |dsn: &str| MySqlConfig {
+            index: 1,
+            query: "SELECT 1".into(),
+            query_value: 1.0,
+            activation_query_value: 0.0,
+            db_name: "d".into(),
+            connection: MySqlConnection::Dsn(dsn.into()),
+            metric_type: MetricTargetType::AverageValue,
+        };
+        let paths = |dsn: &str| -> Vec<String> {
+            config(dsn).files().into_iter().map(|f| f.path).collect()
+        };
+        assert_eq!(paths("u:p@tcp(db:3306)/d"), Vec::<String>::new());
+        assert_eq!(
+            paths("u@unix(/run/mysqld/mysqld.sock)/d"),
+            ["/run/mysqld/mysqld.sock"]
+        );
+        assert_eq!(paths("u@unix/d"), ["/tmp/mysql.sock"]);
+        let root = FileRoot::new("/mnt/auth");
+        let err = crate::check_files(&config("u@unix(/run/mysqld/mysqld.sock)/d"), &root)
+            .expect_err("outside");
+        assert_eq!(
+            err.to_string(),
+            "trigger 1 (mysql): connectionString: \"/run/mysqld/mysqld.sock\" is outside \
+             --filepath-auth-root-path (/mnt/auth)"
+        );
+        assert!(crate::check_files(&config("u@unix(/mnt/auth/my.sock)/d"), &root).is_ok());
+        // The build resolves it too: a socket outside the root is never connected to.
+        let refused = client_options(
+            &MySqlConnection::Dsn("u@unix(/run/mysqld/mysqld.sock)/d".into()),
+            &root,
+        );
+        assert_eq!(refused.err().map(|e| e.0), Some("connectionString"));
     }
 
     #[test]

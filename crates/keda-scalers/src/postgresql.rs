@@ -6,7 +6,8 @@
 //! `passwordFromEnv`). `sslmode` follows libpq: `disable`; `allow`/`prefer` (the default) and `require`
 //! encrypt without checking the server certificate (`require` checks it against `sslrootcert` when one is
 //! given); `verify-ca` checks the chain; `verify-full` also the host name. `sslcert`/`sslkey` are client
-//! certificate files.
+//! certificate files. Those files, and a Unix-socket directory given as `host`, are opened only under
+//! `--filepath-auth-root-path` ([`crate::files`]); a malformed file is reported without its contents.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -23,6 +24,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::files::{FileRoot, FileUse};
 use crate::input::{METADATA, Source};
 use crate::{
     BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, ScalerTimeouts,
@@ -187,10 +189,35 @@ impl TriggerConfig for PostgresConfig {
         }
     }
 
+    /// `sslrootcert` (unless `system`), `sslcert`, `sslkey`, and Unix-socket directories given as hosts.
+    /// A connection string that does not split or parse names no files (the build fails on it anyway).
+    fn files(&self) -> Vec<FileUse> {
+        let Ok((rest, ssl)) = split_ssl_params(&self.connection) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (field, path) in [
+            ("sslrootcert", ssl.root_cert.filter(|p| p != "system")),
+            ("sslcert", ssl.cert),
+            ("sslkey", ssl.key),
+        ] {
+            if let Some(path) = path {
+                out.push(FileUse { field, path });
+            }
+        }
+        if let Ok(config) = client_config(&rest) {
+            out.extend(unix_hosts(&config).map(|dir| FileUse {
+                field: "host",
+                path: dir.display().to_string(),
+            }));
+        }
+        out
+    }
+
     async fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError> {
         let connection = ctx
             .postgresql
-            .get(&self.connection, &self.trigger())
+            .get(&self.connection, &self.trigger(), &ctx.files)
             .await?;
         Ok(Arc::new(PostgresScaler {
             config: self.clone(),
@@ -430,12 +457,27 @@ enum Verification {
     Full,
 }
 
-fn read_file(path: &str, what: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("reading the {what} {path:?}: {e}"))
+/// The Unix-socket directories among the hosts of a connection.
+fn unix_hosts(config: &tokio_postgres::Config) -> impl Iterator<Item = &std::path::Path> {
+    config.get_hosts().iter().filter_map(|h| match h {
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(dir) => Some(dir.as_path()),
+        _ => None,
+    })
 }
 
-/// The tokio-postgres mode and the rustls configuration for the TLS parameters. Errors name the parameter.
-fn tls_setup(ssl: &SslParams) -> Result<(SslMode, rustls::ClientConfig), (&'static str, String)> {
+/// A tenant-named file, read only under `--filepath-auth-root-path`.
+fn read_file(files: &FileRoot, path: &str, what: &str) -> Result<Vec<u8>, String> {
+    files.read(path).map_err(|e| format!("the {what}: {e}"))
+}
+
+/// The tokio-postgres mode and the rustls configuration for the TLS parameters, reading the files they name
+/// through `files`. Errors name the parameter; a file that does not hold what it should is reported
+/// without its contents.
+fn tls_setup(
+    ssl: &SslParams,
+    files: &FileRoot,
+) -> Result<(SslMode, rustls::ClientConfig), (&'static str, String)> {
     let mode = ssl.mode.as_deref().unwrap_or("prefer");
     let (pg_mode, verification) = match mode {
         "disable" => (SslMode::Disable, Verification::None),
@@ -468,11 +510,17 @@ fn tls_setup(ssl: &SslParams) -> Result<(SslMode, rustls::ClientConfig), (&'stat
         let mut store = RootCertStore::empty();
         match ssl.root_cert.as_deref() {
             Some(path) if path != "system" => {
-                let pem = read_file(path, "root certificate").map_err(|m| ("sslrootcert", m))?;
+                let pem =
+                    read_file(files, path, "root certificate").map_err(|m| ("sslrootcert", m))?;
+                let not_pem = || {
+                    (
+                        "sslrootcert",
+                        format!("{path:?} does not hold PEM certificates"),
+                    )
+                };
                 for cert in CertificateDer::pem_slice_iter(&pem) {
-                    let cert = cert.map_err(|e| ("sslrootcert", format!("{path:?}: {e}")))?;
                     store
-                        .add(cert)
+                        .add(cert.map_err(|_| not_pem())?)
                         .map_err(|e| ("sslrootcert", format!("{path:?}: {e}")))?;
                 }
             }
@@ -499,13 +547,23 @@ fn tls_setup(ssl: &SslParams) -> Result<(SslMode, rustls::ClientConfig), (&'stat
         .with_custom_certificate_verifier(verifier);
     let config = match (&ssl.cert, &ssl.key) {
         (Some(cert_path), Some(key_path)) => {
-            let pem = read_file(cert_path, "client certificate").map_err(|m| ("sslcert", m))?;
+            let pem =
+                read_file(files, cert_path, "client certificate").map_err(|m| ("sslcert", m))?;
             let certs = CertificateDer::pem_slice_iter(&pem)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ("sslcert", format!("{cert_path:?}: {e}")))?;
-            let key_pem = read_file(key_path, "client key").map_err(|m| ("sslkey", m))?;
-            let key = PrivateKeyDer::from_pem_slice(&key_pem)
-                .map_err(|e| ("sslkey", format!("{key_path:?}: {e}")))?;
+                .map_err(|_| {
+                    (
+                        "sslcert",
+                        format!("{cert_path:?} does not hold PEM certificates"),
+                    )
+                })?;
+            let key_pem = read_file(files, key_path, "client key").map_err(|m| ("sslkey", m))?;
+            let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
+                (
+                    "sslkey",
+                    format!("{key_path:?} does not hold an unencrypted PEM private key"),
+                )
+            })?;
             builder
                 .with_client_auth_cert(certs, key)
                 .map_err(|e| ("sslcert", format!("{cert_path:?}: {e}")))?
@@ -612,6 +670,7 @@ impl PostgresClients {
         &self,
         connection: &str,
         trigger: &TriggerRef,
+        files: &FileRoot,
     ) -> Result<Arc<PostgresConnection>, ScalerError> {
         let cached = self
             .connections
@@ -628,8 +687,13 @@ impl PostgresClients {
         };
         let (rest, ssl) =
             split_ssl_params(connection).map_err(|r| config_error("connection", r))?;
-        let (mode, tls) = tls_setup(&ssl).map_err(|(f, r)| config_error(f, r))?;
+        let (mode, tls) = tls_setup(&ssl, files).map_err(|(f, r)| config_error(f, r))?;
         let mut config = client_config(&rest).map_err(|r| config_error("connection", r))?;
+        for dir in unix_hosts(&config) {
+            files
+                .resolve(&dir.display().to_string())
+                .map_err(|e| config_error("host", e.to_string()))?;
+        }
         config.ssl_mode(mode);
         let conn = Arc::new(PostgresConnection {
             connect_bound: connect_bound(&config),
@@ -745,10 +809,13 @@ mod tests {
     #[test]
     fn ssl_modes() {
         let mode = |m: &str| {
-            tls_setup(&SslParams {
-                mode: Some(m.into()),
-                ..Default::default()
-            })
+            tls_setup(
+                &SslParams {
+                    mode: Some(m.into()),
+                    ..Default::default()
+                },
+                &FileRoot::unset(),
+            )
             .map(|(mode, _)| mode)
         };
         assert_eq!(mode("disable").unwrap(), SslMode::Disable);
@@ -756,11 +823,88 @@ mod tests {
         assert_eq!(mode("allow").unwrap(), SslMode::Prefer);
         assert_eq!(mode("require").unwrap(), SslMode::Require);
         assert_eq!(mode("bogus").unwrap_err().0, "sslmode");
-        let missing_root = tls_setup(&SslParams {
-            mode: Some("verify-ca".into()),
-            root_cert: Some("/nonexistent/ca.pem".into()),
-            ..Default::default()
-        });
+        let missing_root = tls_setup(
+            &SslParams {
+                mode: Some("verify-ca".into()),
+                root_cert: Some("/nonexistent/ca.pem".into()),
+                ..Default::default()
+            },
+            &FileRoot::new("/nonexistent"),
+        );
         assert_eq!(missing_root.unwrap_err().0, "sslrootcert");
+    }
+
+    #[test]
+    fn the_files_a_connection_would_open() {
+        let config = |connection: &str| PostgresConfig {
+            index: 0,
+            query: "SELECT 1".into(),
+            target_query_value: 1.0,
+            activation_target_query_value: 0.0,
+            connection: connection.into(),
+            metric_type: MetricTargetType::AverageValue,
+        };
+        let uses = |connection: &str| -> Vec<(&'static str, String)> {
+            config(connection)
+                .files()
+                .into_iter()
+                .map(|f| (f.field, f.path))
+                .collect()
+        };
+        assert_eq!(uses("host=db sslmode=require"), vec![]);
+        assert_eq!(
+            uses("host=db sslmode=verify-full sslrootcert=system"),
+            vec![]
+        );
+        assert_eq!(
+            uses("host=db sslmode=verify-ca sslrootcert=/certs/ca.crt sslcert=c.pem sslkey=k.pem"),
+            vec![
+                ("sslrootcert", "/certs/ca.crt".to_owned()),
+                ("sslcert", "c.pem".to_owned()),
+                ("sslkey", "k.pem".to_owned()),
+            ]
+        );
+        assert_eq!(
+            uses("postgresql://u@%2Fvar%2Frun%2Fpostgresql/db?sslrootcert=%2Fetc%2Fca.pem"),
+            vec![
+                ("sslrootcert", "/etc/ca.pem".to_owned()),
+                ("host", "/var/run/postgresql".to_owned()),
+            ]
+        );
+        assert_eq!(
+            uses("host=db,/tmp port=5432"),
+            vec![("host", "/tmp".to_owned())]
+        );
+        // Checked against the root as written: the error names the field and keeps the reason.
+        let root = FileRoot::new("/mnt/auth");
+        let err = crate::check_files(
+            &config("host=db sslmode=verify-ca sslrootcert=/certs/ca.crt"),
+            &root,
+        )
+        .expect_err("outside");
+        assert_eq!(
+            err.to_string(),
+            "trigger 0 (postgresql): sslrootcert: \"/certs/ca.crt\" is outside \
+             --filepath-auth-root-path (/mnt/auth)"
+        );
+        assert!(
+            crate::check_files(
+                &config("host=db sslmode=verify-ca sslrootcert=/mnt/auth/ca.crt sslcert=tls/c.pem sslkey=tls/k.pem"),
+                &root
+            )
+            .is_ok()
+        );
+        let err = crate::check_files(&config("host=/run/postgresql"), &root).expect_err("socket");
+        assert_eq!(err.field(), Some("host"));
+        let err = crate::check_files(
+            &config("host=db sslcert=c.pem sslkey=k.pem"),
+            &FileRoot::unset(),
+        )
+        .expect_err("no root");
+        assert_eq!(
+            err.to_string(),
+            "trigger 0 (postgresql): sslcert: no file may be read: the operator runs without \
+             --filepath-auth-root-path"
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::TriggerConfig;
 use crate::error::ScalerError;
+use crate::files::{FileRefused, FileRoot};
 use crate::input::TriggerInput;
 
 /// Parses one trigger of a given type.
@@ -148,4 +149,42 @@ pub fn scaler_label(trigger_type: &str, trigger_name: Option<&str>) -> String {
             .unwrap_or(trigger_type)
             .to_owned(),
     }
+}
+
+/// [`parse_trigger`], then [`check_files`]: what the operator's reconcile, the admission webhook and
+/// `keda lint` call, so a file path outside `--filepath-auth-root-path` gets the same error from all
+/// three.
+pub fn parse_trigger_confined(
+    input: &TriggerInput<'_>,
+    files: &FileRoot,
+) -> Result<Box<dyn TriggerConfig>, ScalerError> {
+    let config = parse_trigger(input)?;
+    check_files(config.as_ref(), files)?;
+    Ok(config)
+}
+
+/// Every file the trigger would open ([`TriggerConfig::files`]) must lie under `files`, as written
+/// ([`FileRoot::check`], pure). The error names the field.
+pub fn check_files(config: &dyn TriggerConfig, files: &FileRoot) -> Result<(), ScalerError> {
+    confine(config, |path| files.check(path).map(drop))
+}
+
+/// [`check_files`] with symbolic links followed ([`FileRoot::resolve`]): reads the filesystem, so only
+/// where the files are (the operator).
+pub fn resolve_files(config: &dyn TriggerConfig, files: &FileRoot) -> Result<(), ScalerError> {
+    confine(config, |path| files.resolve(path).map(drop))
+}
+
+fn confine(
+    config: &dyn TriggerConfig,
+    check: impl Fn(&str) -> Result<(), FileRefused>,
+) -> Result<(), ScalerError> {
+    for f in config.files() {
+        check(&f.path).map_err(|e| ScalerError::Config {
+            trigger: config.trigger(),
+            field: f.field.to_owned(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use keda_scalers::files::FileRoot;
 use keda_scalers::{BuildContext, MetricSpec, Scaler, ScalerError, TriggerInput, parse_trigger};
 use serde_json::Value;
 
@@ -92,7 +93,11 @@ async fn query_values_activation_tls_and_failure() {
          INSERT INTO tasks (state) SELECT 'pending' FROM generate_series(1, 3);
          INSERT INTO tasks (state) VALUES ('done');",
     );
-    let ctx = BuildContext::default();
+    // The TLS files below are written into the scratch dir: the operator's --filepath-auth-root-path.
+    let ctx = BuildContext {
+        files: FileRoot::new(&pg.server.dir.path().display().to_string()),
+        ..Default::default()
+    };
     let query = "SELECT COUNT(*) FROM tasks WHERE state = 'pending'";
 
     // Separate parameters; the password (with a space) comes from the TriggerAuthentication.
@@ -267,6 +272,8 @@ async fn query_values_activation_tls_and_failure() {
         }
     }
 
+    confinement(&pg, &ca, &base, tls_query).await;
+
     let n = 100;
     let start = Instant::now();
     for _ in 0..n {
@@ -281,4 +288,130 @@ async fn query_values_activation_tls_and_failure() {
     assert_backend_error(scaler.sample().await);
     // Reconnecting fails too while the server is down.
     assert_backend_error(scaler.sample().await);
+}
+
+/// The files a connection names are opened only under the build context's root: `sslrootcert`,
+/// `sslcert`/`sslkey` and a Unix-socket host inside it work against the real server; outside it, through
+/// a symbolic link out of it, or with no root at all the build fails on the field, before connecting, and
+/// the error does not quote the file. `base` connects over TCP with the password.
+async fn confinement(pg: &support::Postgres, ca: &support::TestCa, base: &str, tls_query: &str) {
+    let dir = pg.server.dir.path();
+    let root_dir = dir.join("tls");
+    std::fs::create_dir_all(&root_dir).expect("root dir");
+    let inside = root_dir.join("ca.pem");
+    std::fs::write(&inside, ca.pem()).expect("CA inside");
+    let outside = dir.join("ca-outside.pem");
+    std::fs::write(&outside, ca.pem()).expect("CA outside");
+    std::os::unix::fs::symlink(&outside, root_dir.join("link.pem")).expect("link out");
+    let (client_cert, client_key) = ca.leaf(&["keda"]);
+    std::fs::write(root_dir.join("client.pem"), &client_cert).expect("client cert");
+    std::fs::write(root_dir.join("client.key"), &client_key).expect("client key");
+    let not_pem = root_dir.join("notes.txt");
+    std::fs::write(&not_pem, "-----BEGIN PRIVATE NOTES\ntop secret line\n").expect("notes");
+    let rooted = BuildContext {
+        files: FileRoot::new(&root_dir.display().to_string()),
+        ..Default::default()
+    };
+    let unrooted = BuildContext::default();
+    let port = pg.server.addr.port();
+    let socket_dir = dir.display().to_string();
+    /// Ok, or the field and a fragment of the reason.
+    type Want = Result<(), (&'static str, &'static str)>;
+    let cases: Vec<(String, &BuildContext, Want)> = vec![
+        (
+            format!("sslmode=verify-full sslrootcert={}", inside.display()),
+            &rooted,
+            Ok(()),
+        ),
+        // Relative to the root, and with a `..` that stays inside.
+        (
+            "sslmode=verify-full sslrootcert=ca.pem".into(),
+            &rooted,
+            Ok(()),
+        ),
+        (
+            format!(
+                "sslmode=verify-full sslrootcert={}/../tls/ca.pem",
+                root_dir.display()
+            ),
+            &rooted,
+            Ok(()),
+        ),
+        (
+            "sslmode=verify-full sslrootcert=ca.pem sslcert=client.pem sslkey=client.key".into(),
+            &rooted,
+            Ok(()),
+        ),
+        (
+            format!("sslmode=verify-full sslrootcert={}", outside.display()),
+            &rooted,
+            Err(("sslrootcert", "is outside --filepath-auth-root-path")),
+        ),
+        (
+            "sslmode=verify-full sslrootcert=../ca-outside.pem".into(),
+            &rooted,
+            Err(("sslrootcert", "is outside --filepath-auth-root-path")),
+        ),
+        (
+            "sslmode=verify-full sslrootcert=link.pem".into(),
+            &rooted,
+            Err(("sslrootcert", "through a symbolic link")),
+        ),
+        // The operator's own client certificate (here: any file outside the root) is never presented.
+        (
+            format!(
+                "sslmode=verify-full sslrootcert=ca.pem sslcert={} sslkey=client.key",
+                outside.display()
+            ),
+            &rooted,
+            Err(("sslcert", "is outside --filepath-auth-root-path")),
+        ),
+        (
+            "sslmode=verify-full sslrootcert=ca.pem sslcert=client.pem sslkey=notes.txt".into(),
+            &rooted,
+            Err(("sslkey", "does not hold an unencrypted PEM private key")),
+        ),
+        (
+            "sslmode=verify-full sslrootcert=ca.pem".into(),
+            &unrooted,
+            Err((
+                "sslrootcert",
+                "the operator runs without --filepath-auth-root-path",
+            )),
+        ),
+    ];
+    for (extra, ctx, want) in cases {
+        let conn = format!("{base} {extra}");
+        let metadata = [("query", tls_query), ("targetQueryValue", "1")];
+        let auth = [("connection", conn.as_str())];
+        let result = build(ctx, &metadata, &auth, &[]).await;
+        match (want, result) {
+            (Ok(()), Ok((_, s))) => assert_eq!(sample(&s).await, (1.0, true), "{extra}"),
+            (Err((field, reason)), Err(e)) => {
+                assert_eq!(e.field(), Some(field), "{extra}: {e}");
+                let text = e.to_string();
+                assert!(text.contains(reason), "{extra}: {text}");
+                assert!(!text.contains("top secret"), "{extra}: {text}");
+            }
+            (want, got) => panic!("{extra}: expected {want:?}, got {:?}", got.map(|_| ())),
+        }
+    }
+    // A Unix-socket host: connected to under the root, refused outside it.
+    let socket_conn =
+        format!("host={socket_dir} port={port} user=keda dbname=postgres sslmode=disable");
+    let metadata = [("query", "SELECT 5"), ("targetQueryValue", "1")];
+    let auth = [("connection", socket_conn.as_str())];
+    let under_root = BuildContext {
+        files: FileRoot::new(&socket_dir),
+        ..Default::default()
+    };
+    let (_, s) = build(&under_root, &metadata, &auth, &[])
+        .await
+        .expect("socket under the root");
+    assert_eq!(sample(&s).await, (5.0, true));
+    let err = build(&rooted, &metadata, &auth, &[])
+        .await
+        .err()
+        .expect("socket outside the root");
+    assert_eq!(err.field(), Some("host"), "{err}");
 }

@@ -59,6 +59,10 @@ pub struct Config {
     /// Namespace of the Secrets and ConfigMaps that ClusterTriggerAuthentications refer to.
     pub cluster_object_namespace: String,
     pub restrict_secret_access: bool,
+    /// The operator's `--filepath-auth-root-path`, so file paths in triggers and ClusterTriggerAuthentication
+    /// `filePath` are refused here as the operator refuses them (checked as written: the files are the
+    /// operator's).
+    pub file_root: keda_scalers::files::FileRoot,
 }
 
 /// Runs the webhooks until the process ends (or a server fails).
@@ -82,7 +86,11 @@ pub async fn run(config: Config) -> Result<(), Error> {
         keda_resolver::KubeSource::new(client.clone()),
         config.cluster_object_namespace.clone(),
     )
-    .with_restrict_secret_access(config.restrict_secret_access);
+    .with_restrict_secret_access(config.restrict_secret_access)
+    .with_file_root(
+        config.file_root.clone(),
+        keda_resolver::FileAccess::CheckOnly,
+    );
     // Read once at start: API server upgrades are rare, and a restart reads it again.
     let server_version = match client.apiserver_version().await {
         Ok(info) => {

@@ -30,6 +30,9 @@ pub mod reasons {
     pub const TRIGGER_PARSE: &str = "trigger-parse";
     pub const UNKNOWN_TRIGGER_TYPE: &str = "unknown-trigger-type";
     pub const MISSING_REFERENCE: &str = "missing-reference";
+    /// A ClusterTriggerAuthentication `filePath` the operator would refuse (outside
+    /// `--filepath-auth-root-path`, or on a namespaced TriggerAuthentication).
+    pub const INVALID_FILE_PATH: &str = "invalid-file-path";
     /// The request or its object does not decode.
     pub const INVALID_REQUEST: &str = "invalid-request";
 }
@@ -442,6 +445,14 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
                     );
                     continue;
                 }
+                // The operator's message for the same object (it would refuse it on Ready).
+                Err(e @ ResolveError::FilePath { .. }) => {
+                    out.error(
+                        reasons::INVALID_FILE_PATH,
+                        format!("trigger {i} ({}): {e}", trigger.r#type),
+                    );
+                    continue;
+                }
                 Err(e) => {
                     // A Secret or key that may not exist yet, or an API error: not a reason to reject.
                     out.warnings
@@ -454,8 +465,9 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
                     .iter()
                     .map(|n| format!("spec.triggers[{i}].authenticationRef: {n}")),
             );
-            if uses_env && env.is_none() {
-                // The env values cannot be known: do not judge the parse.
+            if (uses_env && env.is_none()) || auth.incomplete {
+                // The env values or the authentication parameters (a `filePath` only the operator can
+                // read) cannot be known: do not judge the parse.
                 continue;
             }
             let input = TriggerInput {
@@ -467,7 +479,9 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
                 auth_params: &auth.params,
                 metric_type: trigger.metric_type.as_deref(),
             };
-            if let Err(e) = keda_scalers::parse_trigger(&input) {
+            // File paths are checked as written against the operator's root: the same error as the
+            // operator's reconcile and `keda lint`.
+            if let Err(e) = keda_scalers::parse_trigger_confined(&input, &self.resolver.file_root) {
                 let reason = match e {
                     ScalerError::UnknownType { .. } => reasons::UNKNOWN_TRIGGER_TYPE,
                     _ => reasons::TRIGGER_PARSE,

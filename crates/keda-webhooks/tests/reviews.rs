@@ -669,3 +669,117 @@ async fn metrics_count_validations_and_errors() {
     );
     assert!(text.contains("keda_webhook_scaled_object_validation_errors_total{namespace=\"team\",action=\"create\",reason=\"incorrect-replicas\"} 1"), "{text}");
 }
+
+/// File paths are judged as the operator judges them (`--filepath-auth-root-path`, as written): a
+/// postgresql `sslrootcert` outside the root and a ClusterTriggerAuthentication `filePath` outside it are
+/// denied with the operator's message; inside, the postgresql trigger is accepted and the `filePath`
+/// parameters, which only the operator can read, leave the trigger unjudged with a warning.
+#[tokio::test]
+async fn file_paths_outside_the_root_are_denied() {
+    use keda_resolver::FileAccess;
+    use keda_scalers::files::FileRoot;
+    let webhook_with = |sslrootcert: &str, file_path: &str| {
+        let mut w = webhook();
+        let source = MemorySource::new(AbsentPolicy::default())
+            .with_secret(
+                NS,
+                "pg",
+                [(
+                    "connection",
+                    format!(
+                        "host=db user=keda dbname=app sslmode=verify-full sslrootcert={sslrootcert}"
+                    )
+                    .as_str(),
+                )],
+            )
+            .with_trigger_authentication(
+                NS,
+                "pg",
+                serde_json::from_value(json!({"secretTargetRef": [
+                    {"parameter": "connection", "name": "pg", "key": "connection"}]}))
+                .expect("TA spec"),
+            )
+            .with_cluster_trigger_authentication(
+                "files",
+                serde_json::from_value(json!({"filePath": file_path})).expect("CTA spec"),
+            );
+        w.resolver = Resolver::new(source, "keda")
+            .with_file_root(FileRoot::new("/mnt/auth"), FileAccess::CheckOnly);
+        w
+    };
+    let object = |trigger: Value| {
+        so(
+            "files",
+            json!({"scaleTargetRef": {"name": "web"}, "advanced": advanced(), "triggers": [trigger]}),
+        )
+    };
+    let pg = json!({"type": "postgresql", "metadata": {"query": "SELECT 1", "targetQueryValue": "1"},
+                    "authenticationRef": {"name": "pg"}});
+    let cta = json!({"type": "metrics-api", "metadata": {"targetValue": "5", "url": "http://api.example/m", "valueLocation": "a"},
+                     "authenticationRef": {"name": "files", "kind": "ClusterTriggerAuthentication"}});
+
+    let w = webhook_with("/mnt/auth/ca.pem", "team/creds.json");
+    let (allowed, message, _) = run(
+        &w,
+        Kind::ScaledObject,
+        &review_of(
+            Kind::ScaledObject,
+            "CREATE",
+            object(pg.clone()),
+            None,
+            false,
+        ),
+    )
+    .await;
+    assert!(allowed, "{message}");
+    let (allowed, message, warnings) = run(
+        &w,
+        Kind::ScaledObject,
+        &review_of(
+            Kind::ScaledObject,
+            "CREATE",
+            object(cta.clone()),
+            None,
+            false,
+        ),
+    )
+    .await;
+    assert!(allowed, "{message}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("filePath \"team/creds.json\" is read by the operator")),
+        "{warnings:?}"
+    );
+
+    let w = webhook_with(
+        "/certs/ca.crt",
+        "/var/run/secrets/kubernetes.io/serviceaccount/token",
+    );
+    let (allowed, message, _) = run(
+        &w,
+        Kind::ScaledObject,
+        &review_of(Kind::ScaledObject, "CREATE", object(pg), None, false),
+    )
+    .await;
+    assert!(!allowed);
+    assert!(
+        message.contains(
+            "spec.triggers[0].metadata.sslrootcert: trigger 0 (postgresql): sslrootcert: \"/certs/ca.crt\" is outside --filepath-auth-root-path (/mnt/auth)"
+        ),
+        "{message}"
+    );
+    let (allowed, message, _) = run(
+        &w,
+        Kind::ScaledObject,
+        &review_of(Kind::ScaledObject, "CREATE", object(cta), None, false),
+    )
+    .await;
+    assert!(!allowed);
+    assert!(
+        message.contains(
+            "trigger 0 (metrics-api): ClusterTriggerAuthentication files: filePath: \"/var/run/secrets/kubernetes.io/serviceaccount/token\" is outside --filepath-auth-root-path (/mnt/auth)"
+        ),
+        "{message}"
+    );
+}

@@ -24,6 +24,11 @@ pub struct AdmissionWebhooksArgs {
     /// Namespace whose Secrets and ConfigMaps ClusterTriggerAuthentications read (KEDA's namespace).
     #[arg(long, env = keda_resolver::CLUSTER_OBJECT_NAMESPACE_ENV)]
     cluster_object_namespace: Option<String>,
+    /// The operator's `--filepath-auth-root-path` (the chart passes the operator's value): file paths in
+    /// triggers and ClusterTriggerAuthentication `filePath` outside it are rejected, as the operator
+    /// refuses them. Empty: every such path is rejected.
+    #[arg(long, default_value = "")]
+    filepath_auth_root_path: String,
     /// Upstream flags accepted so the chart's arguments work; keda-rs logs with `RUST_LOG`, and the
     /// indexes are always consulted (no direct-client fallback).
     #[arg(long, hide = true)]
@@ -51,6 +56,7 @@ pub fn run(args: AdmissionWebhooksArgs) -> anyhow::Result<()> {
             .or_else(keda_resolver::cluster_object_namespace_from_env)
             .unwrap_or_else(|| "keda".to_owned()),
         restrict_secret_access: keda_resolver::restrict_secret_access_from_env(),
+        file_root: keda_scalers::files::FileRoot::new(&args.filepath_auth_root_path),
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

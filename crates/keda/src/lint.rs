@@ -80,6 +80,11 @@ pub struct LintArgs {
         value_name = "NAMESPACE"
     )]
     pub cluster_object_namespace: String,
+    /// The operator's `--filepath-auth-root-path`: file paths in triggers (postgresql `sslrootcert`, …)
+    /// and ClusterTriggerAuthentication `filePath` outside it are errors, as the operator refuses them.
+    /// Empty: every such path is an error.
+    #[arg(long, default_value = "", value_name = "DIR")]
+    pub filepath_auth_root_path: String,
 }
 
 /// One result, as printed.
@@ -133,7 +138,8 @@ pub fn run(args: LintArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let results = runtime.block_on(lint_documents(docs, &args.cluster_object_namespace));
+    let files = keda_scalers::files::FileRoot::new(&args.filepath_auth_root_path);
+    let results = runtime.block_on(lint_documents(docs, &args.cluster_object_namespace, files));
     let failed = results.iter().any(LintResult::is_error);
 
     let mut text = String::new();
@@ -584,18 +590,26 @@ fn ingress(value: &Value) -> IngressInfo {
 
 struct Ctx {
     resolver: Resolver<MemorySource>,
+    /// `--filepath-auth-root-path`, checked as written (the files are the operator's).
+    files: keda_scalers::files::FileRoot,
     workloads: Vec<Workload>,
     exposure: Exposure,
 }
 
-async fn lint_documents(docs: Vec<Doc>, cluster_object_namespace: &str) -> Vec<LintResult> {
+async fn lint_documents(
+    docs: Vec<Doc>,
+    cluster_object_namespace: &str,
+    files: keda_scalers::files::FileRoot,
+) -> Vec<LintResult> {
     let set = collect(docs);
     let mut results = Vec::new();
     for (meta, f) in set.invalid {
         results.push(meta.result(f));
     }
     let ctx = Ctx {
-        resolver: Resolver::new(set.source, cluster_object_namespace),
+        resolver: Resolver::new(set.source, cluster_object_namespace)
+            .with_file_root(files.clone(), keda_resolver::FileAccess::CheckOnly),
+        files,
         workloads: set.workloads,
         exposure: set.exposure,
     };
@@ -918,7 +932,7 @@ async fn lint_triggers(
                 note.clone(),
             ));
         }
-        if let Some(e) = parse_with_assumptions(i, trigger, env, &auth) {
+        if let Some(e) = parse_with_assumptions(i, trigger, env, &auth, &ctx.files) {
             findings.push(parse_finding(i, &e));
         }
     }
@@ -961,6 +975,7 @@ fn parse_with_assumptions(
     trigger: &ScaleTriggers,
     env: &ResolvedEnv,
     auth: &ResolvedAuth,
+    files: &keda_scalers::files::FileRoot,
 ) -> Option<ScalerError> {
     let mut auth_params = auth.params.clone();
     for p in &auth.assumed {
@@ -984,7 +999,7 @@ fn parse_with_assumptions(
             auth_params: &auth_params,
             metric_type: trigger.metric_type.as_deref(),
         };
-        let err = match keda_scalers::parse_trigger(&input) {
+        let err = match keda_scalers::parse_trigger_confined(&input, files) {
             Ok(_) => return None,
             Err(e) => e,
         };
@@ -1084,7 +1099,8 @@ mod tests {
                 0,
                 &trigger(nr),
                 &known_env,
-                &unknown_auth
+                &unknown_auth,
+                &keda_scalers::files::FileRoot::unset()
             )),
             None
         );
@@ -1095,7 +1111,8 @@ mod tests {
                 0,
                 &trigger(no_nrql),
                 &known_env,
-                &unknown_auth
+                &unknown_auth,
+                &keda_scalers::files::FileRoot::unset()
             )),
             Some("nrql".to_owned())
         );
@@ -1105,7 +1122,8 @@ mod tests {
                 0,
                 &trigger(nr),
                 &known_env,
-                &ResolvedAuth::default()
+                &ResolvedAuth::default(),
+                &keda_scalers::files::FileRoot::unset()
             )),
             Some("account".to_owned())
         );
@@ -1119,7 +1137,8 @@ mod tests {
                 0,
                 &trigger(nr),
                 &known_env,
-                &assumed
+                &assumed,
+                &keda_scalers::files::FileRoot::unset()
             )),
             None
         );
@@ -1130,7 +1149,8 @@ mod tests {
                 0,
                 &trigger(redis),
                 &ResolvedEnv::unknown(),
-                &ResolvedAuth::default()
+                &ResolvedAuth::default(),
+                &keda_scalers::files::FileRoot::unset()
             )),
             None
         );
@@ -1139,7 +1159,8 @@ mod tests {
                 0,
                 &trigger(redis),
                 &known_env,
-                &ResolvedAuth::default()
+                &ResolvedAuth::default(),
+                &keda_scalers::files::FileRoot::unset()
             )),
             Some("address".to_owned())
         );

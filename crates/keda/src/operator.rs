@@ -67,6 +67,10 @@ pub struct OperatorArgs {
     /// Name of the leader-election Lease.
     #[arg(long, default_value = "operator.keda.sh")]
     leader_election_id: String,
+    /// The only directory whose files tenants may name (postgresql `sslrootcert`/`sslcert`/`sslkey`,
+    /// Unix sockets, a ClusterTriggerAuthentication's `filePath`), symbolic links followed. Empty: none.
+    #[arg(long, default_value = "")]
+    filepath_auth_root_path: String,
     /// Upstream flags the chart passes that keda-rs accepts without acting on them: kube-rs negotiates
     /// compression itself, Prometheus metrics are always on, HTTP pools are managed per scaler backend,
     /// there is no Go profiler and no OpenTelemetry exporter yet, and extra CAs are not loaded yet.
@@ -144,6 +148,7 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<()> {
                 patch_apiservice: args.enable_apiservice_patching,
                 patch_webhooks: args.enable_webhook_patching,
             }),
+        file_root: keda_scalers::files::FileRoot::new(&args.filepath_auth_root_path),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -652,3 +652,91 @@ fn garbage_never_panics() {
         );
     }
 }
+
+/// File paths tenants write are checked against `--filepath-auth-root-path` as the operator checks them
+/// (the same message): a postgresql `sslrootcert` in a Secret of the set, and a ClusterTriggerAuthentication
+/// `filePath` (whose parameters only the operator can read: a warning says so).
+#[test]
+fn file_paths_outside_the_root_are_errors() {
+    let set = |sslrootcert: &str, file_path: &str| {
+        format!(
+            "apiVersion: v1
+kind: Secret
+metadata: {{name: pg, namespace: shop}}
+stringData:
+  connection: host=db user=keda dbname=app sslmode=verify-full sslrootcert={sslrootcert}
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: {{name: pg, namespace: shop}}
+spec:
+  secretTargetRef: [{{parameter: connection, name: pg, key: connection}}]
+---
+apiVersion: keda.sh/v1alpha1
+kind: ClusterTriggerAuthentication
+metadata: {{name: files}}
+spec:
+  filePath: {file_path}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: jobs, namespace: shop}}
+spec:
+  scaleTargetRef: {{name: worker}}
+  triggers:
+  - type: postgresql
+    metadata: {{query: SELECT 1, targetQueryValue: '1'}}
+    authenticationRef: {{name: pg}}
+  - type: metrics-api
+    metadata: {{url: 'http://api/m', valueLocation: v, targetValue: '1'}}
+    authenticationRef: {{name: files, kind: ClusterTriggerAuthentication}}
+"
+        )
+    };
+    let root = ["--filepath-auth-root-path", "/mnt/auth", "-"];
+    let inside = keda_lint(&root, Some(&set("/mnt/auth/ca.pem", "team/creds.json")));
+    assert_eq!(
+        inside.lines("error"),
+        Vec::<&str>::new(),
+        "{}",
+        inside.stdout
+    );
+    assert!(
+        inside.has_line(&[
+            "warning",
+            "filePath \"team/creds.json\" is read by the operator"
+        ]),
+        "{}",
+        inside.stdout
+    );
+
+    let outside = keda_lint(&root, Some(&set("/certs/ca.crt", "../../etc/passwd")));
+    assert_eq!(outside.code, 1, "{}", outside.stdout);
+    assert!(
+        outside.has_line(&[
+            "error ScaledObject shop/jobs spec.triggers[0].metadata.sslrootcert:",
+            "trigger 0 (postgresql): sslrootcert: \"/certs/ca.crt\" is outside --filepath-auth-root-path (/mnt/auth)",
+        ]),
+        "{}",
+        outside.stdout
+    );
+    assert!(
+        outside.has_line(&[
+            "error ScaledObject shop/jobs spec.triggers[1].authenticationRef:",
+            "trigger 1 (metrics-api): ClusterTriggerAuthentication files: filePath: \"../../etc/passwd\" is outside --filepath-auth-root-path (/mnt/auth)",
+        ]),
+        "{}",
+        outside.stdout
+    );
+
+    // Without the flag no file may be named, as the operator without it.
+    let unset = keda_lint(&["-"], Some(&set("/mnt/auth/ca.pem", "team/creds.json")));
+    assert!(
+        unset.has_line(&[
+            "spec.triggers[0].metadata.sslrootcert:",
+            "no file may be read: the operator runs without --filepath-auth-root-path",
+        ]),
+        "{}",
+        unset.stdout
+    );
+}

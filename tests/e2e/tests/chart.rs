@@ -495,6 +495,49 @@ fn guide_values_render_upstream_objects() -> Result<()> {
     Ok(())
 }
 
+/// `--filepath-auth-root-path` goes to the operator the way kedacore/charts passes it (`extraArgs.keda`),
+/// and the webhooks get the same value (unless `extraArgs.webhooks` sets their own), so they refuse the
+/// file paths the operator refuses. Without it neither gets the flag (no file may be named).
+#[test]
+fn the_file_root_reaches_the_operator_and_the_webhooks() -> Result<()> {
+    let flag = |docs: &[Value], name: &str| -> Result<Vec<String>> {
+        Ok(args(find(docs, "Deployment", name)?)
+            .into_iter()
+            .filter(|a| a.starts_with("--filepath-auth-root-path"))
+            .collect())
+    };
+    let docs = render(&chart(), RELEASE, &[], &[])?;
+    assert!(flag(&docs, "keda-operator")?.is_empty());
+    assert!(flag(&docs, "keda-admission-webhooks")?.is_empty());
+    let docs = render(
+        &chart(),
+        RELEASE,
+        &[],
+        &["extraArgs.keda.filepath-auth-root-path=/mnt/auth"],
+    )?;
+    for name in ["keda-operator", "keda-admission-webhooks"] {
+        assert_eq!(
+            flag(&docs, name)?,
+            ["--filepath-auth-root-path=/mnt/auth"],
+            "{name}"
+        );
+    }
+    let docs = render(
+        &chart(),
+        RELEASE,
+        &[],
+        &[
+            "extraArgs.keda.filepath-auth-root-path=/mnt/auth",
+            "extraArgs.webhooks.filepath-auth-root-path=/other",
+        ],
+    )?;
+    assert_eq!(
+        flag(&docs, "keda-admission-webhooks")?,
+        ["--filepath-auth-root-path=/other"]
+    );
+    Ok(())
+}
+
 #[test]
 fn metrics_ports_only_when_enabled() -> Result<()> {
     // Defaults: prometheus.*.enabled false → no 8080 anywhere, no scrape annotations.
