@@ -424,7 +424,7 @@ impl TriggerConfig for DatadogConfig {
 struct DatadogScaler {
     config: DatadogConfig,
     url: String,
-    client: reqwest::Client,
+    client: Arc<reqwest::Client>,
     /// The client's timeout, for error messages.
     timeout: Duration,
 }

@@ -1,5 +1,8 @@
 //! HTTP clients for HTTP-based scalers, shared per TLS and timeout settings (one connection pool per
-//! distinct setting, not one per trigger), and upstream's common authentication modes.
+//! distinct setting, not one per trigger), and upstream's common authentication modes. The cache holds
+//! its clients weakly, like the SQL and Redis connection caches: a client lives as long as a scaler uses
+//! it, so a rotated CA or client certificate (a new key) leaves no client behind once the scalers built
+//! with the old one are dropped.
 //!
 //! Requests are observable: a scaler sends with [`ObservedSend::observed_send`], and while the operator
 //! samples it inside [`observe`] each request is reported (who asked, status, duration) to the scope's
@@ -7,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::input::{AUTH, METADATA_AUTH};
@@ -26,10 +29,10 @@ pub struct ClientKey {
     pub cert_and_key: Option<(String, String)>,
 }
 
-/// A cache of clients keyed by their settings.
+/// A cache of clients keyed by their settings, each kept while a scaler holds it.
 #[derive(Default)]
 pub struct HttpClients {
-    clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
+    clients: Mutex<HashMap<ClientKey, Weak<reqwest::Client>>>,
     overrides: ClientOverrides,
 }
 
@@ -53,14 +56,18 @@ impl HttpClients {
         }
     }
 
-    pub fn get(&self, key: &ClientKey) -> Result<reqwest::Client, String> {
+    /// The client for `key`: the one a live scaler already uses, else a new one. Entries whose clients
+    /// were dropped are removed here, so the cache never holds more than the live clients and the keys
+    /// that were dropped since the last call.
+    pub fn get(&self, key: &ClientKey) -> Result<Arc<reqwest::Client>, String> {
         let mut map = self
             .clients
             .lock()
             .map_err(|_| "HTTP client cache poisoned".to_owned())?;
-        if let Some(c) = map.get(key) {
-            return Ok(c.clone());
+        if let Some(c) = map.get(key).and_then(Weak::upgrade) {
+            return Ok(c);
         }
+        map.retain(|_, w| w.strong_count() > 0);
         let mut builder = reqwest::Client::builder()
             .timeout(key.timeout)
             .danger_accept_invalid_certs(key.unsafe_ssl)
@@ -83,15 +90,25 @@ impl HttpClients {
                 .map_err(|e| format!("parsing the client certificate and key: {e}"))?;
             builder = builder.identity(identity);
         }
-        let client = builder
-            .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
-        map.insert(key.clone(), client.clone());
+        let client = Arc::new(
+            builder
+                .build()
+                .map_err(|e| format!("building the HTTP client: {e}"))?,
+        );
+        map.insert(key.clone(), Arc::downgrade(&client));
         Ok(client)
     }
 
-    /// Number of distinct clients (for tests and telemetry).
+    /// Number of live clients (for tests and telemetry).
     pub fn len(&self) -> usize {
+        self.clients
+            .lock()
+            .map(|m| m.values().filter(|w| w.strong_count() > 0).count())
+            .unwrap_or(0)
+    }
+
+    /// Number of entries held, live or not yet removed (for tests).
+    pub fn entries(&self) -> usize {
         self.clients.lock().map(|m| m.len()).unwrap_or(0)
     }
 
@@ -344,6 +361,57 @@ impl ObservedSend for reqwest::RequestBuilder {
                 .observe(&scope.labels, outcome, started.elapsed());
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    fn key(ca: Option<&str>) -> ClientKey {
+        ClientKey {
+            timeout: Duration::from_secs(3),
+            unsafe_ssl: false,
+            ca: ca.map(str::to_owned),
+            cert_and_key: None,
+        }
+    }
+
+    #[test]
+    fn clients_are_shared_while_used_and_dropped_after() {
+        let cache = HttpClients::default();
+        let a = cache.get(&key(None)).expect("client");
+        let b = cache.get(&key(None)).expect("client");
+        assert!(Arc::ptr_eq(&a, &b), "one client per setting");
+        assert_eq!(cache.len(), 1);
+        drop((a, b));
+        assert_eq!(cache.len(), 0, "no scaler uses it any more");
+        let _c = cache.get(&key(None)).expect("a new client");
+        assert_eq!(cache.entries(), 1);
+    }
+
+    /// A client certificate or CA that rotates every so often: each rotation is a new key. The scalers
+    /// built with the old one are dropped when the loop rebuilds them, and so is their client.
+    #[test]
+    fn rotated_certificates_do_not_accumulate_clients() {
+        let cache = HttpClients::default();
+        let mut live = Vec::new();
+        for rotation in 0..20 {
+            let ca_key = rcgen::KeyPair::generate().expect("key");
+            let ca = rcgen::CertificateParams::new(vec![format!("ca-{rotation}")])
+                .expect("params")
+                .self_signed(&ca_key)
+                .expect("CA");
+            live = vec![cache.get(&key(Some(&ca.pem()))).expect("client")];
+            assert!(
+                cache.entries() <= 2,
+                "rotation {rotation}: {}",
+                cache.entries()
+            );
+        }
+        assert_eq!(cache.len(), 1);
+        drop(live);
+        assert_eq!(cache.len(), 0);
     }
 }
 

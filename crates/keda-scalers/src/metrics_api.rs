@@ -204,7 +204,7 @@ pub const MAX_CONCURRENT_REQUESTS: usize = 5;
 
 struct MetricsApiScaler {
     config: MetricsApiConfig,
-    client: reqwest::Client,
+    client: Arc<reqwest::Client>,
     /// The client's timeout, also the bound of listing a Service's EndpointSlices.
     request_timeout: Duration,
     endpoints: Option<Arc<dyn ServiceEndpoints>>,

@@ -174,7 +174,7 @@ struct NewRelicScaler {
     config: NewRelicConfig,
     url: String,
     body: String,
-    client: reqwest::Client,
+    client: Arc<reqwest::Client>,
 }
 
 #[async_trait::async_trait]

@@ -319,7 +319,7 @@ impl TriggerConfig for PrometheusConfig {
 struct PrometheusScaler {
     config: PrometheusConfig,
     headers: HeaderMap,
-    client: reqwest::Client,
+    client: Arc<reqwest::Client>,
 }
 
 #[async_trait::async_trait]
