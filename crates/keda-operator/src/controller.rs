@@ -626,7 +626,16 @@ pub async fn update_auth_statuses(ctx: &Context, so: &ScaledObject, deleting: bo
             .collect();
         users.sort();
         users.dedup();
-        let patch = serde_json::json!({ "status": { "scaledobjects": users.join(",") } });
+        let users = users.join(",");
+        let auth_ns = match kind {
+            AuthenticationRefKind::TriggerAuthentication => ns.as_str(),
+            AuthenticationRefKind::ClusterTriggerAuthentication => "",
+        };
+        // Steady state costs no write: only a value the object does not already show is written.
+        if !ctx.auth_statuses.needs_write(kind, auth_ns, &name, &users) {
+            continue;
+        }
+        let patch = serde_json::json!({ "status": { "scaledobjects": users } });
         let result = match kind {
             AuthenticationRefKind::TriggerAuthentication => {
                 Api::<keda_api::TriggerAuthentication>::namespaced(ctx.client.clone(), &ns)
@@ -641,8 +650,11 @@ pub async fn update_auth_statuses(ctx: &Context, so: &ScaledObject, deleting: bo
                     .map(|_| ())
             }
         };
-        if let Err(e) = result {
-            tracing::debug!(error = %e, auth = %name, "updating the authentication's status failed");
+        match result {
+            Ok(()) => ctx.auth_statuses.written(kind, auth_ns, &name, users),
+            Err(e) => {
+                tracing::debug!(error = %e, auth = %name, "updating the authentication's status failed")
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod certs;
 pub mod controller;
 pub mod error;
 pub mod grpc_tls;
+pub mod hpa_watch;
 pub mod leader;
 pub mod metrics;
 pub mod metrics_service;
@@ -80,6 +81,8 @@ pub struct Context {
     pub reporter: Reporter,
     pub scaled_objects: Store<ScaledObject>,
     pub resolver: keda_resolver::Resolver<keda_resolver::KubeSource>,
+    /// `status.scaledobjects` of the authentication objects, from their watch: written only on change.
+    pub auth_statuses: Arc<trigger_auth::AuthStatuses>,
     /// The `ScalingActive` condition of each HPA this operator made, from the HPA watch (no GET per poll).
     pub hpas: Arc<HpaHealthMap>,
     /// `spec.replicas` of Deployments and StatefulSets, from a watch (no `/scale` read per poll).
@@ -386,6 +389,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         )
         .with_restrict_secret_access(keda_resolver::restrict_secret_access_from_env())
         .with_file_root(config.file_root.clone(), keda_resolver::FileAccess::Read),
+        auth_statuses: Arc::default(),
         hpas: hpas.clone(),
         replicas: Arc::default(),
     });
@@ -404,7 +408,10 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         config.watch_namespace.clone(),
         ctx.metrics.clone(),
         auth_changes_tx,
+        ctx.auth_statuses.clone(),
     ));
+    // Status copies of ScaledObjects deleted without our cleanup are dropped.
+    tokio::spawn(status::forget_deleted(ctx.clone(), Duration::from_secs(60)));
     let watched: Option<Vec<String>> = config
         .watch_namespace
         .as_deref()
@@ -417,7 +424,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         });
     let users_store = ctx.scaled_objects.clone();
     let run_controller = controller
-        .owns_stream(owned_hpa_changes(hpa_api, hpas))
+        .owns_stream(hpa_watch::owned_hpa_changes(hpa_api, hpas))
         .reconcile_on(
             auth_changes.flat_map(move |changed: trigger_auth::AuthChange| {
                 futures::stream::iter(trigger_auth::users(&users_store.state(), &changed))
@@ -535,67 +542,4 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
-}
-
-/// Changes to the HPAs this operator made (upstream's managed-by label; an HPA adopted through
-/// transfer-hpa-ownership gets it on its first reconcile; nothing is cached): unrelated HPAs are never sent
-/// to us, and the HPA controller's status writes do not reconcile the ScaledObject again. A spec, label or
-/// annotation change or a deletion does, so an edited or deleted HPA is put back at once.
-fn owned_hpa_changes(
-    api: Api<HorizontalPodAutoscaler>,
-    health: Arc<HpaHealthMap>,
-) -> impl futures::Stream<Item = Result<HorizontalPodAutoscaler, watcher::Error>> + Send + 'static {
-    use std::collections::HashMap;
-    let config = watcher::Config::default().any_semantic().labels(&format!(
-        "{}={}",
-        keda_api::consts::labels::APP_MANAGED_BY,
-        keda_api::consts::labels::MANAGED_BY_OPERATOR
-    ));
-    let mut seen: HashMap<String, u64> = HashMap::new();
-    watcher(api, config)
-        .default_backoff()
-        .filter_map(move |event| {
-            let changed = match event {
-                Ok(watcher::Event::Apply(hpa) | watcher::Event::InitApply(hpa)) => {
-                    let m = &hpa.metadata;
-                    // The HPA controller's status writes only update HPAActive; they do not reconcile.
-                    let key = (m.namespace.clone().unwrap_or_default(), hpa.name_any());
-                    if let Ok(mut map) = health.lock() {
-                        match hpa_health(&hpa) {
-                            Some(h) => {
-                                map.insert(key, h);
-                            }
-                            None => {
-                                map.remove(&key);
-                            }
-                        }
-                    }
-                    // HPAs have no metadata.generation: the spec itself is part of the fingerprint.
-                    let fingerprint = {
-                        use std::hash::{Hash, Hasher};
-                        let mut h = std::collections::hash_map::DefaultHasher::new();
-                        controller::metadata_fingerprint(m).hash(&mut h);
-                        serde_json::to_vec(&hpa.spec)
-                            .unwrap_or_default()
-                            .hash(&mut h);
-                        h.finish()
-                    };
-                    let key = m.uid.clone().unwrap_or_default();
-                    (seen.insert(key, fingerprint) != Some(fingerprint)).then_some(Ok(hpa))
-                }
-                Ok(watcher::Event::Delete(hpa)) => {
-                    seen.remove(hpa.metadata.uid.as_deref().unwrap_or_default());
-                    if let Ok(mut map) = health.lock() {
-                        map.remove(&(
-                            hpa.metadata.namespace.clone().unwrap_or_default(),
-                            hpa.name_any(),
-                        ));
-                    }
-                    Some(Ok(hpa))
-                }
-                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
-                Err(e) => Some(Err(e)),
-            };
-            futures::future::ready(changed)
-        })
 }

@@ -53,10 +53,14 @@ pub fn condition<'a>(status: &'a ScaledObjectStatus, type_: &str) -> Option<&'a 
         .find(|c| c.r#type == type_)
 }
 
-/// The status last written for one object (None until first used), behind its own lock.
-type StatusSlot = Arc<Mutex<Option<ScaledObjectStatus>>>;
+/// The status last written for one object, with the uid of the object it was written to (None until
+/// first used), behind its own lock.
+type StatusSlot = Arc<Mutex<Option<(String, ScaledObjectStatus)>>>;
 
-/// Per-object status copies.
+/// Per-object status copies. An entry is dropped by the object's cleanup ([`StatusStore::forget`]) and, for
+/// objects deleted without it (finalizer removed by hand, deleted while another replica led), by
+/// [`StatusStore::retain`] against the watch cache ([`forget_deleted`]). A copy belongs to one uid: an
+/// object re-created under the same name starts from its own status, not the old object's.
 #[derive(Default)]
 pub struct StatusStore {
     entries: std::sync::Mutex<HashMap<(String, String), StatusSlot>>,
@@ -79,6 +83,31 @@ impl StatusStore {
         }
     }
 
+    /// Keeps the copies of the objects `exists(namespace, name, uid)` says are still there. A copy that is
+    /// being written (its lock held) is kept until the next call.
+    pub fn retain(&self, exists: impl Fn(&str, &str, &str) -> bool) {
+        let Ok(mut map) = self.entries.lock() else {
+            return;
+        };
+        map.retain(|(ns, name), slot| match slot.try_lock() {
+            Ok(guard) => match guard.as_ref() {
+                Some((uid, _)) => exists(ns, name, uid),
+                // Reserved by an update that has not written yet.
+                None => true,
+            },
+            Err(_) => true,
+        });
+    }
+
+    /// Objects with a status copy (for tests and telemetry).
+    pub fn len(&self) -> usize {
+        self.entries.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Applies `change` to the object's status and writes it if it changed. The first use seeds the copy
     /// from `so.status`. Returns the status after the change.
     pub async fn update(
@@ -89,10 +118,13 @@ impl StatusStore {
     ) -> Result<ScaledObjectStatus, Error> {
         let ns = so.namespace().unwrap_or_default();
         let name = so.name_any();
+        let uid = so.uid().unwrap_or_default();
         let entry = self.entry(&ns, &name);
         let mut guard = entry.lock().await;
         let current = guard
-            .clone()
+            .as_ref()
+            .filter(|(written_to, _)| *written_to == uid)
+            .map(|(_, status)| status.clone())
             .unwrap_or_else(|| so.status.clone().unwrap_or_default());
         let mut next = current.clone();
         if next.conditions.as_ref().is_none_or(|c| c.is_empty()) {
@@ -116,14 +148,73 @@ impl StatusStore {
                 Error::kube(format!("writing the status of ScaledObject {ns}/{name}"), e)
             })?;
         }
-        *guard = Some(next.clone());
+        *guard = Some((uid, next.clone()));
         Ok(next)
+    }
+}
+
+/// Every `period`, drops the status copies of ScaledObjects that are no longer in the watch cache (or are
+/// there under a new uid), until the process ends.
+pub async fn forget_deleted(ctx: Arc<crate::Context>, period: std::time::Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let store = &ctx.scaled_objects;
+        ctx.statuses.retain(|ns, name, uid| {
+            let key = kube::runtime::reflector::ObjectRef::new(name).within(ns);
+            store
+                .get(&key)
+                .is_some_and(|so| so.uid().as_deref() == Some(uid))
+        });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn slot(uid: &str) -> StatusSlot {
+        Arc::new(Mutex::new(Some((
+            uid.to_owned(),
+            ScaledObjectStatus::default(),
+        ))))
+    }
+
+    #[test]
+    fn deleted_and_recreated_objects_leave_no_copy() {
+        let store = StatusStore::default();
+        {
+            let mut map = store.entries.lock().expect("lock");
+            for (name, uid) in [("kept", "u1"), ("deleted", "u2"), ("recreated", "u3")] {
+                map.insert(("shop".into(), name.into()), slot(uid));
+            }
+        }
+        assert_eq!(store.len(), 3);
+        // The watch cache: "deleted" is gone, "recreated" has a new uid.
+        let cache = [("kept", "u1"), ("recreated", "u4")];
+        store.retain(|ns, name, uid| ns == "shop" && cache.contains(&(name, uid)));
+        assert_eq!(store.len(), 1);
+        assert!(
+            store
+                .entries
+                .lock()
+                .expect("lock")
+                .contains_key(&("shop".into(), "kept".into()))
+        );
+        store.forget("shop", "kept");
+        assert!(store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_copy_being_written_is_kept() {
+        let store = StatusStore::default();
+        let entry = store.entry("shop", "busy");
+        *entry.lock().await = Some(("u1".into(), ScaledObjectStatus::default()));
+        let _writing = entry.lock().await;
+        store.retain(|_, _, _| false);
+        assert_eq!(store.len(), 1);
+    }
 
     #[test]
     fn set_condition_reports_real_changes_only() {

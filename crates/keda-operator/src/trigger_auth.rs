@@ -2,7 +2,9 @@
 //! `keda_resource_registered_total` current (upstream counts them in its TriggerAuthentication
 //! controllers), emit upstream's Added/Updated/Deleted Events, and report spec changes so the
 //! ScaledObjects that use the object are reconciled at once (their loops then run with the new
-//! parameters). The objects themselves are read on demand by `keda-resolver`.
+//! parameters). The objects themselves are read on demand by `keda-resolver`. They also keep
+//! [`AuthStatuses`], each object's `status.scaledobjects` as last seen, so the ScaledObject controller
+//! writes that status only when its value changes (not once per reconcile and reference).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
@@ -50,14 +52,118 @@ pub fn users(
 
 type Changes = futures::channel::mpsc::UnboundedSender<AuthChange>;
 
+/// `(kind, namespace ("" for a ClusterTriggerAuthentication), name)`.
+type AuthKey = (keda_api::common::AuthenticationRefKind, String, String);
+
+/// `status.scaledobjects` of each watched TriggerAuthentication and ClusterTriggerAuthentication, as the
+/// watch last showed it or this operator last wrote it. Entries go with their objects (Delete events, and
+/// re-lists for objects deleted while the watch was down).
+#[derive(Default)]
+pub struct AuthStatuses(std::sync::Mutex<HashMap<AuthKey, Option<String>>>);
+
+impl AuthStatuses {
+    fn key(kind: keda_api::common::AuthenticationRefKind, namespace: &str, name: &str) -> AuthKey {
+        (kind, namespace.to_owned(), name.to_owned())
+    }
+
+    /// Whether `status.scaledobjects` must be written to become `users`: unless it is known to be that
+    /// already.
+    pub fn needs_write(
+        &self,
+        kind: keda_api::common::AuthenticationRefKind,
+        namespace: &str,
+        name: &str,
+        users: &str,
+    ) -> bool {
+        self.0.lock().map_or(true, |m| {
+            m.get(&Self::key(kind, namespace, name))
+                .is_none_or(|seen| seen.as_deref() != Some(users))
+        })
+    }
+
+    /// Records a successful write.
+    pub fn written(
+        &self,
+        kind: keda_api::common::AuthenticationRefKind,
+        namespace: &str,
+        name: &str,
+        users: String,
+    ) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(Self::key(kind, namespace, name), Some(users));
+        }
+    }
+
+    /// Objects known (for tests).
+    pub fn len(&self) -> usize {
+        self.0.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// One watch event: the status it shows, or the object gone. `relisted` collects the objects of a
+    /// re-list; when it is done the others are forgotten.
+    fn observe<K: Resource + AuthStatusOf>(
+        &self,
+        kind: keda_api::common::AuthenticationRefKind,
+        relisted: &mut HashSet<(String, String)>,
+        event: &Event<K>,
+    ) {
+        let Ok(mut m) = self.0.lock() else {
+            return;
+        };
+        let name_of = |o: &K| (o.namespace().unwrap_or_default(), o.name_any());
+        match event {
+            Event::Init => relisted.clear(),
+            Event::InitApply(o) | Event::Apply(o) => {
+                let (ns, name) = name_of(o);
+                if matches!(event, Event::InitApply(_)) {
+                    relisted.insert((ns.clone(), name.clone()));
+                }
+                m.insert((kind, ns, name), o.scaled_objects().map(str::to_owned));
+            }
+            Event::Delete(o) => {
+                let (ns, name) = name_of(o);
+                m.remove(&(kind, ns, name));
+            }
+            Event::InitDone => {
+                m.retain(|(k, ns, name), _| {
+                    *k != kind || relisted.contains(&(ns.clone(), name.clone()))
+                });
+                relisted.clear();
+            }
+        }
+    }
+}
+
+/// `status.scaledobjects` of an authentication object.
+pub trait AuthStatusOf {
+    fn scaled_objects(&self) -> Option<&str>;
+}
+
+impl AuthStatusOf for TriggerAuthentication {
+    fn scaled_objects(&self) -> Option<&str> {
+        self.status.as_ref()?.scaled_objects.as_deref()
+    }
+}
+
+impl AuthStatusOf for ClusterTriggerAuthentication {
+    fn scaled_objects(&self) -> Option<&str> {
+        self.status.as_ref()?.scaled_objects.as_deref()
+    }
+}
+
 /// Counts the TriggerAuthentications of the watched namespaces (`WATCH_NAMESPACE`: empty = all, one
-/// namespace, or a comma-separated list) and every ClusterTriggerAuthentication, and reports their
-/// changes on `changes`, until the process ends.
+/// namespace, or a comma-separated list) and every ClusterTriggerAuthentication, reports their
+/// changes on `changes` and keeps `statuses`, until the process ends.
 pub async fn count(
     client: Client,
     watch_namespace: Option<String>,
     metrics: Arc<Metrics>,
     changes: Changes,
+    statuses: Arc<AuthStatuses>,
 ) {
     let watched: Vec<String> = watch_namespace
         .as_deref()
@@ -78,14 +184,14 @@ pub async fn count(
             ResourceKind::TriggerAuthentication,
             metrics.clone(),
             in_scope,
-            (client.clone(), changes.clone()),
+            (client.clone(), changes.clone(), statuses.clone()),
         ),
         count_kind(
             cta,
             ResourceKind::ClusterTriggerAuthentication,
             metrics,
             |_| true,
-            (client, changes),
+            (client, changes, statuses),
         ),
     );
 }
@@ -95,11 +201,17 @@ async fn count_kind<K>(
     kind: ResourceKind,
     metrics: Arc<Metrics>,
     in_scope: impl Fn(&str) -> bool,
-    (client, changes): (Client, Changes),
+    (client, changes, statuses): (Client, Changes, Arc<AuthStatuses>),
 ) where
-    K: Resource + Clone + Debug + DeserializeOwned + Send + 'static,
+    K: Resource + AuthStatusOf + Clone + Debug + DeserializeOwned + Send + 'static,
     K::DynamicType: Default,
 {
+    let ref_kind = if kind == ResourceKind::ClusterTriggerAuthentication {
+        keda_api::common::AuthenticationRefKind::ClusterTriggerAuthentication
+    } else {
+        keda_api::common::AuthenticationRefKind::TriggerAuthentication
+    };
+    let mut relisted = HashSet::new();
     let mut generations: HashMap<(String, String), i64> = HashMap::new();
     let mut stream = watcher::watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
@@ -114,6 +226,7 @@ async fn count_kind<K>(
                 continue;
             }
         };
+        statuses.observe(ref_kind, &mut relisted, &event);
         if let Some((change, reason, note)) = spec_change(kind, &mut generations, &event) {
             publish(&client, &event, reason, note).await;
             let _ = changes.unbounded_send(change);
@@ -330,6 +443,50 @@ mod tests {
         };
         let got: Vec<String> = users(&all, &change).into_iter().map(|r| r.name).collect();
         assert_eq!(got, vec!["one"]);
+    }
+
+    #[test]
+    fn statuses_are_known_from_the_watch_and_forgotten_with_their_objects() {
+        use keda_api::common::AuthenticationRefKind::TriggerAuthentication as Ta;
+        let with_users = |ns: &str, name: &str, users: Option<&str>| {
+            let mut t = ta(ns, name);
+            t.status = users.map(|u| keda_api::trigger_auth::TriggerAuthenticationStatus {
+                scaled_objects: Some(u.to_owned()),
+                scaled_jobs: None,
+            });
+            t
+        };
+        let s = AuthStatuses::default();
+        let mut relisted = HashSet::new();
+        // Unknown: written.
+        assert!(s.needs_write(Ta, "a", "one", "web"));
+        for e in [
+            Event::Init,
+            Event::InitApply(with_users("a", "one", Some("web"))),
+            Event::InitApply(with_users("a", "two", None)),
+            Event::InitDone,
+        ] {
+            s.observe(Ta, &mut relisted, &e);
+        }
+        assert!(!s.needs_write(Ta, "a", "one", "web"), "already so");
+        assert!(s.needs_write(Ta, "a", "one", "api,web"));
+        assert!(s.needs_write(Ta, "a", "two", "web"));
+        s.written(Ta, "a", "two", "web".into());
+        assert!(!s.needs_write(Ta, "a", "two", "web"));
+        // Someone else changed it: written again.
+        s.observe(
+            Ta,
+            &mut relisted,
+            &Event::Apply(with_users("a", "two", Some(""))),
+        );
+        assert!(s.needs_write(Ta, "a", "two", "web"));
+        s.observe(Ta, &mut relisted, &Event::Delete(ta("a", "two")));
+        assert_eq!(s.len(), 1);
+        // A re-list without "one" (deleted while the watch was down) forgets it.
+        for e in [Event::Init, Event::InitDone] {
+            s.observe::<TriggerAuthentication>(Ta, &mut relisted, &e);
+        }
+        assert!(s.is_empty());
     }
 
     #[test]
