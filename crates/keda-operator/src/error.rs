@@ -15,6 +15,9 @@ pub enum Error {
     Finalizer(String),
     #[error("{0}")]
     Invalid(String),
+    /// Leader election: a Lease request without an answer in time, or leadership lost.
+    #[error("leader election: {0}")]
+    Lease(String),
     #[error("serving {what} on {addr}: {source}")]
     Serve {
         what: &'static str,
@@ -40,6 +43,7 @@ impl Error {
             Error::Scaler(e) => e.category(),
             Error::Finalizer(_) => "finalizer",
             Error::Invalid(_) => "invalid-object",
+            Error::Lease(_) => "leader-election",
             Error::Serve { .. } => "serve",
         }
     }

@@ -212,7 +212,9 @@ impl Context {
     }
 }
 
-/// Serves `/healthz` and `/readyz` (ready once the controller runs) on the probe address.
+/// Serves `/healthz` and `/readyz` on the probe address. Every replica is ready once its ScaledObject cache
+/// has synced, leader or not (as upstream: a standby is Ready, so a rolling update can proceed while
+/// another replica holds the Lease).
 async fn serve_health(addr: SocketAddr, ready: Arc<AtomicBool>) -> Result<(), Error> {
     use axum::http::StatusCode;
     use axum::routing::get;
@@ -282,11 +284,42 @@ async fn serve_metrics(addr: SocketAddr, metrics: Arc<metrics::Metrics>) -> Resu
         })
 }
 
-/// Runs the operator until SIGTERM/SIGINT (then releases the leader Lease) or until leadership is lost.
+/// Runs the operator until SIGTERM/SIGINT (then stops writing and releases the leader Lease), or until
+/// leadership is lost (an error: the process should exit, as upstream's does).
+///
+/// Every replica serves its probes and `/metrics` and keeps the ScaledObject cache; only the leader runs
+/// the controller, the scale loops, certificate rotation and the gRPC metrics service. All API writes go
+/// through a client gated by the Lease ([`leader::WriteGate`]).
 pub async fn run(config: OperatorConfig) -> Result<(), Error> {
-    let client = Client::try_default()
-        .await
-        .map_err(|e| Error::kube("connecting to the Kubernetes API", e))?;
+    let kube_config = kube::Config::infer().await.map_err(|e| {
+        Error::kube(
+            "connecting to the Kubernetes API",
+            kube::Error::InferConfig(e),
+        )
+    })?;
+    let lease_config = leader::LeaseConfig {
+        namespace: config.namespace.clone(),
+        name: config.lease_name.clone(),
+        identity: config.identity.clone(),
+        lease_duration: config.lease_duration,
+        renew_deadline: config.renew_deadline,
+        retry_period: config.retry_period,
+    };
+    let gate = if config.leader_elect {
+        lease_config.validate().map_err(Error::Invalid)?;
+        leader::WriteGate::closed()
+    } else {
+        leader::WriteGate::open()
+    };
+    let mut elector = match config.leader_elect {
+        true => Some(leader::LeaderElector::new(
+            leader::lease_client(kube_config.clone())?,
+            lease_config,
+            gate.clone(),
+        )),
+        false => None,
+    };
+    let client = leader::gated_client(kube_config, &gate)?;
     let ready = Arc::new(AtomicBool::new(false));
     let metrics = Arc::new(metrics::Metrics::default());
     tokio::spawn({
@@ -306,29 +339,6 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         }
     });
 
-    let elector = config.leader_elect.then(|| {
-        leader::LeaderElector::new(
-            client.clone(),
-            leader::LeaseConfig {
-                namespace: config.namespace.clone(),
-                name: config.lease_name.clone(),
-                identity: config.identity.clone(),
-                lease_duration: config.lease_duration,
-                renew_deadline: config.renew_deadline,
-                retry_period: config.retry_period,
-            },
-        )
-    });
-
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    if let Some(e) = &elector {
-        tokio::select! {
-            () = e.acquire() => {}
-            () = &mut shutdown => return Ok(()),
-        }
-    }
-
     let so_api: Api<ScaledObject> = match config
         .watch_namespace
         .as_deref()
@@ -345,17 +355,63 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    // The ScaledObject cache runs on every replica, so a standby is Ready and takes over with a warm
+    // cache. Its changes reach the controller only while this replica leads; on becoming leader every
+    // cached object is reconciled once (`reconcile_all_on` below).
     // The cached ScaledObjects are kept without managedFields: nothing here reads them, and as JSON trees
     // they are a large part of an object's memory. (Annotations stay: the HPA copies them, as upstream.)
     let (store, writer) = kube::runtime::reflector::store();
-    let so_stream = watcher(so_api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .modify(|so: &mut ScaledObject| so.managed_fields_mut().clear())
-        .reflect(writer)
-        .touched_objects()
-        .predicate_filter(controller::reconcile_inputs, Default::default());
+    let leading = Arc::new(AtomicBool::new(false));
+    let (changes_tx, changes) = futures::channel::mpsc::unbounded();
+    tokio::spawn({
+        let leading = leading.clone();
+        watcher(so_api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(|so: &mut ScaledObject| so.managed_fields_mut().clear())
+            .reflect(writer)
+            .touched_objects()
+            .predicate_filter(controller::reconcile_inputs, Default::default())
+            .for_each(move |change| {
+                if leading.load(Ordering::SeqCst) {
+                    let _ = changes_tx.unbounded_send(change);
+                }
+                futures::future::ready(())
+            })
+    });
+    tokio::spawn({
+        let (store, ready) = (store.clone(), ready.clone());
+        async move {
+            if store.wait_until_ready().await.is_ok() {
+                ready.store(true, Ordering::SeqCst);
+                tracing::info!("ScaledObject cache synced: ready");
+            }
+        }
+    });
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    if let Some(e) = elector.as_mut() {
+        tokio::select! {
+            () = e.acquire() => {}
+            () = &mut shutdown => return Ok(()),
+        }
+    }
+    tokio::select! {
+        r = store.wait_until_ready() => {
+            if r.is_err() {
+                return Err(Error::Invalid("the ScaledObject cache stopped".into()));
+            }
+        }
+        () = &mut shutdown => {
+            if let Some(e) = elector.as_mut() {
+                e.release().await;
+            }
+            return Ok(());
+        }
+    }
+    leading.store(true, Ordering::SeqCst);
     let hpas: Arc<HpaHealthMap> = Arc::default();
-    let controller = Controller::for_stream(so_stream, store.clone()).with_config(
+    let controller = Controller::for_stream(changes, store.clone()).with_config(
         kube::runtime::controller::Config::default().concurrency(config.max_reconciles),
     );
     let ctx = Arc::new(Context {
@@ -430,6 +486,8 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
                 futures::stream::iter(trigger_auth::users(&users_store.state(), &changed))
             }),
         )
+        // Everything cached before this replica led (the changes seen meanwhile were not forwarded).
+        .reconcile_all_on(futures::stream::once(futures::future::ready(())))
         .shutdown_on_signal()
         .run(
             move |so: Arc<ScaledObject>, ctx: Arc<Context>| {
@@ -458,6 +516,9 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         None => None,
     };
     let mut grpc_tls = None;
+    // Only the leader serves the gRPC metrics service (upstream's server is a leader-election runnable):
+    // a standby does not listen, so a connection the Service sends there is refused and the metrics API
+    // server connects again (docs/ARCHITECTURE.md, "Decisions").
     if let Some((addr, dir)) = config.metrics_service.clone() {
         let initial = match &issued {
             Some(b) => Ok(metrics_service::TlsMaterial::from(b)),
@@ -495,19 +556,19 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
             },
         ));
     }
-    ready.store(true, Ordering::Relaxed);
     tracing::info!("keda-rs operator started");
 
-    match &elector {
+    match elector.as_mut() {
         Some(e) => {
             tokio::select! {
                 () = run_controller => {}
                 () = e.hold() => {
-                    tracing::error!("lost leadership; exiting so a standby takes over");
-                    return Err(Error::Invalid("lost the leader Lease".into()));
+                    tracing::error!("lost leadership: no more writes; exiting so a standby takes over");
+                    return Err(Error::Lease("lost the leader Lease".into()));
                 }
                 () = &mut shutdown => {}
             }
+            // Writes stop before the Lease is released, so the next leader never overlaps with us.
             e.release().await;
         }
         None => {

@@ -15,11 +15,16 @@ pub struct OperatorArgs {
     /// Elect a leader on Lease `operator.keda.sh`, so only one replica acts.
     #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     leader_elect: bool,
-    #[arg(long, default_value = "15s", value_parser = crate::flags::parse_duration)]
+    /// How long a standby waits, after it last saw the Lease change, before taking it over (upstream's
+    /// environment variable; client-go's default).
+    #[arg(long, env = "KEDA_OPERATOR_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = crate::flags::parse_duration)]
     leader_elect_lease_duration: Duration,
-    #[arg(long, default_value = "10s", value_parser = crate::flags::parse_duration)]
+    /// The leader stops acting when it could not renew the Lease within this time (less than the lease
+    /// duration).
+    #[arg(long, env = "KEDA_OPERATOR_LEADER_ELECTION_RENEW_DEADLINE", default_value = "10s", value_parser = crate::flags::parse_duration)]
     leader_elect_renew_deadline: Duration,
-    #[arg(long, default_value = "2s", value_parser = crate::flags::parse_duration)]
+    /// How often the Lease is renewed, or tried by a standby.
+    #[arg(long, env = "KEDA_OPERATOR_LEADER_ELECTION_RETRY_PERIOD", default_value = "2s", value_parser = crate::flags::parse_duration)]
     leader_elect_retry_period: Duration,
     /// Namespaces to watch (comma-separated); empty watches all.
     #[arg(long, env = "WATCH_NAMESPACE", default_value = "")]
@@ -153,6 +158,10 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(keda_operator::run(config))?;
+    let result = runtime.block_on(keda_operator::run(config));
+    // The process ends now, without waiting for tasks still running (after a lost Lease they can no
+    // longer write anyway: the operator's client refuses).
+    runtime.shutdown_background();
+    result?;
     Ok(())
 }
