@@ -53,6 +53,8 @@ pub struct Config {
     pub authz_cache_ttl: Duration,
     /// The operator's metrics service.
     pub grpc: GrpcConfig,
+    /// Client-side limit of Kubernetes API requests (`--kube-api-qps`, `--kube-api-burst`).
+    pub kube_api_rate: Option<keda_kube::RateLimit>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +147,9 @@ async fn refresh_authn(config: Config, client: kube::Client, server: Arc<server:
 
 /// Runs the metrics API server until SIGTERM/SIGINT.
 pub async fn run(config: Config) -> Result<(), Error> {
-    let client = kube::Client::try_default().await.map_err(Error::Kube)?;
+    let client = keda_kube::infer_client(config.kube_api_rate)
+        .await
+        .map_err(Error::Kube)?;
     let metrics = Arc::new(metrics::Metrics::default());
     let provider = GrpcProvider::start(config.grpc.clone(), metrics.clone())?;
     let api = Arc::new(api::Api::new(

@@ -31,8 +31,10 @@ pub struct CertConfig {
     pub cluster_domain: String,
     /// Patch `caBundle` into APIService `v1beta1.external.metrics.k8s.io`.
     pub patch_apiservice: bool,
-    /// Patch `caBundle` into ValidatingWebhookConfiguration `keda-admission`.
+    /// Patch `caBundle` into the ValidatingWebhookConfiguration [`CertConfig::webhook_name`].
     pub patch_webhooks: bool,
+    /// `--validating-webhook-name` (default `keda-admission`).
+    pub webhook_name: String,
 }
 
 /// PEM material in the Secret.
@@ -280,7 +282,7 @@ pub async fn ensure(client: &Client, config: &CertConfig) -> Result<CertBundle, 
             "validatingwebhookconfigurations",
         );
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-        let name = keda_api::consts::names::VALIDATING_WEBHOOK_CONFIGURATION;
+        let name = config.webhook_name.as_str();
         if let Some(obj) = api
             .get_opt(name)
             .await
@@ -388,6 +390,7 @@ mod tests {
             cluster_domain: "cluster.local".into(),
             patch_apiservice: true,
             patch_webhooks: true,
+            webhook_name: "keda-admission".into(),
         }
     }
 

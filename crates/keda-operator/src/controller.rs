@@ -631,6 +631,13 @@ pub async fn update_auth_statuses(ctx: &Context, so: &ScaledObject, deleting: bo
             AuthenticationRefKind::TriggerAuthentication => ns.as_str(),
             AuthenticationRefKind::ClusterTriggerAuthentication => "",
         };
+        // With WATCH_LABEL_SELECTOR_FOR_TRIGGERAUTH, an object this operator does not watch is another
+        // shard's (or missing, as for the resolver): not ours to write.
+        if ctx.config.trigger_auth_label_selector.is_some()
+            && !ctx.auth_statuses.knows(kind, auth_ns, &name)
+        {
+            continue;
+        }
         // Steady state costs no write: only a value the object does not already show is written.
         if !ctx.auth_statuses.needs_write(kind, auth_ns, &name, &users) {
             continue;

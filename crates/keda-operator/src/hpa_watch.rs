@@ -126,15 +126,23 @@ fn name_key(hpa: &HorizontalPodAutoscaler) -> (String, String) {
 }
 
 /// The watch of the operator's HPAs through [`HpaChanges`]: the controller's `owns_stream`.
+///
+/// With `WATCH_LABEL_SELECTOR` (`selector`), only the HPAs that also match it (they carry their
+/// ScaledObject's labels): another operator's HPAs never reach this one, as in upstream's cache.
 pub fn owned_hpa_changes(
     api: Api<HorizontalPodAutoscaler>,
     health: Arc<HpaHealthMap>,
+    selector: Option<&kube::core::Selector>,
 ) -> impl futures::Stream<Item = Result<HorizontalPodAutoscaler, watcher::Error>> + Send + 'static {
-    let config = watcher::Config::default().any_semantic().labels(&format!(
+    let mut labels = format!(
         "{}={}",
         keda_api::consts::labels::APP_MANAGED_BY,
         keda_api::consts::labels::MANAGED_BY_OPERATOR
-    ));
+    );
+    if let Some(s) = selector {
+        labels = format!("{labels},{s}");
+    }
+    let config = watcher::Config::default().any_semantic().labels(&labels);
     let mut changes = HpaChanges::new(health);
     watcher::watcher(api, config)
         .default_backoff()

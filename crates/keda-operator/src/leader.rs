@@ -208,7 +208,14 @@ where
 
 /// The operator's client: kube's stack with its retries moved above the [`WriteGate`], so a write
 /// retried after a 429/503 passes the gate again (kube retries inside its own stack otherwise).
-pub fn gated_client(mut config: kube::Config, gate: &WriteGate) -> Result<Client, Error> {
+///
+/// `rate` (`--kube-api-qps`, `--kube-api-burst`) is the outermost layer: a request waits for it once,
+/// before the gate and kube's retries.
+pub fn gated_client(
+    mut config: kube::Config,
+    gate: &WriteGate,
+    rate: Option<keda_kube::RateLimit>,
+) -> Result<Client, Error> {
     config.default_retry = false;
     let gate = gate.clone();
     let builder = kube::client::ClientBuilder::try_from(config)
@@ -222,6 +229,7 @@ pub fn gated_client(mut config: kube::Config, gate: &WriteGate) -> Result<Client
         .with_layer(&tower::retry::RetryLayer::new(
             kube::client::retry::RetryPolicy::server_retry(),
         ))
+        .with_layer(&keda_kube::RateLimitLayer::new(rate))
         .build())
 }
 

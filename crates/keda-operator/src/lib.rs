@@ -42,6 +42,15 @@ pub struct OperatorConfig {
     pub namespace: String,
     /// Only watch these namespaces (`WATCH_NAMESPACE`, comma-separated; empty = all).
     pub watch_namespace: Option<String>,
+    /// Only watch (and so reconcile) the ScaledObjects, and the HPAs made for them, with these labels
+    /// (`WATCH_LABEL_SELECTOR`; `None` = all). The HPAs carry their ScaledObject's labels.
+    pub watch_label_selector: Option<kube::core::Selector>,
+    /// Only watch and use the TriggerAuthentications and ClusterTriggerAuthentications with these labels
+    /// (`WATCH_LABEL_SELECTOR_FOR_TRIGGERAUTH`; `None` = all); another one is taken as missing.
+    pub trigger_auth_label_selector: Option<kube::core::Selector>,
+    /// Client-side limit of the operator's API requests (`--kube-api-qps`, `--kube-api-burst`; `None`:
+    /// none). The leader election's requests are not counted, so a busy operator still renews its Lease.
+    pub kube_api_rate: Option<keda_kube::RateLimit>,
     pub leader_elect: bool,
     /// Lease name (`--leader-election-id`, default `operator.keda.sh`).
     pub lease_name: String,
@@ -319,7 +328,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         )),
         false => None,
     };
-    let client = leader::gated_client(kube_config, &gate)?;
+    let client = leader::gated_client(kube_config, &gate, config.kube_api_rate)?;
     let ready = Arc::new(AtomicBool::new(false));
     let metrics = Arc::new(metrics::Metrics::default());
     tokio::spawn({
@@ -363,9 +372,13 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
     let (store, writer) = kube::runtime::reflector::store();
     let leading = Arc::new(AtomicBool::new(false));
     let (changes_tx, changes) = futures::channel::mpsc::unbounded();
+    let so_watch = with_labels(
+        watcher::Config::default().any_semantic(),
+        config.watch_label_selector.as_ref(),
+    );
     tokio::spawn({
         let leading = leading.clone();
-        watcher(so_api, watcher::Config::default().any_semantic())
+        watcher(so_api, so_watch)
             .default_backoff()
             .modify(|so: &mut ScaledObject| so.managed_fields_mut().clear())
             .reflect(writer)
@@ -440,7 +453,8 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         metrics,
         scaled_objects: store,
         resolver: keda_resolver::Resolver::new(
-            keda_resolver::KubeSource::new(client.clone()),
+            keda_resolver::KubeSource::new(client.clone())
+                .with_trigger_auth_selector(config.trigger_auth_label_selector.clone()),
             config.namespace.clone(),
         )
         .with_restrict_secret_access(keda_resolver::restrict_secret_access_from_env())
@@ -462,6 +476,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
     tokio::spawn(trigger_auth::count(
         client.clone(),
         config.watch_namespace.clone(),
+        config.trigger_auth_label_selector.clone(),
         ctx.metrics.clone(),
         auth_changes_tx,
         ctx.auth_statuses.clone(),
@@ -480,7 +495,11 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         });
     let users_store = ctx.scaled_objects.clone();
     let run_controller = controller
-        .owns_stream(hpa_watch::owned_hpa_changes(hpa_api, hpas))
+        .owns_stream(hpa_watch::owned_hpa_changes(
+            hpa_api,
+            hpas,
+            config.watch_label_selector.as_ref(),
+        ))
         .reconcile_on(
             auth_changes.flat_map(move |changed: trigger_auth::AuthChange| {
                 futures::stream::iter(trigger_auth::users(&users_store.state(), &changed))
@@ -580,6 +599,18 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
     }
     tracing::info!("keda-rs operator stopped");
     Ok(())
+}
+
+/// `config` restricted to the objects `selector` selects (as upstream's cache does with
+/// `WATCH_LABEL_SELECTOR`: the others never reach this process).
+pub fn with_labels(
+    config: watcher::Config,
+    selector: Option<&kube::core::Selector>,
+) -> watcher::Config {
+    match selector {
+        Some(s) => config.labels_from(s),
+        None => config,
+    }
 }
 
 async fn shutdown_signal() {

@@ -255,6 +255,22 @@ impl Loops {
         }
     }
 
+    /// Forgets `shared`'s loop, which ended on its own (its object left the watch: deleted, or relabelled
+    /// out of `WATCH_LABEL_SELECTOR`), with its Prometheus series; a loop started since for the same
+    /// object is left alone.
+    fn ended(&self, ctx: &Context, key: &LoopKey, shared: &Arc<ObjectLoop>) {
+        let Ok(mut running) = self.running.lock() else {
+            return;
+        };
+        if running
+            .get(key)
+            .is_some_and(|r| Arc::ptr_eq(&r.shared, shared))
+        {
+            running.remove(key);
+            remove_series(ctx, &shared.state());
+        }
+    }
+
     /// The shared state of the object's running loop.
     pub fn get(&self, ns: &str, name: &str) -> Option<Arc<ObjectLoop>> {
         self.running
@@ -333,6 +349,8 @@ async fn run(
             .scaled_objects
             .get(&ObjectRef::new(&key.1).within(&key.0))
         else {
+            // No longer watched: another shard's now, or deleted without our cleanup.
+            ctx.loops.ended(&ctx, &key, &shared);
             return;
         };
         if so.metadata.deletion_timestamp.is_some() {

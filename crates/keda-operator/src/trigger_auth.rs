@@ -81,6 +81,18 @@ impl AuthStatuses {
         })
     }
 
+    /// Whether the object is watched (seen and not deleted since).
+    pub fn knows(
+        &self,
+        kind: keda_api::common::AuthenticationRefKind,
+        namespace: &str,
+        name: &str,
+    ) -> bool {
+        self.0
+            .lock()
+            .is_ok_and(|m| m.contains_key(&Self::key(kind, namespace, name)))
+    }
+
     /// Records a successful write.
     pub fn written(
         &self,
@@ -156,11 +168,13 @@ impl AuthStatusOf for ClusterTriggerAuthentication {
 }
 
 /// Counts the TriggerAuthentications of the watched namespaces (`WATCH_NAMESPACE`: empty = all, one
-/// namespace, or a comma-separated list) and every ClusterTriggerAuthentication, reports their
-/// changes on `changes` and keeps `statuses`, until the process ends.
+/// namespace, or a comma-separated list) and every ClusterTriggerAuthentication, of those `selector`
+/// selects (`WATCH_LABEL_SELECTOR_FOR_TRIGGERAUTH`), reports their changes on `changes` and keeps
+/// `statuses`, until the process ends.
 pub async fn count(
     client: Client,
     watch_namespace: Option<String>,
+    selector: Option<kube::core::Selector>,
     metrics: Arc<Metrics>,
     changes: Changes,
     statuses: Arc<AuthStatuses>,
@@ -184,6 +198,7 @@ pub async fn count(
             ResourceKind::TriggerAuthentication,
             metrics.clone(),
             in_scope,
+            selector.as_ref(),
             (client.clone(), changes.clone(), statuses.clone()),
         ),
         count_kind(
@@ -191,6 +206,7 @@ pub async fn count(
             ResourceKind::ClusterTriggerAuthentication,
             metrics,
             |_| true,
+            selector.as_ref(),
             (client, changes, statuses),
         ),
     );
@@ -201,6 +217,7 @@ async fn count_kind<K>(
     kind: ResourceKind,
     metrics: Arc<Metrics>,
     in_scope: impl Fn(&str) -> bool,
+    selector: Option<&kube::core::Selector>,
     (client, changes, statuses): (Client, Changes, Arc<AuthStatuses>),
 ) where
     K: Resource + AuthStatusOf + Clone + Debug + DeserializeOwned + Send + 'static,
@@ -213,9 +230,8 @@ async fn count_kind<K>(
     };
     let mut relisted = HashSet::new();
     let mut generations: HashMap<(String, String), i64> = HashMap::new();
-    let mut stream = watcher::watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .boxed();
+    let config = crate::with_labels(watcher::Config::default().any_semantic(), selector);
+    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
     // Objects listed since the last (re)start of the watch; the others are gone once the list is done.
     let mut listed: HashSet<(String, String)> = HashSet::new();
     while let Some(event) = stream.next().await {
@@ -487,6 +503,24 @@ mod tests {
             s.observe::<TriggerAuthentication>(Ta, &mut relisted, &e);
         }
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn known_objects_are_the_watched_ones() {
+        use keda_api::common::AuthenticationRefKind::TriggerAuthentication as Ta;
+        let s = AuthStatuses::default();
+        let mut relisted = HashSet::new();
+        for e in [
+            Event::Init,
+            Event::InitApply(ta("a", "one")),
+            Event::InitDone,
+        ] {
+            s.observe(Ta, &mut relisted, &e);
+        }
+        assert!(s.knows(Ta, "a", "one"));
+        assert!(!s.knows(Ta, "a", "other-shards"));
+        s.observe(Ta, &mut relisted, &Event::Delete(ta("a", "one")));
+        assert!(!s.knows(Ta, "a", "one"));
     }
 
     #[test]

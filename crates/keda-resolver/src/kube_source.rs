@@ -18,6 +18,8 @@ type Key = (String, String);
 /// and ClusterTriggerAuthentications fresh every time.
 pub struct KubeSource {
     client: kube::Client,
+    /// `WATCH_LABEL_SELECTOR_FOR_TRIGGERAUTH`: an authentication object it does not select is missing.
+    trigger_auth_selector: Option<kube::core::Selector>,
     secrets: TtlCache<Key, Data>,
     config_maps: TtlCache<Key, Data>,
     service_accounts: TtlCache<Key, Data>,
@@ -31,9 +33,27 @@ impl KubeSource {
     pub fn with_cache(client: kube::Client, ttl: Duration, capacity: usize) -> Self {
         KubeSource {
             client,
+            trigger_auth_selector: None,
             secrets: TtlCache::new(ttl, capacity),
             config_maps: TtlCache::new(ttl, capacity),
             service_accounts: TtlCache::new(ttl, capacity),
+        }
+    }
+
+    /// TriggerAuthentications and ClusterTriggerAuthentications whose labels `selector` does not select
+    /// are taken as missing, as upstream's operator, whose cache never holds them, finds them missing
+    /// (`WATCH_LABEL_SELECTOR_FOR_TRIGGERAUTH`).
+    pub fn with_trigger_auth_selector(mut self, selector: Option<kube::core::Selector>) -> Self {
+        self.trigger_auth_selector = selector;
+        self
+    }
+
+    /// Whether the authentication object with `labels` may be used.
+    fn selects(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
+        use kube::core::SelectorExt;
+        match &self.trigger_auth_selector {
+            Some(s) => s.matches(labels.unwrap_or(&BTreeMap::new())),
+            None => true,
         }
     }
 
@@ -109,8 +129,8 @@ impl ObjectSource for KubeSource {
         )
         .await?;
         Ok(match ta {
-            None => Lookup::Missing,
-            Some(ta) => Lookup::Found(ta.spec),
+            Some(ta) if self.selects(ta.metadata.labels.as_ref()) => Lookup::Found(ta.spec),
+            _ => Lookup::Missing,
         })
     }
 
@@ -125,8 +145,8 @@ impl ObjectSource for KubeSource {
         )
         .await?;
         Ok(match cta {
-            None => Lookup::Missing,
-            Some(cta) => Lookup::Found(cta.spec.0),
+            Some(cta) if self.selects(cta.metadata.labels.as_ref()) => Lookup::Found(cta.spec.0),
+            _ => Lookup::Missing,
         })
     }
 
@@ -146,5 +166,68 @@ impl ObjectSource for KubeSource {
                 })
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client whose API server answers every GET with `object`.
+    fn answering(object: serde_json::Value) -> kube::Client {
+        let body = object.to_string();
+        let svc = tower::service_fn(move |_req: http::Request<kube::client::Body>| {
+            let body = body.clone();
+            async move {
+                http::Response::builder()
+                    .header("content-type", "application/json")
+                    .body(kube::client::Body::from(body.into_bytes()))
+            }
+        });
+        kube::Client::new(svc, "default")
+    }
+
+    fn auth(kind: &str, labels: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": kind,
+            "metadata": {"name": "creds", "namespace": "shop", "labels": labels},
+            "spec": {"secretTargetRef": [{"parameter": "password", "name": "s", "key": "k"}]}
+        })
+    }
+
+    #[tokio::test]
+    async fn authentication_objects_outside_the_selector_are_missing() {
+        let shard = keda_kube_selector("shard=a");
+        for (labels, found) in [
+            (serde_json::json!({"shard": "a"}), true),
+            (serde_json::json!({"shard": "b"}), false),
+            (serde_json::json!({}), false),
+        ] {
+            let ta = KubeSource::new(answering(auth("TriggerAuthentication", labels.clone())))
+                .with_trigger_auth_selector(Some(shard.clone()));
+            let got = ta.trigger_authentication("shop", "creds").await;
+            assert_eq!(matches!(got, Ok(Lookup::Found(_))), found, "{labels}");
+            let cta = KubeSource::new(answering(auth(
+                "ClusterTriggerAuthentication",
+                labels.clone(),
+            )))
+            .with_trigger_auth_selector(Some(shard.clone()));
+            let got = cta.cluster_trigger_authentication("creds").await;
+            assert_eq!(matches!(got, Ok(Lookup::Found(_))), found, "{labels}");
+        }
+        let all = KubeSource::new(answering(auth(
+            "TriggerAuthentication",
+            serde_json::json!({}),
+        )));
+        assert!(matches!(
+            all.trigger_authentication("shop", "creds").await,
+            Ok(Lookup::Found(_))
+        ));
+    }
+
+    fn keda_kube_selector(s: &str) -> kube::core::Selector {
+        let (k, v) = s.split_once('=').unwrap_or((s, ""));
+        kube::core::Selector::from_iter([(k.to_owned(), v.to_owned())])
     }
 }

@@ -63,11 +63,13 @@ pub struct Config {
     /// `filePath` are refused here as the operator refuses them (checked as written: the files are the
     /// operator's).
     pub file_root: keda_scalers::files::FileRoot,
+    /// Client-side limit of Kubernetes API requests (`--kube-api-qps`, `--kube-api-burst`).
+    pub kube_api_rate: Option<keda_kube::RateLimit>,
 }
 
 /// Runs the webhooks until the process ends (or a server fails).
 pub async fn run(config: Config) -> Result<(), Error> {
-    let client = kube::Client::try_default()
+    let client = keda_kube::infer_client(config.kube_api_rate)
         .await
         .map_err(|e| Error::Kube(e.to_string()))?;
     let cert = Arc::new(tls::ReloadingCert::new(

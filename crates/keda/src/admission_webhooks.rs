@@ -29,6 +29,14 @@ pub struct AdmissionWebhooksArgs {
     /// refuses them. Empty: every such path is rejected.
     #[arg(long, default_value = "")]
     filepath_auth_root_path: String,
+    /// Requests per second to the Kubernetes API once the burst is spent (client-go's client-side
+    /// limit). Neither this nor `--kube-api-burst` given: no client-side limit; only one given:
+    /// upstream's default for the other (20, 30).
+    #[arg(long, value_name = "QPS")]
+    kube_api_qps: Option<f64>,
+    /// Requests to the Kubernetes API that may go at once.
+    #[arg(long, value_name = "N")]
+    kube_api_burst: Option<i64>,
     /// Upstream flags accepted so the chart's arguments work; keda-rs logs with `RUST_LOG`, and the
     /// indexes are always consulted (no direct-client fallback).
     #[arg(long, hide = true)]
@@ -57,6 +65,7 @@ pub fn run(args: AdmissionWebhooksArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| "keda".to_owned()),
         restrict_secret_access: keda_resolver::restrict_secret_access_from_env(),
         file_root: keda_scalers::files::FileRoot::new(&args.filepath_auth_root_path),
+        kube_api_rate: keda_kube::RateLimit::from_flags(args.kube_api_qps, args.kube_api_burst),
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -56,6 +56,14 @@ pub struct MetricsApiserverArgs {
     /// Upstream's flag for the `/metrics` port; used when --metrics-bind-address is not given.
     #[arg(long)]
     port: Option<u16>,
+    /// Requests per second to the Kubernetes API once the burst is spent (client-go's client-side
+    /// limit). Neither this nor `--kube-api-burst` given: no client-side limit; only one given:
+    /// upstream's default for the other (20, 30).
+    #[arg(long, value_name = "QPS")]
+    kube_api_qps: Option<f64>,
+    /// Requests to the Kubernetes API that may go at once.
+    #[arg(long, value_name = "N")]
+    kube_api_burst: Option<i64>,
     /// Upstream's logging, client and profiling flags, accepted so the chart's arguments work; keda-rs
     /// logs with `RUST_LOG`.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
@@ -72,10 +80,6 @@ pub struct MetricsApiserverArgs {
     zap_time_encoding: Option<String>,
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     disable_compression: Option<String>,
-    #[arg(long)]
-    kube_api_qps: Option<String>,
-    #[arg(long)]
-    kube_api_burst: Option<String>,
     #[arg(long)]
     profiling_bind_address: Option<String>,
 }
@@ -123,6 +127,7 @@ pub fn run(args: MetricsApiserverArgs) -> anyhow::Result<()> {
         authn_refresh: Duration::from_secs(30),
         authz_cache_ttl: args.authorization_cache_ttl,
         grpc,
+        kube_api_rate: keda_kube::RateLimit::from_flags(args.kube_api_qps, args.kube_api_burst),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

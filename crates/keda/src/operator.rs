@@ -76,6 +76,32 @@ pub struct OperatorArgs {
     /// Unix sockets, a ClusterTriggerAuthentication's `filePath`), symbolic links followed. Empty: none.
     #[arg(long, default_value = "")]
     filepath_auth_root_path: String,
+    /// Only ScaledObjects (and their HPAs) with these labels are watched and reconciled (upstream's
+    /// `WATCH_LABEL_SELECTOR`, kubectl syntax: `shard=a`, `tier in (gold,silver)`, `!canary`), so
+    /// operators with disjoint selectors, each with its own `--leader-election-id`, share a cluster.
+    /// Empty: all.
+    #[arg(long, env = "WATCH_LABEL_SELECTOR", default_value = "")]
+    watch_label_selector: String,
+    /// Only TriggerAuthentications and ClusterTriggerAuthentications with these labels are watched and
+    /// used (upstream's `WATCH_LABEL_SELECTOR_FOR_TRIGGERAUTH`); a trigger that refers to another one
+    /// fails as if it did not exist. Empty: all.
+    #[arg(
+        long = "watch-label-selector-for-triggerauth",
+        env = "WATCH_LABEL_SELECTOR_FOR_TRIGGERAUTH",
+        default_value = ""
+    )]
+    watch_label_selector_for_trigger_auth: String,
+    /// Requests per second to the Kubernetes API once the burst is spent (client-go's client-side
+    /// limit). Neither this nor `--kube-api-burst` given: no client-side limit (the API server's
+    /// priority and fairness applies); only one given: upstream's default for the other (20, 30).
+    #[arg(long, value_name = "QPS")]
+    kube_api_qps: Option<f64>,
+    /// Requests to the Kubernetes API that may go at once.
+    #[arg(long, value_name = "N")]
+    kube_api_burst: Option<i64>,
+    /// The ValidatingWebhookConfiguration whose `caBundle` certificate rotation patches.
+    #[arg(long, default_value = "keda-admission")]
+    validating_webhook_name: String,
     /// Upstream flags the chart passes that keda-rs accepts without acting on them: kube-rs negotiates
     /// compression itself, Prometheus metrics are always on, HTTP pools are managed per scaler backend,
     /// there is no Go profiler and no OpenTelemetry exporter yet, and extra CAs are not loaded yet.
@@ -108,8 +134,18 @@ pub struct OperatorArgs {
     zap_time_encoding: Option<String>,
 }
 
+/// A label selector from `var`, or an error that names the variable.
+fn selector(var: &str, value: &str) -> anyhow::Result<Option<keda_kube::Selector>> {
+    keda_kube::parse_label_selector(value).map_err(|e| anyhow::anyhow!("{var}: {e}"))
+}
+
 pub fn run(args: OperatorArgs) -> anyhow::Result<()> {
     crate::init_tracing();
+    let watch_label_selector = selector("WATCH_LABEL_SELECTOR", &args.watch_label_selector)?;
+    let trigger_auth_label_selector = selector(
+        "WATCH_LABEL_SELECTOR_FOR_TRIGGERAUTH",
+        &args.watch_label_selector_for_trigger_auth,
+    )?;
     let namespace = args
         .cluster_object_namespace
         .clone()
@@ -122,6 +158,9 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let config = keda_operator::OperatorConfig {
         namespace: namespace.clone(),
         watch_namespace: Some(args.watch_namespace).filter(|s| !s.is_empty()),
+        watch_label_selector,
+        trigger_auth_label_selector,
+        kube_api_rate: keda_kube::RateLimit::from_flags(args.kube_api_qps, args.kube_api_burst),
         leader_elect: args.leader_elect,
         lease_name: args.leader_election_id.clone(),
         lease_duration: args.leader_elect_lease_duration,
@@ -152,6 +191,7 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<()> {
                 cluster_domain: args.k8s_cluster_domain.clone(),
                 patch_apiservice: args.enable_apiservice_patching,
                 patch_webhooks: args.enable_webhook_patching,
+                webhook_name: args.validating_webhook_name.clone(),
             }),
         file_root: keda_scalers::files::FileRoot::new(&args.filepath_auth_root_path),
     };
