@@ -37,20 +37,47 @@ pub struct AdmissionWebhooksArgs {
     /// Requests to the Kubernetes API that may go at once.
     #[arg(long, value_name = "N")]
     kube_api_burst: Option<i64>,
-    /// Upstream flags accepted so the chart's arguments work; keda-rs logs with `RUST_LOG`, and the
-    /// indexes are always consulted (no direct-client fallback).
-    #[arg(long, hide = true)]
+    #[command(flatten)]
+    log: crate::logging::LogArgs,
+    /// Upstream flags accepted so the chart's arguments work; a value keda-rs does not act on is named
+    /// in the warning at start ([`no_effect`]).
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
     cache_miss_to_direct_client: Option<String>,
     #[arg(long, hide = true)]
-    zap_log_level: Option<String>,
-    #[arg(long, hide = true)]
-    zap_encoder: Option<String>,
-    #[arg(long, hide = true)]
-    zap_time_encoding: Option<String>,
+    profiling_bind_address: Option<String>,
+}
+
+/// What upstream's webhooks read that keda-rs accepts without acting on, as this process was started.
+pub fn no_effect(
+    args: &AdmissionWebhooksArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<String> {
+    let mut n = crate::flags::NoEffect::default();
+    n.flag_true(
+        "cache-miss-to-direct-client",
+        args.cache_miss_to_direct_client.as_deref(),
+        "lookups always use the watched indexes",
+    );
+    n.flag(
+        "zap-stacktrace-level",
+        args.log.zap_stacktrace_level.as_deref(),
+        |_| true,
+        "no stack traces",
+    );
+    n.flag(
+        "profiling-bind-address",
+        args.profiling_bind_address.as_deref(),
+        |v| !v.is_empty(),
+        "no Go profiler",
+    );
+    n.service_tls(env);
+    n.items().to_vec()
 }
 
 pub fn run(args: AdmissionWebhooksArgs) -> anyhow::Result<()> {
-    crate::init_tracing();
+    crate::logging::init(&args.log);
+    crate::logging::starting("admission-webhooks");
+    crate::flags::warn_no_effect(&no_effect(&args, &crate::flags::process_env));
     let config = keda_webhooks::Config {
         webhook_addr: SocketAddr::new(args.bind_address, args.port),
         health_addr: crate::flags::parse_addr(&args.health_probe_bind_address)

@@ -3,6 +3,7 @@
 mod admission_webhooks;
 mod flags;
 mod lint;
+mod logging;
 mod metrics_apiserver;
 mod operator;
 
@@ -42,37 +43,27 @@ enum Command {
     Lint(lint::LintArgs),
 }
 
-/// Logs to stderr; `RUST_LOG` selects levels (default info).
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Operator(args) => match operator::run(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("keda operator: {e}");
+                logging::fatal("operator", &e);
                 ExitCode::FAILURE
             }
         },
         Command::MetricsApiserver(args) => match metrics_apiserver::run(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("keda metrics-apiserver: {e:#}");
+                logging::fatal("metrics-apiserver", &e);
                 ExitCode::FAILURE
             }
         },
         Command::AdmissionWebhooks(args) => match admission_webhooks::run(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("keda admission-webhooks: {e:#}");
+                logging::fatal("admission-webhooks", &e);
                 ExitCode::FAILURE
             }
         },

@@ -64,28 +64,63 @@ pub struct MetricsApiserverArgs {
     /// Requests to the Kubernetes API that may go at once.
     #[arg(long, value_name = "N")]
     kube_api_burst: Option<i64>,
-    /// Upstream's logging, client and profiling flags, accepted so the chart's arguments work; keda-rs
-    /// logs with `RUST_LOG`.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[command(flatten)]
+    log: crate::logging::LogArgs,
+    /// Upstream's klog, client and profiling flags, accepted so the chart's arguments work; a value
+    /// keda-rs does not act on is named in the warning at start ([`no_effect`]).
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
     logtostderr: Option<String>,
-    #[arg(long)]
+    #[arg(long, hide = true)]
     stderrthreshold: Option<String>,
-    #[arg(long)]
+    #[arg(long, hide = true)]
     v: Option<String>,
-    #[arg(long)]
-    zap_log_level: Option<String>,
-    #[arg(long)]
-    zap_encoder: Option<String>,
-    #[arg(long)]
-    zap_time_encoding: Option<String>,
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
     disable_compression: Option<String>,
-    #[arg(long)]
+    #[arg(long, hide = true)]
     profiling_bind_address: Option<String>,
 }
 
+/// What upstream's metrics API server reads that keda-rs accepts without acting on, as this process
+/// was started. keda-rs logs everything to stderr at the `--zap-log-level`: klog's `--logtostderr=true`
+/// and `--stderrthreshold` ask for nothing else, `--v` above 0 (client-go's own verbose logs) does.
+pub fn no_effect(args: &MetricsApiserverArgs, env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    let mut n = crate::flags::NoEffect::default();
+    n.flag(
+        "v",
+        args.v.as_deref(),
+        |v| v.parse::<i64>().map_or(true, |n| n > 0),
+        "no klog; use --zap-log-level",
+    );
+    n.flag_false(
+        "logtostderr",
+        args.logtostderr.as_deref(),
+        "logs always go to stderr",
+    );
+    n.flag_false(
+        "disable-compression",
+        args.disable_compression.as_deref(),
+        "API responses are never compressed",
+    );
+    n.flag(
+        "zap-stacktrace-level",
+        args.log.zap_stacktrace_level.as_deref(),
+        |_| true,
+        "no stack traces",
+    );
+    n.flag(
+        "profiling-bind-address",
+        args.profiling_bind_address.as_deref(),
+        |v| !v.is_empty(),
+        "no Go profiler",
+    );
+    n.service_tls(env);
+    n.items().to_vec()
+}
+
 pub fn run(args: MetricsApiserverArgs) -> anyhow::Result<()> {
-    crate::init_tracing();
+    crate::logging::init(&args.log);
+    crate::logging::starting("metrics-apiserver");
+    crate::flags::warn_no_effect(&no_effect(&args, &crate::flags::process_env));
     let metrics_addr = match (&args.metrics_bind_address, args.port) {
         (Some(a), _) if a == "0" => None,
         (Some(a), _) => Some(crate::flags::parse_addr(a).map_err(anyhow::Error::msg)?),

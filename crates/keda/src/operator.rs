@@ -102,14 +102,15 @@ pub struct OperatorArgs {
     /// The ValidatingWebhookConfiguration whose `caBundle` certificate rotation patches.
     #[arg(long, default_value = "keda-admission")]
     validating_webhook_name: String,
-    /// Upstream flags the chart passes that keda-rs accepts without acting on them: kube-rs negotiates
-    /// compression itself, Prometheus metrics are always on, HTTP pools are managed per scaler backend,
-    /// there is no Go profiler and no OpenTelemetry exporter yet, and extra CAs are not loaded yet.
-    #[arg(long, hide = true)]
+    #[command(flatten)]
+    log: crate::logging::LogArgs,
+    /// Upstream flags accepted so the chart's arguments work; a value keda-rs does not act on is named
+    /// in the warning at start ([`no_effect`]).
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
     disable_compression: Option<String>,
     #[arg(long, hide = true)]
     k8s_cluster_name: Option<String>,
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
     enable_prometheus_metrics: Option<String>,
     #[arg(long, hide = true)]
     http_max_idle_conns: Option<String>,
@@ -118,20 +119,141 @@ pub struct OperatorArgs {
     #[arg(long, hide = true)]
     http_idle_conn_timeout: Option<String>,
     #[arg(long, hide = true)]
-    zap_stacktrace_level: Option<String>,
-    #[arg(long, hide = true)]
     ca_dir: Vec<String>,
     #[arg(long, hide = true)]
     profiling_bind_address: Option<String>,
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
     enable_opentelemetry_metrics: Option<String>,
-    /// Upstream's logging flags, accepted so the chart's arguments work; keda-rs logs with `RUST_LOG`.
-    #[arg(long)]
-    zap_log_level: Option<String>,
-    #[arg(long)]
-    zap_encoder: Option<String>,
-    #[arg(long)]
-    zap_time_encoding: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    enable_high_cardinality_metrics_labels: Option<String>,
+}
+
+/// What upstream's operator reads (flags the chart passes, environment variables) that keda-rs accepts
+/// without acting on, as this process was started (`env`: the environment).
+pub fn no_effect(args: &OperatorArgs, env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    let mut n = crate::flags::NoEffect::default();
+    n.flag_false(
+        "disable-compression",
+        args.disable_compression.as_deref(),
+        "API responses are never compressed",
+    );
+    n.flag(
+        "k8s-cluster-name",
+        args.k8s_cluster_name.as_deref(),
+        |v| v != "kubernetes-default",
+        "upstream names the cluster in CloudEvents; keda-rs sends none",
+    );
+    n.flag_false(
+        "enable-prometheus-metrics",
+        args.enable_prometheus_metrics.as_deref(),
+        "Prometheus metrics are always served",
+    );
+    n.flag_true(
+        "enable-opentelemetry-metrics",
+        args.enable_opentelemetry_metrics.as_deref(),
+        "no OpenTelemetry exporter",
+    );
+    n.flag_true(
+        "enable-high-cardinality-metrics-labels",
+        args.enable_high_cardinality_metrics_labels.as_deref(),
+        "no per-request HTTP duration metric",
+    );
+    n.flag(
+        "http-max-idle-conns",
+        args.http_max_idle_conns.as_deref(),
+        |v| v != "0",
+        "scaler HTTP pools are not bounded across hosts",
+    );
+    n.flag(
+        "http-max-idle-conns-per-host",
+        args.http_max_idle_conns_per_host.as_deref(),
+        |v| v != "1000",
+        "scaler HTTP pools keep idle connections per host without a bound",
+    );
+    n.flag(
+        "http-idle-conn-timeout",
+        args.http_idle_conn_timeout.as_deref(),
+        |v| crate::flags::parse_duration(v) != Ok(Duration::from_secs(90)),
+        "idle scaler HTTP connections are closed after 90s",
+    );
+    n.flag(
+        "zap-stacktrace-level",
+        args.log.zap_stacktrace_level.as_deref(),
+        |_| true,
+        "no stack traces",
+    );
+    for dir in &args.ca_dir {
+        n.flag(
+            "ca-dir",
+            Some(dir),
+            |_| true,
+            "extra CA directories are not loaded",
+        );
+    }
+    n.flag(
+        "profiling-bind-address",
+        args.profiling_bind_address.as_deref(),
+        |v| !v.is_empty(),
+        "no Go profiler",
+    );
+    n.env(
+        env,
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        |_| true,
+        false,
+        "no OpenTelemetry exporter",
+    );
+    n.env(
+        env,
+        "KEDA_SCALEDJOB_CTRL_MAX_RECONCILES",
+        |_| true,
+        true,
+        "ScaledJobs are not reconciled yet",
+    );
+    n.env(
+        env,
+        "KEDA_HTTP_MIN_TLS_VERSION",
+        |v| !v.eq_ignore_ascii_case("TLS12"),
+        true,
+        "scalers use TLS 1.2 and 1.3",
+    );
+    n.env(
+        env,
+        "KEDA_HTTP_TLS_CIPHER_LIST",
+        |_| true,
+        true,
+        "scalers use rustls's cipher suites",
+    );
+    n.env(
+        env,
+        "KEDA_HTTP_DISABLE_KEEP_ALIVE",
+        |v| crate::flags::parse_go_bool(v) == Ok(true),
+        true,
+        "scaler HTTP connections are kept alive",
+    );
+    n.env(
+        env,
+        "KEDA_CHECK_UNEXPECTED_SCALERS_PARAMS",
+        |v| v == "enabled",
+        true,
+        "unexpected trigger parameters are not reported",
+    );
+    n.env(
+        env,
+        "KEDA_BOUND_SERVICE_ACCOUNT_TOKEN_EXPIRY",
+        |_| true,
+        true,
+        "boundServiceAccountToken is not implemented",
+    );
+    n.env(
+        env,
+        "RAW_METRICS_MODE",
+        |_| true,
+        true,
+        "no raw metrics stream",
+    );
+    n.service_tls(env);
+    n.items().to_vec()
 }
 
 /// A label selector from `var`, or an error that names the variable.
@@ -140,7 +262,9 @@ fn selector(var: &str, value: &str) -> anyhow::Result<Option<keda_kube::Selector
 }
 
 pub fn run(args: OperatorArgs) -> anyhow::Result<()> {
-    crate::init_tracing();
+    crate::logging::init(&args.log);
+    crate::logging::starting("operator");
+    crate::flags::warn_no_effect(&no_effect(&args, &crate::flags::process_env));
     let watch_label_selector = selector("WATCH_LABEL_SELECTOR", &args.watch_label_selector)?;
     let trigger_auth_label_selector = selector(
         "WATCH_LABEL_SELECTOR_FOR_TRIGGERAUTH",
@@ -204,4 +328,110 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<()> {
     runtime.shutdown_background();
     result?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: OperatorArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<OperatorArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("keda-operator").chain(args.iter().copied()))
+            .map(|c| c.args)
+    }
+
+    #[test]
+    fn the_charts_arguments_parse() {
+        // kedacore/charts' operator arguments with non-default values.
+        let args = parse(&[
+            "--leader-elect",
+            "--disable-compression=true",
+            "--zap-log-level=debug",
+            "--zap-encoder=json",
+            "--zap-time-encoding=rfc3339",
+            "--zap-stacktrace-level=error",
+            "--enable-webhook-patching=true",
+            "--cert-dir=/certs",
+            "--enable-cert-rotation=true",
+            "--k8s-cluster-name=kubernetes-default",
+            "--enable-prometheus-metrics=true",
+            "--metrics-bind-address=:8080",
+            "--enable-opentelemetry-metrics",
+            "--profiling-bind-address=:8082",
+            "--ca-dir=/custom/ca",
+            "--http-max-idle-conns=0",
+            "--http-max-idle-conns-per-host=1000",
+            "--http-idle-conn-timeout=90s",
+            "--kube-api-qps=50",
+            "--kube-api-burst=80",
+            "--validating-webhook-name=shard-a-admission",
+        ]);
+        let args = match args {
+            Ok(a) => a,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            keda_kube::RateLimit::from_flags(args.kube_api_qps, args.kube_api_burst),
+            Some(keda_kube::RateLimit {
+                qps: 50.0,
+                burst: 80
+            })
+        );
+        assert_eq!(args.validating_webhook_name, "shard-a-admission");
+        assert_eq!(args.log.zap_log_level, Some(crate::logging::Level::Debug));
+        let env = |v: &str| match v {
+            "KEDA_SCALEDJOB_CTRL_MAX_RECONCILES" => Some("3".to_owned()),
+            "KEDA_HTTP_MIN_TLS_VERSION" => Some("TLS12".to_owned()),
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://user:secret@collector:4318".to_owned()),
+            _ => None,
+        };
+        let named = no_effect(&args, &env);
+        let names: Vec<&str> = named
+            .iter()
+            .map(|n| n.split(['=', ' ']).next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "--enable-opentelemetry-metrics",
+                "--zap-stacktrace-level",
+                "--ca-dir",
+                "--profiling-bind-address",
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "KEDA_SCALEDJOB_CTRL_MAX_RECONCILES",
+            ]
+        );
+        assert!(!named.iter().any(|n| n.contains("secret")), "{named:?}");
+    }
+
+    #[test]
+    fn defaults_take_effect_and_name_nothing() {
+        let args = match parse(&[]) {
+            Ok(a) => a,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(no_effect(&args, &|_| None), Vec::<String>::new());
+        assert_eq!(
+            keda_kube::RateLimit::from_flags(args.kube_api_qps, args.kube_api_burst),
+            None
+        );
+        assert_eq!(args.validating_webhook_name, "keda-admission");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(parse(&["--zap-log-level=verbose"]).is_err());
+        assert!(parse(&["--zap-encoder=text"]).is_err());
+        assert!(parse(&["--kube-api-qps=fast"]).is_err());
+        assert!(selector("WATCH_LABEL_SELECTOR", "shard=a").is_ok_and(|s| s.is_some()));
+        assert!(selector("WATCH_LABEL_SELECTOR", "").is_ok_and(|s| s.is_none()));
+        let e = selector("WATCH_LABEL_SELECTOR", "shard>1").err();
+        assert!(e.is_some_and(|e| e.to_string().starts_with("WATCH_LABEL_SELECTOR: ")));
+    }
 }
