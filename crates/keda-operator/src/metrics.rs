@@ -375,7 +375,11 @@ impl Metrics {
 
     /// One empty answer of a scaler's backend (upstream counts it on every read, loop or HPA fetch).
     pub fn count_empty_upstream_response(&self, labels: &EmptyResponseLabels) {
-        if self.scaler_empty_upstream_responses_total.get(labels).is_none() {
+        if self
+            .scaler_empty_upstream_responses_total
+            .get(labels)
+            .is_none()
+        {
             self.remember_series(&labels.namespace, &labels.scaledResource, |s| {
                 s.empty_responses.push(labels.clone())
             });
@@ -454,7 +458,9 @@ impl HttpObserver for Metrics {
                 s.http_requests.push(request.clone())
             });
         }
-        self.scaler_http_requests_total.get_or_create(&request).inc();
+        self.scaler_http_requests_total
+            .get_or_create(&request)
+            .inc();
     }
 }
 
@@ -540,8 +546,16 @@ mod tests {
         assert!(!text.contains(r#"scaled_resource="gone""#), "{text}");
         assert!(!text.contains(r#"scaledResource="gone""#), "{text}");
         assert_eq!(text.matches(r#"scaledObject="kept""#).count(), 5, "{text}");
-        assert_eq!(text.matches(r#"scaled_resource="kept""#).count(), 1, "{text}");
-        assert_eq!(text.matches(r#"scaledResource="kept""#).count(), 1, "{text}");
+        assert_eq!(
+            text.matches(r#"scaled_resource="kept""#).count(),
+            1,
+            "{text}"
+        );
+        assert_eq!(
+            text.matches(r#"scaledResource="kept""#).count(),
+            1,
+            "{text}"
+        );
     }
 
     #[test]

@@ -410,7 +410,11 @@ mod tests {
         counts.apply(kind, &mut pending, Event::Apply(ev("web", Some(0))));
         assert_eq!(counts.get(&deployment("web")), Some(0));
         counts.apply(kind, &mut pending, Event::Apply(ev("web", None)));
-        assert_eq!(counts.get(&deployment("web")), None, "no count: read /scale");
+        assert_eq!(
+            counts.get(&deployment("web")),
+            None,
+            "no count: read /scale"
+        );
         counts.apply(kind, &mut pending, Event::Apply(ev("web", Some(2))));
         counts.apply(kind, &mut pending, Event::Delete(ev("web", Some(2))));
         assert_eq!(counts.get(&deployment("web")), None);
@@ -419,7 +423,11 @@ mod tests {
         counts.apply(kind, &mut pending, Event::Apply(ev("gone", Some(4))));
         counts.apply(kind, &mut pending, Event::Init);
         counts.apply(kind, &mut pending, Event::InitApply(ev("web", Some(5))));
-        assert_eq!(counts.get(&deployment("gone")), Some(4), "old list until done");
+        assert_eq!(
+            counts.get(&deployment("gone")),
+            Some(4),
+            "old list until done"
+        );
         counts.apply(kind, &mut pending, Event::InitDone);
         assert_eq!(counts.get(&deployment("gone")), None);
         assert_eq!(counts.get(&deployment("web")), Some(5));
