@@ -1,13 +1,16 @@
-//! What the validators read on demand (not watched): the scale target's pod template (GET), the
-//! namespace's LimitRange container defaults, Services and Ingresses (namespaced LISTs), and the API
-//! server's version (read once at start).
+//! What the validators read besides the indexes: the scale target's pod template (GET) and the
+//! namespace's LimitRange container defaults (LIST) on demand, the Services, Ingresses and ALB
+//! IngressClasses from watches ([`crate::exposure`]), and the API server's version (read once at start).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{LimitRange, PodTemplateSpec, Service};
-use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
-use keda_resolver::validate::{self, Exposure, IngressInfo, ServiceInfo};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{LimitRange, PodTemplateSpec};
+use keda_resolver::validate::Exposure;
+
+use crate::exposure::ExposureCache;
 
 /// Reads of single objects the validators need.
 #[async_trait::async_trait]
@@ -31,6 +34,8 @@ pub trait Cluster: Send + Sync {
 /// [`Cluster`] over the API server.
 pub struct KubeCluster {
     pub client: kube::Client,
+    /// Services, Ingresses and IngressClasses, fed by [`crate::exposure::run`].
+    pub exposure: Arc<ExposureCache>,
     /// `major`, `minor` of the API server's `/version`, read at start (`None`: the read failed).
     pub server_version: Option<(String, String)>,
 }
@@ -89,47 +94,7 @@ impl Cluster for KubeCluster {
     }
 
     async fn exposure(&self, namespace: &str) -> Result<Exposure, String> {
-        let services = kube::Api::<Service>::namespaced(self.client.clone(), namespace)
-            .list(&Default::default())
-            .await
-            .map_err(|e| format!("listing Services in {namespace}: {e}"))?;
-        let ingresses = kube::Api::<Ingress>::namespaced(self.client.clone(), namespace)
-            .list(&Default::default())
-            .await
-            .map_err(|e| format!("listing Ingresses in {namespace}: {e}"))?;
-        let mut exposure = Exposure {
-            services: services
-                .items
-                .iter()
-                .map(ServiceInfo::from_service)
-                .collect(),
-            ingresses: ingresses
-                .items
-                .iter()
-                .map(IngressInfo::from_ingress)
-                .collect(),
-            alb_classes: BTreeSet::new(),
-        };
-        if exposure
-            .ingresses
-            .iter()
-            .any(IngressInfo::needs_class_lookup)
-        {
-            let classes = kube::Api::<IngressClass>::all(self.client.clone())
-                .list(&Default::default())
-                .await
-                .map_err(|e| format!("listing IngressClasses: {e}"))?;
-            exposure.alb_classes = classes
-                .items
-                .into_iter()
-                .filter(|c| {
-                    c.spec.as_ref().and_then(|s| s.controller.as_deref())
-                        == Some(validate::ALB_CONTROLLER)
-                })
-                .filter_map(|c| c.metadata.name)
-                .collect();
-        }
-        Ok(exposure)
+        self.exposure.exposure(namespace)
     }
 
     fn server_version(&self) -> Option<(String, String)> {

@@ -6,9 +6,9 @@
 //!   through the operator's parse (`keda_scalers::parse_trigger`) with env and authentication resolved by
 //!   `keda_resolver::Resolver`. A missing TriggerAuthentication / ClusterTriggerAuthentication is rejected.
 //! * Lookups of other ScaledObjects and HPAs go to an in-memory [`index::Index`] fed by watches
-//!   ([`watch`]); the scale target (GET), LimitRanges, and the Services / Ingresses of its namespace
-//!   (namespaced LISTs, only when the ALB check can apply) are read on demand ([`cluster::Cluster`]).
-//!   Deployments and Secrets are never watched.
+//!   ([`watch`]); the Services, Ingresses and ALB IngressClasses the ALB check reads come from watches
+//!   too, stored as the little the check reads ([`exposure`]); the scale target (GET) and LimitRanges
+//!   are read on demand ([`cluster::Cluster`]). Deployments and Secrets are never watched.
 //! * Warnings: the shared findings, the scale target's graceful-shutdown pitfalls
 //!   (`keda_resolver::validate::workload_warnings`, as `keda lint`), and an API server outside the
 //!   supported Kubernetes versions (`keda_resolver::validate::kubernetes_version`, read once at start).
@@ -16,6 +16,7 @@
 //! * The serving certificate is reloaded when its files change ([`tls::ReloadingCert`]).
 
 pub mod cluster;
+pub mod exposure;
 pub mod index;
 pub mod metrics;
 pub mod server;
@@ -79,6 +80,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let tls_config = tls::server_config(cert)?;
 
     let index = Arc::new(Index::new());
+    let exposure = Arc::new(exposure::ExposureCache::new());
     let synced = Arc::new(AtomicBool::new(false));
     let metrics = Metrics::default();
     let mut registry = prometheus_client::registry::Registry::default();
@@ -111,6 +113,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         resolver,
         cluster: KubeCluster {
             client: client.clone(),
+            exposure: exposure.clone(),
             server_version,
         },
         metrics,
@@ -124,11 +127,32 @@ pub async fn run(config: Config) -> Result<(), Error> {
             source,
         })?;
     tracing::info!(addr = %config.webhook_addr, "serving admission webhooks");
-    let watches = watch::run(client, index, synced.clone());
+    // Ready once the indexes and the ALB check's caches have listed.
+    let ready = Arc::new(AtomicBool::new(false));
+    let watches = futures::future::join3(
+        watch::run(client.clone(), index, synced.clone()),
+        exposure::run(client, exposure.clone()),
+        mark_ready(synced, exposure, ready.clone()),
+    );
     tokio::select! {
         r = server::serve_tls(listener, tls_config, server::router(webhook)) => r,
-        r = server::serve_plain(config.health_addr, server::health_router(synced), "health probes") => r,
+        r = server::serve_plain(config.health_addr, server::health_router(ready), "health probes") => r,
         r = server::serve_plain(config.metrics_addr, server::metrics_router(Arc::new(registry)), "metrics") => r,
-        () = watches => Ok(()),
+        _ = watches => Ok(()),
     }
+}
+
+/// Sets `ready` once the indexes (`indexes_synced`) and the exposure caches have listed.
+async fn mark_ready(
+    indexes_synced: Arc<AtomicBool>,
+    exposure: Arc<exposure::ExposureCache>,
+    ready: Arc<AtomicBool>,
+) {
+    use std::sync::atomic::Ordering;
+    while !(indexes_synced.load(Ordering::SeqCst) && exposure.synced()) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ready.store(true, Ordering::SeqCst);
+    // Keeps the join of the watches pending like them.
+    std::future::pending::<()>().await;
 }

@@ -86,7 +86,7 @@ pub async fn serve_tls(
     }
 }
 
-/// `/healthz` (always ok) and `/readyz` (ok once the indexes are synced).
+/// `/healthz` (always ok) and `/readyz` (ok once the indexes and the Service / Ingress caches are synced).
 pub fn health_router(ready: Arc<AtomicBool>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
