@@ -48,7 +48,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -56,6 +56,9 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use keda_api::ScaledObject;
+use keda_e2e::apicount::{
+    Counts, KubectlProxy, Tally, counting_proxy, proxied_kubeconfig, resource_key,
+};
 use keda_e2e::{
     KedaProcess, NODE_IP, apply, client, cluster_scoped_lock, ensure_crds, free_port, kubectl,
     kubectl_ok, namespace, root,
@@ -130,21 +133,6 @@ fn label<'a>(series: &'a str, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
-/// `resource[.group][/subresource]`, as kubectl names resources; `(non-resource)` for discovery, `/version`….
-fn resource_key(group: &str, resource: &str, sub: &str) -> String {
-    if resource.is_empty() {
-        return "(non-resource)".to_owned();
-    }
-    let mut key = resource.to_owned();
-    if !group.is_empty() {
-        key = format!("{key}.{group}");
-    }
-    if !sub.is_empty() {
-        key = format!("{key}/{sub}");
-    }
-    key
-}
-
 fn is_lease(resource: &str) -> bool {
     resource.starts_with("leases.coordination.k8s.io")
 }
@@ -177,9 +165,6 @@ fn verb_rank(label: &str) -> usize {
         .unwrap_or(VERBS.len())
 }
 
-/// Requests counted per (verb label, resource key).
-type Counts = BTreeMap<(String, String), f64>;
-
 /// Requests the kube-apiserver has served so far, from its own `apiserver_request_total`.
 async fn apiserver_requests(c: &Client) -> Result<Counts> {
     let req = http::Request::get("/metrics").body(Vec::new())?;
@@ -206,266 +191,6 @@ fn delta(after: &Counts, before: &Counts) -> Counts {
         .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
         .filter(|(_, d)| *d != 0.0)
         .collect()
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// The counting proxy in front of `kubectl proxy`: one per keda process.
-
-/// The verb and resource of one request, as the kube-apiserver's request-info resolver labels it.
-fn classify(method: &str, target: &str, content_type: &str) -> (String, String) {
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let (group, rest) = match parts.as_slice() {
-        ["api", _version, rest @ ..] => ("", rest),
-        ["apis", group, _version, rest @ ..] => (*group, rest),
-        _ => ("", &[][..]),
-    };
-    // Namespaced: namespaces/<ns>/<resource>/…; the Namespace object itself: namespaces/<name>[/status|finalize].
-    let rest = match rest {
-        ["namespaces", _ns, next, tail @ ..] if !matches!(*next, "status" | "finalize") => {
-            let mut v = vec![*next];
-            v.extend_from_slice(tail);
-            v
-        }
-        other => other.to_vec(),
-    };
-    let resource = rest.first().copied().unwrap_or("");
-    let named = rest.len() >= 2;
-    let sub = rest.get(2).copied().unwrap_or("");
-    let watch = query
-        .split('&')
-        .any(|kv| kv == "watch=true" || kv == "watch=1");
-    let verb = match method {
-        "GET" | "HEAD" if resource.is_empty() => "GET",
-        "GET" | "HEAD" if watch => "WATCH",
-        "GET" | "HEAD" if named => "GET",
-        "GET" | "HEAD" => "LIST",
-        "PATCH" if content_type.starts_with("application/apply-patch") => "APPLY",
-        "DELETE" if !named && !resource.is_empty() => "DELETECOLLECTION",
-        other => other,
-    };
-    (verb.to_owned(), resource_key(group, resource, sub))
-}
-
-/// Finds the HTTP/1.1 request heads in a client → server byte stream (bodies skipped by Content-Length or
-/// chunked encoding).
-#[derive(Default)]
-struct RequestScanner {
-    buf: Vec<u8>,
-    state: ScanState,
-}
-
-#[derive(Default)]
-enum ScanState {
-    #[default]
-    Head,
-    Body(usize),
-    ChunkSize,
-    ChunkData(usize),
-    Trailer,
-}
-
-impl RequestScanner {
-    /// Feeds bytes; returns the requests whose heads completed.
-    fn feed(&mut self, data: &[u8]) -> Vec<(String, String)> {
-        let mut found = Vec::new();
-        self.buf.extend_from_slice(data);
-        loop {
-            match self.state {
-                ScanState::Head => {
-                    let Some(end) = find(&self.buf, b"\r\n\r\n") else {
-                        break;
-                    };
-                    let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-                    self.buf.drain(..end + 4);
-                    let mut lines = head.split("\r\n");
-                    let mut first = lines.next().unwrap_or("").split_whitespace();
-                    let (method, target) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
-                    let (mut length, mut chunked, mut content_type) =
-                        (0usize, false, String::new());
-                    for line in lines {
-                        let Some((name, value)) = line.split_once(':') else {
-                            continue;
-                        };
-                        let value = value.trim();
-                        match name.trim().to_ascii_lowercase().as_str() {
-                            "content-length" => length = value.parse().unwrap_or(0),
-                            "transfer-encoding" => {
-                                chunked = value.to_ascii_lowercase().contains("chunked")
-                            }
-                            "content-type" => content_type = value.to_ascii_lowercase(),
-                            _ => {}
-                        }
-                    }
-                    if !method.is_empty() {
-                        found.push(classify(method, target, &content_type));
-                    }
-                    self.state = if chunked {
-                        ScanState::ChunkSize
-                    } else if length > 0 {
-                        ScanState::Body(length)
-                    } else {
-                        ScanState::Head
-                    };
-                }
-                ScanState::Body(n) | ScanState::ChunkData(n) => {
-                    let take = n.min(self.buf.len());
-                    self.buf.drain(..take);
-                    let left = n - take;
-                    let chunk = matches!(self.state, ScanState::ChunkData(_));
-                    self.state = match (left, chunk) {
-                        (0, false) => ScanState::Head,
-                        (0, true) => ScanState::ChunkSize,
-                        (left, false) => ScanState::Body(left),
-                        (left, true) => ScanState::ChunkData(left),
-                    };
-                    if left > 0 {
-                        break;
-                    }
-                }
-                ScanState::ChunkSize => {
-                    let Some(end) = find(&self.buf, b"\r\n") else {
-                        break;
-                    };
-                    let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-                    self.buf.drain(..end + 2);
-                    let size =
-                        usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
-                            .unwrap_or(0);
-                    self.state = if size == 0 {
-                        ScanState::Trailer
-                    } else {
-                        ScanState::ChunkData(size + 2)
-                    };
-                }
-                ScanState::Trailer => {
-                    let Some(end) = find(&self.buf, b"\r\n") else {
-                        break;
-                    };
-                    self.buf.drain(..end + 2);
-                    if end == 0 {
-                        self.state = ScanState::Head;
-                    }
-                }
-            }
-        }
-        found
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Requests one keda process sent, counted by the proxy in front of it.
-#[derive(Default)]
-struct Tally(Mutex<Counts>);
-
-impl Tally {
-    fn add(&self, key: (String, String)) {
-        if let Ok(mut m) = self.0.lock() {
-            *m.entry(key).or_insert(0.0) += 1.0;
-        }
-    }
-
-    fn snapshot(&self) -> Counts {
-        self.0.lock().map(|m| m.clone()).unwrap_or_default()
-    }
-}
-
-/// A plain-HTTP listener on loopback that forwards every connection to `upstream` byte for byte and counts
-/// the requests it sees in `tally`.
-async fn counting_proxy(upstream: std::net::SocketAddr, tally: Arc<Tally>) -> Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((client, _)) = listener.accept().await else {
-                continue;
-            };
-            let tally = tally.clone();
-            tokio::spawn(async move {
-                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
-                    return;
-                };
-                let _ = client.set_nodelay(true);
-                let _ = server.set_nodelay(true);
-                let (mut cr, mut cw) = client.into_split();
-                let (mut sr, mut sw) = server.into_split();
-                let down = tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut sr, &mut cw).await;
-                    let _ = cw.shutdown().await;
-                });
-                let mut scanner = RequestScanner::default();
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    let n = match cr.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    for key in scanner.feed(&buf[..n]) {
-                        tally.add(key);
-                    }
-                    if sw.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = sw.shutdown().await;
-                let _ = down.await;
-            });
-        }
-    });
-    Ok(format!("http://{addr}"))
-}
-
-/// `kubectl proxy` on a free loopback port (admin credentials of the cluster's KUBECONFIG); killed on drop.
-struct KubectlProxy {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl KubectlProxy {
-    fn start() -> Result<KubectlProxy> {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new("kubectl")
-            .args(["proxy", "--address=127.0.0.1", "--port=0"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            // It logs the watches its clients cancel on exit ("context canceled").
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .context("starting kubectl proxy (is the cluster's bin dir on PATH?)")?;
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().context("kubectl proxy stdout")?)
-            .read_line(&mut line)?;
-        // "Starting to serve on 127.0.0.1:41234"
-        let addr = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .and_then(|a| a.parse().ok())
-            .with_context(|| format!("kubectl proxy said {line:?}"))?;
-        Ok(KubectlProxy { child, addr })
-    }
-}
-
-impl Drop for KubectlProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A kubeconfig for a keda process whose server is `server` (a counting proxy); returns its path.
-fn proxied_kubeconfig(dir: &std::path::Path, name: &str, server: &str) -> Result<String> {
-    let path = dir.join(format!("{name}.kubeconfig"));
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: bench\n  cluster: {{server: \"{server}\"}}\nusers:\n- name: bench\n  user: {{}}\ncontexts:\n- name: bench\n  context: {{cluster: bench, user: bench}}\ncurrent-context: bench\n"
-        ),
-    )?;
-    Ok(path.display().to_string())
 }
 
 // ---------------------------------------------------------------------------------------------------------

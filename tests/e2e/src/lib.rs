@@ -3,6 +3,9 @@
 //! Tests run inside the cluster's network namespace (`cargo xtask e2e` does that) with `KUBECONFIG` set and
 //! the cluster's `kubectl` on PATH. Each test gets a fresh namespace; the cluster itself is shared.
 
+pub mod apicount;
+pub mod webhooks;
+
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::{Event, Namespace};
 use kube::api::{ListParams, PostParams};
@@ -292,6 +295,18 @@ impl KedaProcess {
         metrics_addr: &str,
         extra_args: &[&str],
     ) -> Result<KedaProcess> {
+        KedaProcess::operator_with_env(namespace, identity, metrics_addr, extra_args, &[])
+    }
+
+    /// [`KedaProcess::operator_with`] with more environment (`KUBECONFIG` of an
+    /// [`apicount::ApiCounter`], …).
+    pub fn operator_with_env(
+        namespace: &str,
+        identity: &str,
+        metrics_addr: &str,
+        extra_args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Result<KedaProcess> {
         let mut args = vec![
             "operator",
             "--leader-elect",
@@ -301,15 +316,13 @@ impl KedaProcess {
             "127.0.0.1:0",
         ];
         args.extend_from_slice(extra_args);
-        KedaProcess::start(
-            &format!("{namespace}-{identity}"),
-            &args,
-            &[
-                ("WATCH_NAMESPACE", namespace),
-                ("KEDA_CLUSTER_OBJECT_NAMESPACE", namespace),
-                ("POD_NAME", identity),
-            ],
-        )
+        let mut env = vec![
+            ("WATCH_NAMESPACE", namespace),
+            ("KEDA_CLUSTER_OBJECT_NAMESPACE", namespace),
+            ("POD_NAME", identity),
+        ];
+        env.extend_from_slice(extra_env);
+        KedaProcess::start(&format!("{namespace}-{identity}"), &args, &env)
     }
 
     pub fn pid(&self) -> u32 {

@@ -3,108 +3,11 @@
 //! tests are not affected. Rejections, a warning on kubectl's stderr, an accepted object, and the
 //! graceful-shutdown warnings about a Deployment behind an AWS ALB Ingress.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use keda_e2e::{
-    KedaProcess, apply, client, cluster_scoped_lock, ensure_crds, kubectl, kubectl_ok, namespace,
-    root,
-};
-
-const NODE_IP: &str = "10.200.0.1";
-const WEBHOOK_CONFIG: &str = "keda-admission";
-const LABEL: &str = "keda-rs-e2e-webhooks";
-
-fn free_port(ip: &str) -> Result<u16> {
-    Ok(std::net::TcpListener::bind((ip, 0))?.local_addr()?.port())
-}
-
-fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// A test CA and a serving certificate for the node IP; returns the CA PEM.
-fn write_certs(dir: &Path) -> Result<String> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    std::fs::create_dir_all(dir)?;
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "keda-rs e2e webhooks CA");
-    let ca = ca.self_signed(&ca_key)?;
-    let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::new(vec![NODE_IP.to_owned(), "localhost".to_owned()])?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, "keda-admission-webhooks");
-    let leaf = leaf.signed_by(&key, &ca, &ca_key)?;
-    std::fs::write(dir.join("tls.crt"), leaf.pem())?;
-    std::fs::write(dir.join("tls.key"), key.serialize_pem())?;
-    Ok(ca.pem())
-}
-
-/// Deletes the ValidatingWebhookConfiguration when dropped (also when the test fails).
-struct WebhookConfigGuard;
-
-impl Drop for WebhookConfigGuard {
-    fn drop(&mut self) {
-        let _ = kubectl(
-            &[
-                "delete",
-                "validatingwebhookconfiguration",
-                WEBHOOK_CONFIG,
-                "--ignore-not-found",
-                "--wait=false",
-            ],
-            None,
-        );
-    }
-}
-
-fn webhook_config(port: u16, ca_pem: &str, ns: &str) -> String {
-    let ca = base64(ca_pem.as_bytes());
-    let hook = |name: &str, path: &str, resource: &str| {
-        format!(
-            "- name: {name}\n  admissionReviewVersions: [v1]\n  sideEffects: None\n  failurePolicy: Fail\n  timeoutSeconds: 10\n  clientConfig:\n    url: https://{NODE_IP}:{port}{path}\n    caBundle: {ca}\n  namespaceSelector:\n    matchLabels: {{{LABEL}: {ns}}}\n  rules:\n  - apiGroups: [keda.sh]\n    apiVersions: [v1alpha1]\n    operations: [CREATE, UPDATE]\n    resources: [{resource}]\n"
-        )
-    };
-    format!(
-        "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: {WEBHOOK_CONFIG}\nwebhooks:\n{}{}{}",
-        hook(
-            "vscaledobject.kb.io",
-            "/validate-keda-sh-v1alpha1-scaledobject",
-            "scaledobjects"
-        ),
-        hook(
-            "vscaledjob.kb.io",
-            "/validate-keda-sh-v1alpha1-scaledjob",
-            "scaledjobs"
-        ),
-        hook(
-            "vtriggerauthentication.kb.io",
-            "/validate-keda-sh-v1alpha1-triggerauthentication",
-            "triggerauthentications"
-        ),
-    )
-}
+use keda_e2e::webhooks::{Webhooks, try_apply};
+use keda_e2e::{apply, client, ensure_crds, kubectl, kubectl_ok, namespace};
 
 fn scaled_object(name: &str, target: &str, spec: &str, triggers: &str) -> String {
     format!(
@@ -130,15 +33,6 @@ fn shop_objects() -> String {
 
 const API_TRIGGER: &str = "  - type: metrics-api\n    name: api\n    metadata: {url: \"http://127.0.0.1:1/m\", valueLocation: value, targetValue: \"10\"}\n";
 
-/// `kubectl apply` of `yaml` in `ns`: (success, stderr).
-fn try_apply(ns: &str, yaml: &str) -> Result<(bool, String)> {
-    let out = kubectl(&["apply", "-n", ns, "-f", "-"], Some(yaml))?;
-    Ok((
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
-}
-
 fn expect_rejected(ns: &str, case: &str, yaml: &str, fragment: &str) -> Result<()> {
     let (ok, stderr) = try_apply(ns, yaml)?;
     if ok || !stderr.contains(fragment) {
@@ -154,54 +48,10 @@ async fn webhook_rejects_warns_and_accepts() -> Result<()> {
     ensure_crds().await?;
     let c = client().await?;
     let ns = namespace(&c, "webhooks").await?;
-    kubectl_ok(&["label", "namespace", &ns, &format!("{LABEL}={ns}")], None)?;
-
-    let dir = root().join("target/keda-e2e-webhooks").join(&ns);
-    let ca_pem = write_certs(&dir)?;
-    let port = free_port(NODE_IP)?;
-    let health_port = free_port("127.0.0.1")?;
-    let health = format!("127.0.0.1:{health_port}");
-    let mut process = KedaProcess::start(
-        &format!("{ns}-webhooks"),
-        &[
-            "admission-webhooks",
-            "--bind-address",
-            NODE_IP,
-            "--port",
-            &port.to_string(),
-            "--cert-dir",
-            &dir.display().to_string(),
-            "--health-probe-bind-address",
-            &health,
-            "--metrics-bind-address",
-            "127.0.0.1:0",
-        ],
-        &[("KEDA_CLUSTER_OBJECT_NAMESPACE", ns.as_str())],
-    )?;
-    // Ready once the ScaledObject and HPA indexes are synced.
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if !process.is_running() {
-            bail!("keda admission-webhooks exited:\n{}", process.log_tail());
-        }
-        if let Ok(r) = http.get(format!("http://{health}/readyz")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("webhooks never became ready:\n{}", process.log_tail());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-
-    let _lock = cluster_scoped_lock()?;
-    let _guard = WebhookConfigGuard;
-    kubectl_ok(
-        &["apply", "-f", "-"],
-        Some(&webhook_config(port, &ca_pem, &ns)),
-    )?;
+    // Ready once the ScaledObject and HPA indexes and the Service / Ingress caches are synced.
+    let webhooks = Webhooks::start(&ns, &[], &[]).await?;
+    let process = &webhooks.process;
+    let registration = webhooks.register(&ns)?;
 
     apply(
         &ns,
@@ -331,20 +181,29 @@ async fn webhook_rejects_warns_and_accepts() -> Result<()> {
 
     // The seed guide's graceful-shutdown pitfalls, read from the cluster: a preStop sleep of 30 s with a
     // 30 s grace period behind an ALB Ingress warns twice; a 90 s grace period behind it warns not at all.
+    // The Service and Ingress reach the webhook through its watches: retry until they have.
     apply(&ns, &shop_objects())?;
-    let (ok, stderr) = try_apply(&ns, &scaled_object("shop", "shop", "", API_TRIGGER))?;
     let grace_warning = "is not longer than the preStop sleep of container \"app\" (30 s)";
-    let alb_warning = "the pods are behind the AWS ALB Ingress";
-    if !ok
-        || !stderr.contains("Deployment shop spec.template.spec.terminationGracePeriodSeconds")
-        || !stderr.contains(grace_warning)
-        || !stderr.contains(&format!("{alb_warning} {ns}/public (Service shop)"))
-    {
-        bail!(
-            "ScaledObject on shop: success={ok}, expected the preStop and ALB warnings; stderr: {stderr}\nwebhook log:\n{}",
+    let alb_warning = format!("the pods are behind the AWS ALB Ingress {ns}/public (Service shop)");
+    keda_e2e::webhooks::apply_until(
+        &ns,
+        &scaled_object("shop", "shop", "", API_TRIGGER),
+        None,
+        Duration::from_secs(15),
+        |ok, stderr| {
+            ok && stderr
+                .contains("Deployment shop spec.template.spec.terminationGracePeriodSeconds")
+                && stderr.contains(grace_warning)
+                && stderr.contains(&alb_warning)
+        },
+    )
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "ScaledObject on shop: expected the preStop and ALB warnings: {e}\nwebhook log:\n{}",
             process.log_tail()
-        );
-    }
+        )
+    })?;
     let (ok, stderr) = try_apply(&ns, &scaled_object("shop-ok", "shop-ok", "", API_TRIGGER))?;
     if !ok
         || stderr.contains("terminationGracePeriodSeconds")
@@ -355,10 +214,8 @@ async fn webhook_rejects_warns_and_accepts() -> Result<()> {
         );
     }
 
-    drop(_guard);
-    drop(_lock);
-    process.terminate();
+    drop(registration);
+    drop(webhooks);
     let _ = kubectl(&["delete", "namespace", &ns, "--wait=false"], None);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
