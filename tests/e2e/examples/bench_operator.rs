@@ -47,8 +47,8 @@
 //! By hand: `cargo xtask cluster exec -- env KEDA_BIN=<keda> RUST_LOG=warn target/debug/examples/bench_operator`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
