@@ -261,6 +261,15 @@ pub enum Attempt {
     Following(String),
 }
 
+/// How one renewal write ended.
+enum RenewalWrite {
+    Renewed,
+    /// Someone else wrote the Lease since we read it.
+    Conflict,
+    /// The renew deadline passed before the write could be sent.
+    OutOfTime,
+}
+
 /// What one renewal found.
 #[derive(Debug, PartialEq, Eq)]
 enum Renewal {
@@ -416,25 +425,10 @@ impl LeaderElector {
     /// fresh read and write. Every request is bounded by the time left before the renew deadline.
     async fn try_renew(&mut self) -> Result<Renewal, Error> {
         if let Some(ours) = self.ours.clone() {
-            let Some(left) = self.left() else {
-                return Ok(Renewal::Lost(String::new()));
-            };
-            let lease = self.desired(Some(&ours), Timestamp::now(), false);
-            let sent = Instant::now();
-            match bounded(
-                left,
-                "renewing the leader Lease",
-                self.api
-                    .replace(&self.config.name, &PostParams::default(), &lease),
-            )
-            .await?
-            {
-                Ok(written) => {
-                    self.led(written, sent);
-                    return Ok(Renewal::Renewed);
-                }
-                Err(e) if is_conflict(&e) => self.ours = None,
-                Err(e) => return Err(Error::kube("renewing the leader Lease", e)),
+            match self.write_renewal(&ours).await? {
+                RenewalWrite::Renewed => return Ok(Renewal::Renewed),
+                RenewalWrite::OutOfTime => return Ok(Renewal::Lost(String::new())),
+                RenewalWrite::Conflict => self.ours = None,
             }
         }
         let Some(left) = self.left() else {
@@ -455,10 +449,18 @@ impl LeaderElector {
         let Some(existing) = existing.filter(|_| holder == self.config.identity) else {
             return Ok(Renewal::Lost(holder));
         };
+        match self.write_renewal(&existing).await? {
+            RenewalWrite::Renewed => Ok(Renewal::Renewed),
+            RenewalWrite::OutOfTime | RenewalWrite::Conflict => Ok(Renewal::Lost(String::new())),
+        }
+    }
+
+    /// Writes `base` back with a new renewTime, bounded by the time left before the renew deadline.
+    async fn write_renewal(&mut self, base: &Lease) -> Result<RenewalWrite, Error> {
         let Some(left) = self.left() else {
-            return Ok(Renewal::Lost(String::new()));
+            return Ok(RenewalWrite::OutOfTime);
         };
-        let lease = self.desired(Some(&existing), Timestamp::now(), false);
+        let lease = self.desired(Some(base), Timestamp::now(), false);
         let sent = Instant::now();
         match bounded(
             left,
@@ -470,9 +472,9 @@ impl LeaderElector {
         {
             Ok(written) => {
                 self.led(written, sent);
-                Ok(Renewal::Renewed)
+                Ok(RenewalWrite::Renewed)
             }
-            Err(e) if is_conflict(&e) => Ok(Renewal::Lost(String::new())),
+            Err(e) if is_conflict(&e) => Ok(RenewalWrite::Conflict),
             Err(e) => Err(Error::kube("renewing the leader Lease", e)),
         }
     }
