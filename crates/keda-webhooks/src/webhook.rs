@@ -584,16 +584,24 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
         {
             return Ok(Outcome::default());
         }
+        let spec_unchanged = request.operation == Operation::Update
+            && request
+                .old_object
+                .as_ref()
+                .is_some_and(|old| old.data.get("spec") == object.data.get("spec"));
         match kind {
             Kind::ScaledObject => {
                 self.metrics.validation(namespace, action);
-                let outcome = match decode::<ScaledObject>(kind, object) {
+                let mut outcome = match decode::<ScaledObject>(kind, object) {
                     Ok(so) => self.scaled_object(&so, namespace, request.dry_run).await,
                     Err(m) => Outcome {
                         errors: vec![(reasons::INVALID_REQUEST.to_owned(), m)],
                         warnings: vec![],
                     },
                 };
+                if spec_unchanged {
+                    admit_unchanged_spec(kind, &mut outcome);
+                }
                 if let Some((reason, _)) = outcome.errors.first() {
                     self.metrics.error(namespace, action, reason);
                 }
@@ -601,7 +609,11 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
             }
             Kind::ScaledJob => {
                 let sj = decode::<ScaledJob>(kind, object)?;
-                Ok(self.scaled_job(&sj, namespace).await)
+                let mut outcome = self.scaled_job(&sj, namespace).await;
+                if spec_unchanged {
+                    admit_unchanged_spec(kind, &mut outcome);
+                }
+                Ok(outcome)
             }
             Kind::TriggerAuthentication => {
                 let ta = decode::<TriggerAuthentication>(kind, object)?;
@@ -626,6 +638,56 @@ fn decode<T: DeserializeOwned>(kind: Kind, object: &DynamicObject) -> Result<T, 
     let value = serde_json::to_value(object)
         .map_err(|e| format!("the {} does not encode: {e}", kind.name()))?;
     serde_json::from_value(value).map_err(|e| format!("the {} does not decode: {e}", kind.name()))
+}
+
+/// The rejection reasons of upstream KEDA v2.20.2's ScaledObject webhook, which it makes on an update as
+/// on a create (`RecordScaledObjectValidatingErrors` in `apis/keda/v1alpha1/scaledobject_webhook.go`), and
+/// an object that does not decode.
+const UPSTREAM_SCALED_OBJECT_REASONS: &[&str] = &[
+    vcodes::INCORRECT_REPLICAS,
+    vcodes::NAME_TOO_LONG,
+    vcodes::HPA_NAME_TOO_LONG,
+    vcodes::INCORRECT_FALLBACK,
+    vcodes::SCALING_MODIFIERS,
+    vcodes::SCALING_MODIFIERS_FALLBACK,
+    vcodes::INCORRECT_TRIGGERS,
+    reasons::OTHER_SCALED_OBJECT,
+    reasons::OTHER_SCALED_OBJECT_HPA,
+    reasons::OTHER_HPA,
+    reasons::TRANSFER_OWNERSHIP_MISSING_HPA_NAME,
+    reasons::MISSING_REQUESTS,
+    reasons::SCALE_TO_ZERO_REQUIREMENTS_NOT_MET,
+    reasons::INVALID_REQUEST,
+];
+/// Upstream's ScaledJob webhook only runs `verifyTriggers`.
+const UPSTREAM_SCALED_JOB_REASONS: &[&str] =
+    &[vcodes::INCORRECT_TRIGGERS, reasons::INVALID_REQUEST];
+
+/// An UPDATE that leaves the spec of a ScaledObject or ScaledJob as it is (labels, annotations such as
+/// `autoscaling.keda.sh/paused`, owners) is never refused for a reason upstream's webhook does not have:
+/// an object upstream KEDA admitted whose trigger type or authentication keda-rs cannot run yet (unknown
+/// trigger type, a parse error, an unsupported provider, a missing authentication object, a refused file
+/// path) stays editable after the upgrade. keda-rs's own rejections become warnings saying so (the
+/// operator keeps such a ScaledObject at Ready=False and does not scale it); upstream's stay rejections.
+fn admit_unchanged_spec(kind: Kind, outcome: &mut Outcome) {
+    let (upstream, consequence) = match kind {
+        Kind::ScaledObject => (
+            UPSTREAM_SCALED_OBJECT_REASONS,
+            "keda-rs does not scale this ScaledObject until its spec is fixed: it stays Ready=False naming the reason",
+        ),
+        Kind::ScaledJob => (
+            UPSTREAM_SCALED_JOB_REASONS,
+            "keda-rs cannot run this ScaledJob's triggers as they are",
+        ),
+        Kind::TriggerAuthentication | Kind::ClusterTriggerAuthentication => return,
+    };
+    let (kept, admitted): (Vec<_>, Vec<_>) = std::mem::take(&mut outcome.errors)
+        .into_iter()
+        .partition(|(reason, _)| upstream.contains(&reason.as_str()));
+    outcome.errors = kept;
+    outcome.warnings.extend(admitted.into_iter().map(|(_, m)| {
+        format!("{m} (admitted because this update leaves the spec unchanged; {consequence})")
+    }));
 }
 
 /// An update whose spec is unchanged and that drops finalizers (the object is on its way out).
