@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::input::{AUTH, METADATA_AUTH};
+use crate::tls::ScalerTls;
 use crate::{ScalerError, TriggerInput};
 
 /// `KEDA_HTTP_DEFAULT_TIMEOUT` default, in milliseconds ([`crate::timeouts::DEFAULT_HTTP_TIMEOUT`]).
@@ -34,6 +35,10 @@ pub struct ClientKey {
 pub struct HttpClients {
     clients: Mutex<HashMap<ClientKey, Weak<reqwest::Client>>>,
     overrides: ClientOverrides,
+    /// Roots (system, bundled, `--ca-dir`), TLS versions and cipher suites of every client.
+    tls: Arc<ScalerTls>,
+    /// `KEDA_HTTP_DISABLE_KEEP_ALIVE`: no idle connection is kept, each request opens its own.
+    disable_keep_alive: bool,
 }
 
 /// Where every client of an [`HttpClients`] connects and whom it trusts, beyond DNS and the built-in roots:
@@ -43,7 +48,7 @@ pub struct ClientOverrides {
     /// `(host, address)`: connect to `address` whenever a URL names `host`. A port written in the URL wins
     /// over the address's port.
     pub resolve: Vec<(String, std::net::SocketAddr)>,
-    /// PEM CA certificates trusted in addition to the built-in roots.
+    /// PEM CA certificates trusted in addition to the roots of [`ScalerTls`].
     pub extra_roots: Vec<String>,
 }
 
@@ -51,9 +56,21 @@ impl HttpClients {
     /// A cache whose clients all apply `overrides`.
     pub fn with_overrides(overrides: ClientOverrides) -> HttpClients {
         HttpClients {
-            clients: Mutex::default(),
             overrides,
+            ..HttpClients::default()
         }
+    }
+
+    /// These clients trust the roots of `tls` and speak its TLS versions and cipher suites.
+    pub fn with_tls(mut self, tls: Arc<ScalerTls>) -> HttpClients {
+        self.tls = tls;
+        self
+    }
+
+    /// `keep_alive: false` (`KEDA_HTTP_DISABLE_KEEP_ALIVE=true`): no connection is reused.
+    pub fn with_keep_alive(mut self, keep_alive: bool) -> HttpClients {
+        self.disable_keep_alive = !keep_alive;
+        self
     }
 
     /// The client for `key`: the one a live scaler already uses, else a new one. Entries whose clients
@@ -70,25 +87,13 @@ impl HttpClients {
         map.retain(|_, w| w.strong_count() > 0);
         let mut builder = reqwest::Client::builder()
             .timeout(key.timeout)
-            .danger_accept_invalid_certs(key.unsafe_ssl)
-            .pool_idle_timeout(Duration::from_secs(90));
-        if let Some(ca) = &key.ca {
-            let cert = reqwest::Certificate::from_pem(ca.as_bytes())
-                .map_err(|e| format!("parsing the CA: {e}"))?;
-            builder = builder.add_root_certificate(cert);
+            .pool_idle_timeout(Duration::from_secs(90))
+            .use_preconfigured_tls(self.tls_config(key)?);
+        if self.disable_keep_alive {
+            builder = builder.pool_max_idle_per_host(0);
         }
         for (host, addr) in &self.overrides.resolve {
             builder = builder.resolve(host, *addr);
-        }
-        for pem in &self.overrides.extra_roots {
-            let cert = reqwest::Certificate::from_pem(pem.as_bytes())
-                .map_err(|e| format!("parsing an extra root CA: {e}"))?;
-            builder = builder.add_root_certificate(cert);
-        }
-        if let Some((cert, k)) = &key.cert_and_key {
-            let identity = reqwest::Identity::from_pem(format!("{cert}\n{k}").as_bytes())
-                .map_err(|e| format!("parsing the client certificate and key: {e}"))?;
-            builder = builder.identity(identity);
         }
         let client = Arc::new(
             builder
@@ -97,6 +102,46 @@ impl HttpClients {
         );
         map.insert(key.clone(), Arc::downgrade(&client));
         Ok(client)
+    }
+
+    /// The rustls configuration of the client for `key`: [`ScalerTls`]'s roots, the extra roots and the
+    /// trigger's CA (or no verification with `unsafeSsl`), its client certificate.
+    fn tls_config(&self, key: &ClientKey) -> Result<rustls::ClientConfig, String> {
+        let builder = self.tls.builder()?;
+        let builder = if key.unsafe_ssl {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(self.tls.accept_any())
+        } else {
+            let mut extra: Vec<&str> = self
+                .overrides
+                .extra_roots
+                .iter()
+                .map(String::as_str)
+                .collect();
+            extra.extend(key.ca.as_deref());
+            let roots = self
+                .tls
+                .roots_with(&extra)
+                .map_err(|e| format!("parsing the CA: {e}"))?;
+            builder.with_root_certificates(roots)
+        };
+        let mut config = match &key.cert_and_key {
+            Some((cert, k)) => {
+                use rustls::pki_types::PrivateKeyDer;
+                use rustls::pki_types::pem::PemObject;
+                let err = |e: String| format!("parsing the client certificate and key: {e}");
+                let certs = crate::tls::parse_pem(cert).map_err(err)?;
+                let k = PrivateKeyDer::from_pem_slice(k.as_bytes())
+                    .map_err(|e| err(format!("no PEM private key: {e}")))?;
+                builder
+                    .with_client_auth_cert(certs, k)
+                    .map_err(|e| err(e.to_string()))?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
     }
 
     /// Number of live clients (for tests and telemetry).

@@ -15,6 +15,7 @@ pub mod quantity;
 mod registry;
 pub mod service_endpoints;
 pub mod timeouts;
+pub mod tls;
 
 #[cfg(feature = "cpu-memory")]
 pub mod cpu_memory;
@@ -175,6 +176,10 @@ pub struct BuildContext {
     /// `--filepath-auth-root-path`: the only directory a build may open files (and Unix sockets) under.
     /// Unset (the default) refuses every file.
     pub files: files::FileRoot,
+    /// Whom TLS connections to Redis, PostgreSQL and MySQL trust and which TLS they speak (`--ca-dir`,
+    /// `KEDA_HTTP_MIN_TLS_VERSION`, `KEDA_HTTP_TLS_CIPHER_LIST`). The HTTP clients hold the same
+    /// ([`http::HttpClients::with_tls`]).
+    pub tls: Arc<tls::ScalerTls>,
     #[cfg(feature = "http-client")]
     pub http: http::HttpClients,
     /// Redis connections, shared per connection settings.

@@ -14,6 +14,8 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, SslOpts, Value};
 
+use crate::tls::ScalerTls;
+
 use crate::files::{FileRoot, FileUse};
 use crate::input::{METADATA, Source};
 use crate::{
@@ -186,7 +188,7 @@ impl TriggerConfig for MySqlConfig {
     async fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError> {
         let pool = ctx
             .mysql
-            .get(&self.connection, &self.trigger(), &ctx.files)
+            .get(&self.connection, &self.trigger(), &ctx.files, &ctx.tls)
             .await?;
         Ok(Arc::new(MySqlScaler {
             config: self.clone(),
@@ -381,6 +383,7 @@ fn unix_socket(addr: &str) -> &str {
 pub fn client_options(
     conn: &MySqlConnection,
     files: &FileRoot,
+    tls: &ScalerTls,
 ) -> Result<(OptsBuilder, Duration), (&'static str, String)> {
     let base = OptsBuilder::default().prefer_socket(false).pool_opts(
         PoolOpts::default()
@@ -435,7 +438,10 @@ pub fn client_options(
                 match k.as_str() {
                     "tls" => {
                         opts = match v.as_str() {
-                            "true" => opts.ssl_opts(SslOpts::default()),
+                            // The bundled roots (the driver's), the system's and `--ca-dir`'s.
+                            "true" => opts.ssl_opts(SslOpts::default().with_root_certs(
+                                tls.certs().iter().map(|c| c.to_vec().into()).collect(),
+                            )),
                             "skip-verify" | "preferred" => opts.ssl_opts(
                                 SslOpts::default().with_danger_accept_invalid_certs(true),
                             ),
@@ -491,6 +497,7 @@ impl MySqlPools {
         conn: &MySqlConnection,
         trigger: &TriggerRef,
         files: &FileRoot,
+        tls: &ScalerTls,
     ) -> Result<Arc<SharedPool>, ScalerError> {
         let cached = self
             .pools
@@ -501,7 +508,7 @@ impl MySqlPools {
             return Ok(p);
         }
         let (opts, connect_timeout) =
-            client_options(conn, files).map_err(|(field, reason)| ScalerError::Config {
+            client_options(conn, files, tls).map_err(|(field, reason)| ScalerError::Config {
                 trigger: trigger.clone(),
                 field: field.to_owned(),
                 reason,
@@ -656,6 +663,7 @@ mod tests {
                 db_name: "d".into(),
             },
             &FileRoot::unset(),
+            &ScalerTls::default(),
         )
         .unwrap()
         .0
@@ -674,11 +682,13 @@ mod tests {
                 db_name: "d".into(),
             },
             &FileRoot::unset(),
+            &ScalerTls::default(),
         );
         assert_eq!(bad_port.err().map(|e| e.0), Some("port"));
         let (o, timeout) = client_options(
             &MySqlConnection::Dsn("u:p@tcp(127.0.0.1)/d?tls=true&sql_mode=ANSI&timeout=2s".into()),
             &FileRoot::unset(),
+            &ScalerTls::default(),
         )
         .unwrap();
         assert_eq!(timeout, Duration::from_secs(2));
@@ -689,7 +699,8 @@ mod tests {
         assert!(
             client_options(
                 &MySqlConnection::Dsn("u@pipe(x)/d".into()),
-                &FileRoot::unset()
+                &FileRoot::unset(),
+                &ScalerTls::default(),
             )
             .is_err()
         );
@@ -728,6 +739,7 @@ mod tests {
         let refused = client_options(
             &MySqlConnection::Dsn("u@unix(/run/mysqld/mysqld.sock)/d".into()),
             &root,
+            &ScalerTls::default(),
         );
         assert_eq!(refused.err().map(|e| e.0), Some("connectionString"));
     }

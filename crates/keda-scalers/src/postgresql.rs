@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -26,6 +25,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::files::{FileRoot, FileUse};
 use crate::input::{METADATA, Source};
+use crate::tls::ScalerTls;
 use crate::{
     BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, ScalerTimeouts,
     TimeoutDefaults, TriggerConfig, TriggerInput, TriggerRef,
@@ -217,7 +217,7 @@ impl TriggerConfig for PostgresConfig {
     async fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError> {
         let connection = ctx
             .postgresql
-            .get(&self.connection, &self.trigger(), &ctx.files)
+            .get(&self.connection, &self.trigger(), &ctx.files, &ctx.tls)
             .await?;
         Ok(Arc::new(PostgresScaler {
             config: self.clone(),
@@ -355,55 +355,6 @@ fn parse_key_values(s: &str) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
-/// Accepts any server certificate (libpq's `prefer`/`require` without a root certificate).
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// Checks the chain but not the host name (libpq's `verify-ca`).
 #[derive(Debug)]
 struct ChainOnly(Arc<WebPkiServerVerifier>);
@@ -477,6 +428,7 @@ fn read_file(files: &FileRoot, path: &str, what: &str) -> Result<Vec<u8>, String
 fn tls_setup(
     ssl: &SslParams,
     files: &FileRoot,
+    tls: &ScalerTls,
 ) -> Result<(SslMode, rustls::ClientConfig), (&'static str, String)> {
     let mode = ssl.mode.as_deref().unwrap_or("prefer");
     let (pg_mode, verification) = match mode {
@@ -502,10 +454,8 @@ fn tls_setup(
                 .into(),
         ));
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ("sslmode", format!("setting up TLS: {e}")))?;
+    let provider = tls.provider().clone();
+    let builder = tls.builder().map_err(|e| ("sslmode", e))?;
     let roots = || -> Result<Arc<RootCertStore>, (&'static str, String)> {
         let mut store = RootCertStore::empty();
         match ssl.root_cert.as_deref() {
@@ -524,14 +474,13 @@ fn tls_setup(
                         .map_err(|e| ("sslrootcert", format!("{path:?}: {e}")))?;
                 }
             }
-            _ => {
-                store.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            }
+            // The system's roots, the bundled ones and `--ca-dir`'s.
+            _ => return Ok(tls.roots()),
         }
         Ok(Arc::new(store))
     };
     let verifier: Arc<dyn ServerCertVerifier> = match verification {
-        Verification::None => Arc::new(AcceptAnyCertificate(provider.clone())),
+        Verification::None => tls.accept_any(),
         Verification::Chain | Verification::Full => {
             let webpki = WebPkiServerVerifier::builder_with_provider(roots()?, provider.clone())
                 .build()
@@ -671,6 +620,7 @@ impl PostgresClients {
         connection: &str,
         trigger: &TriggerRef,
         files: &FileRoot,
+        tls: &ScalerTls,
     ) -> Result<Arc<PostgresConnection>, ScalerError> {
         let cached = self
             .connections
@@ -687,7 +637,7 @@ impl PostgresClients {
         };
         let (rest, ssl) =
             split_ssl_params(connection).map_err(|r| config_error("connection", r))?;
-        let (mode, tls) = tls_setup(&ssl, files).map_err(|(f, r)| config_error(f, r))?;
+        let (mode, tls) = tls_setup(&ssl, files, tls).map_err(|(f, r)| config_error(f, r))?;
         let mut config = client_config(&rest).map_err(|r| config_error("connection", r))?;
         for dir in unix_hosts(&config) {
             files
@@ -815,6 +765,7 @@ mod tests {
                     ..Default::default()
                 },
                 &FileRoot::unset(),
+                &ScalerTls::default(),
             )
             .map(|(mode, _)| mode)
         };
@@ -830,6 +781,7 @@ mod tests {
                 ..Default::default()
             },
             &FileRoot::new("/nonexistent"),
+            &ScalerTls::default(),
         );
         assert_eq!(missing_root.unwrap_err().0, "sslrootcert");
     }

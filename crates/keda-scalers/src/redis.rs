@@ -19,6 +19,7 @@ use ::redis::{
 };
 
 use crate::input::{ANY, AUTH, METADATA, Source};
+use crate::tls::ScalerTls;
 use crate::{
     BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, ScalerTimeouts,
     TimeoutDefaults, TriggerConfig, TriggerInput, TriggerRef,
@@ -333,12 +334,13 @@ impl RedisClients {
         &self,
         conn: &RedisConnection,
         trigger: &TriggerRef,
+        tls: &ScalerTls,
     ) -> Result<Arc<RedisHandle>, ScalerError> {
         if let Some(h) = self.cached(conn) {
             return Ok(h);
         }
         // Each step has its own driver timeout; this bounds the whole (cluster discovery, sentinel lookup).
-        let handle = tokio::time::timeout(BUILD_TIMEOUT, RedisHandle::connect(conn, trigger))
+        let handle = tokio::time::timeout(BUILD_TIMEOUT, RedisHandle::connect(conn, trigger, tls))
             .await
             .map_err(|_| ScalerError::Backend {
                 trigger: trigger.clone(),
@@ -420,7 +422,9 @@ fn is_connection_error(e: &RedisError) -> bool {
         || e.is_unrecoverable_error()
 }
 
-fn tls_certificates(tls: &RedisTls) -> Option<TlsCertificates> {
+/// The client certificate, and the roots: the system's and `--ca-dir`'s ([`ScalerTls`]) and the trigger's
+/// `ca`, as upstream (the driver would otherwise read the system's alone).
+fn tls_certificates(tls: &RedisTls, trust: &ScalerTls) -> TlsCertificates {
     let client_tls = match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => Some(ClientTlsConfig {
             client_cert: cert.as_bytes().to_vec(),
@@ -428,11 +432,10 @@ fn tls_certificates(tls: &RedisTls) -> Option<TlsCertificates> {
         }),
         _ => None,
     };
-    let root_cert = tls.ca.as_ref().map(|ca| ca.as_bytes().to_vec());
-    (client_tls.is_some() || root_cert.is_some()).then_some(TlsCertificates {
+    TlsCertificates {
         client_tls,
-        root_cert,
-    })
+        root_cert: Some(trust.certs_pem(tls.ca.as_deref()).into_bytes()),
+    }
 }
 
 fn addr(host: String, port: u16, tls: Option<&RedisTls>) -> ConnectionAddr {
@@ -448,7 +451,11 @@ fn addr(host: String, port: u16, tls: Option<&RedisTls>) -> ConnectionAddr {
 }
 
 impl RedisHandle {
-    async fn connect(conn: &RedisConnection, trigger: &TriggerRef) -> Result<Self, ScalerError> {
+    async fn connect(
+        conn: &RedisConnection,
+        trigger: &TriggerRef,
+        tls: &ScalerTls,
+    ) -> Result<Self, ScalerError> {
         let config_error = |field: &str, reason: String| ScalerError::Config {
             trigger: trigger.clone(),
             field: field.to_owned(),
@@ -474,7 +481,7 @@ impl RedisHandle {
                 .map_err(|r| config_error("address", r))?;
             nodes.push((host, port));
         }
-        let certs = conn.tls.as_ref().and_then(tls_certificates);
+        let certs = conn.tls.as_ref().map(|t| tls_certificates(t, tls));
         let mut redis_info = RedisConnectionInfo::default().set_db(conn.database_index);
         if let Some(u) = &conn.username {
             redis_info = redis_info.set_username(u);
@@ -739,7 +746,10 @@ impl TriggerConfig for RedisConfig {
     }
 
     async fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError> {
-        let handle = ctx.redis.get(&self.connection, &self.trigger()).await?;
+        let handle = ctx
+            .redis
+            .get(&self.connection, &self.trigger(), &ctx.tls)
+            .await?;
         let mut command = ::redis::cmd("EVAL");
         command.arg(COUNT_SCRIPT).arg(1).arg(&self.list_name);
         Ok(Arc::new(RedisScaler {

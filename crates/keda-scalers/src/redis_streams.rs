@@ -125,7 +125,10 @@ impl TriggerConfig for RedisStreamsConfig {
     }
 
     async fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError> {
-        let handle = ctx.redis.get(&self.connection, &self.trigger()).await?;
+        let handle = ctx
+            .redis
+            .get(&self.connection, &self.trigger(), &ctx.tls)
+            .await?;
         Ok(Arc::new(RedisStreamsScaler {
             config: self.clone(),
             handle,

@@ -196,6 +196,26 @@ pub async fn serve_tls(
     key_pem: &str,
     client_ca: Option<&str>,
 ) -> SocketAddr {
+    serve_tls_versions(
+        app,
+        port,
+        cert_pem,
+        key_pem,
+        client_ca,
+        rustls::DEFAULT_VERSIONS,
+    )
+    .await
+}
+
+/// [`serve_tls`] speaking only the given TLS versions (`&[&rustls::version::TLS12]`: a TLS 1.2-only server).
+pub async fn serve_tls_versions(
+    app: axum::Router,
+    port: u16,
+    cert_pem: &str,
+    key_pem: &str,
+    client_ca: Option<&str>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> SocketAddr {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use std::sync::Arc;
@@ -206,7 +226,7 @@ pub async fn serve_tls(
         .expect("server certificate PEM");
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("server key PEM");
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .expect("TLS versions");
     let builder = match client_ca {
         Some(ca) => {
