@@ -74,6 +74,11 @@ pub struct OperatorConfig {
     /// `--filepath-auth-root-path`: the only directory tenant-named files (TLS files, Unix sockets, a
     /// ClusterTriggerAuthentication's `filePath`) are opened under; unset opens none.
     pub file_root: keda_scalers::files::FileRoot,
+    /// Whom scalers' TLS connections trust (system store, bundled roots, `--ca-dir`) and which TLS they
+    /// speak (`KEDA_HTTP_MIN_TLS_VERSION`, `KEDA_HTTP_TLS_CIPHER_LIST`).
+    pub scaler_tls: Arc<keda_scalers::tls::ScalerTls>,
+    /// `false` with `KEDA_HTTP_DISABLE_KEEP_ALIVE=true`: scaler HTTP connections are not reused.
+    pub http_keep_alive: bool,
 }
 
 /// Shared state of the controllers and loops.
@@ -448,6 +453,10 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
                 keda_scalers::service_endpoints::KubeServiceEndpoints::new(client.clone()),
             )),
             files: config.file_root.clone(),
+            tls: config.scaler_tls.clone(),
+            http: keda_scalers::http::HttpClients::default()
+                .with_tls(config.scaler_tls.clone())
+                .with_keep_alive(config.http_keep_alive),
             ..Default::default()
         },
         metrics,

@@ -56,7 +56,7 @@ pub fn parse_go_bool(s: &str) -> Result<bool, String> {
 /// The flags and environment variables upstream reads that this process accepts without acting on
 /// them, as it was started: each is named with its value and why, in one warning line at start
 /// ([`warn_no_effect`]). A value that asks for what keda-rs does anyway (`--disable-compression=true`,
-/// `KEDA_HTTP_MIN_TLS_VERSION=TLS12`, …) is not named.
+/// `KEDA_SERVICE_MIN_TLS_VERSION=TLS12`, …) is not named.
 #[derive(Debug, Default)]
 pub struct NoEffect(Vec<String>);
 
@@ -119,6 +119,11 @@ impl NoEffect {
             why,
         );
         self.env(env, "KEDA_SERVICE_TLS_CIPHER_LIST", |_| true, true, why);
+    }
+
+    /// A setting honoured only in part, named as `item` says.
+    pub fn note(&mut self, item: String) {
+        self.0.push(item);
     }
 
     pub fn items(&self) -> &[String] {

@@ -99,6 +99,10 @@ pub struct OperatorArgs {
     /// Requests to the Kubernetes API that may go at once.
     #[arg(long, value_name = "N")]
     kube_api_burst: Option<i64>,
+    /// Directory whose certificate files scalers trust for TLS, beside the system's and the bundled
+    /// roots (repeatable; a missing directory is skipped, a file that is no certificate is logged).
+    #[arg(long, default_value = keda_scalers::tls::DEFAULT_CA_DIR)]
+    ca_dir: Vec<String>,
     /// The ValidatingWebhookConfiguration whose `caBundle` certificate rotation patches.
     #[arg(long, default_value = "keda-admission")]
     validating_webhook_name: String,
@@ -118,8 +122,6 @@ pub struct OperatorArgs {
     http_max_idle_conns_per_host: Option<String>,
     #[arg(long, hide = true)]
     http_idle_conn_timeout: Option<String>,
-    #[arg(long, hide = true)]
-    ca_dir: Vec<String>,
     #[arg(long, hide = true)]
     profiling_bind_address: Option<String>,
     #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
@@ -182,14 +184,6 @@ pub fn no_effect(args: &OperatorArgs, env: &dyn Fn(&str) -> Option<String>) -> V
         |_| true,
         "no stack traces",
     );
-    for dir in &args.ca_dir {
-        n.flag(
-            "ca-dir",
-            Some(dir),
-            |_| true,
-            "extra CA directories are not loaded",
-        );
-    }
     n.flag(
         "profiling-bind-address",
         args.profiling_bind_address.as_deref(),
@@ -209,27 +203,6 @@ pub fn no_effect(args: &OperatorArgs, env: &dyn Fn(&str) -> Option<String>) -> V
         |_| true,
         true,
         "ScaledJobs are not reconciled yet",
-    );
-    n.env(
-        env,
-        "KEDA_HTTP_MIN_TLS_VERSION",
-        |v| !v.eq_ignore_ascii_case("TLS12"),
-        true,
-        "scalers use TLS 1.2 and 1.3",
-    );
-    n.env(
-        env,
-        "KEDA_HTTP_TLS_CIPHER_LIST",
-        |_| true,
-        true,
-        "scalers use rustls's cipher suites",
-    );
-    n.env(
-        env,
-        "KEDA_HTTP_DISABLE_KEEP_ALIVE",
-        |v| crate::flags::parse_go_bool(v) == Ok(true),
-        true,
-        "scaler HTTP connections are kept alive",
     );
     n.env(
         env,
@@ -253,7 +226,85 @@ pub fn no_effect(args: &OperatorArgs, env: &dyn Fn(&str) -> Option<String>) -> V
         "no raw metrics stream",
     );
     n.service_tls(env);
+    // A value refused here stops the start instead ([`scaler_tls`]).
+    if let Ok(tls) = scaler_tls(args, env) {
+        for note in tls.notes {
+            n.note(note);
+        }
+    }
     n.items().to_vec()
+}
+
+/// The scalers' TLS and HTTP settings: `--ca-dir`, `KEDA_HTTP_MIN_TLS_VERSION`,
+/// `KEDA_HTTP_TLS_CIPHER_LIST`, `KEDA_HTTP_DISABLE_KEEP_ALIVE`.
+#[derive(Debug)]
+pub struct ScalerTlsEnv {
+    pub settings: keda_scalers::tls::TlsSettings,
+    pub keep_alive: bool,
+    /// What is honoured only in part, for the warning at start.
+    pub notes: Vec<String>,
+}
+
+/// [`ScalerTlsEnv`] from the flags and `env`; a value that is not one upstream reads is refused with
+/// the variable's name (upstream logs it and uses its default).
+pub fn scaler_tls(
+    args: &OperatorArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ScalerTlsEnv, String> {
+    use keda_scalers::tls::{MinTlsVersion, TlsSettings, cipher_suites};
+    let get = |var: &str| env(var).map(|v| v.trim().to_owned()).unwrap_or_default();
+    let mut notes = Vec::new();
+    let drivers = "not applied to redis and mysql triggers, whose drivers speak TLS 1.2 and 1.3 \
+                   with rustls's suites";
+    let var = "KEDA_HTTP_MIN_TLS_VERSION";
+    let v = get(var);
+    let min_version = match v.to_ascii_uppercase().as_str() {
+        "" | "TLS12" => MinTlsVersion::Tls12,
+        "TLS10" | "TLS11" => {
+            notes.push(format!(
+                "{var}={v} (rustls speaks no TLS below 1.2: scalers use TLS 1.2 and 1.3)"
+            ));
+            MinTlsVersion::Tls12
+        }
+        "TLS13" => {
+            notes.push(format!("{var}={v} ({drivers})"));
+            MinTlsVersion::Tls13
+        }
+        _ => {
+            return Err(format!(
+                "{var}: {v:?} is not one of TLS10, TLS11, TLS12, TLS13"
+            ));
+        }
+    };
+    let var = "KEDA_HTTP_TLS_CIPHER_LIST";
+    let (tls12_suites, unsupported) = cipher_suites(&get(var));
+    if !unsupported.is_empty() {
+        let fallback = match tls12_suites.is_empty() {
+            true => "; rustls's TLS 1.2 suites are used",
+            false => "",
+        };
+        notes.push(format!(
+            "{var}: {} (not TLS 1.2 suites rustls has: ignored{fallback})",
+            unsupported.join(", ")
+        ));
+    }
+    if !tls12_suites.is_empty() {
+        notes.push(format!("{var} ({drivers})"));
+    }
+    let var = "KEDA_HTTP_DISABLE_KEEP_ALIVE";
+    let keep_alive = match get(var).as_str() {
+        "" => true,
+        v => !crate::flags::parse_go_bool(v).map_err(|e| format!("{var}: {e}"))?,
+    };
+    Ok(ScalerTlsEnv {
+        settings: TlsSettings {
+            ca_dirs: args.ca_dir.iter().map(std::path::PathBuf::from).collect(),
+            min_version,
+            tls12_suites,
+        },
+        keep_alive,
+        notes,
+    })
 }
 
 /// A label selector from `var`, or an error that names the variable.
@@ -265,6 +316,11 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<()> {
     crate::logging::init(&args.log);
     crate::logging::starting("operator");
     crate::flags::warn_no_effect(&no_effect(&args, &crate::flags::process_env));
+    let tls_env = scaler_tls(&args, &crate::flags::process_env).map_err(anyhow::Error::msg)?;
+    let (scaler_tls, skipped) = keda_scalers::tls::ScalerTls::new(&tls_env.settings);
+    for problem in skipped {
+        tracing::warn!(target: "setup", "scaler TLS roots (--ca-dir): {problem}");
+    }
     let watch_label_selector = selector("WATCH_LABEL_SELECTOR", &args.watch_label_selector)?;
     let trigger_auth_label_selector = selector(
         "WATCH_LABEL_SELECTOR_FOR_TRIGGERAUTH",
@@ -318,6 +374,8 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<()> {
                 webhook_name: args.validating_webhook_name.clone(),
             }),
         file_root: keda_scalers::files::FileRoot::new(&args.filepath_auth_root_path),
+        scaler_tls: std::sync::Arc::new(scaler_tls),
+        http_keep_alive: tls_env.keep_alive,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -401,7 +459,6 @@ mod tests {
             [
                 "--enable-opentelemetry-metrics",
                 "--zap-stacktrace-level",
-                "--ca-dir",
                 "--profiling-bind-address",
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
                 "KEDA_SCALEDJOB_CTRL_MAX_RECONCILES",
@@ -422,6 +479,66 @@ mod tests {
             None
         );
         assert_eq!(args.validating_webhook_name, "keda-admission");
+    }
+
+    #[test]
+    fn scaler_tls_settings_from_flags_and_environment() {
+        use keda_scalers::tls::MinTlsVersion;
+        let env_of = |pairs: &'static [(&'static str, &'static str)]| {
+            move |v: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == v)
+                    .map(|(_, val)| (*val).to_owned())
+            }
+        };
+        let args = parse(&[]).expect("defaults");
+        let t = scaler_tls(&args, &|_| None).expect("defaults");
+        assert_eq!(t.settings.ca_dirs, [std::path::PathBuf::from("/custom/ca")]);
+        assert_eq!(t.settings.min_version, MinTlsVersion::Tls12);
+        assert!(t.settings.tls12_suites.is_empty());
+        assert!(t.keep_alive && t.notes.is_empty());
+
+        let args = parse(&["--ca-dir=/a", "--ca-dir", "/b"]).expect("ca dirs");
+        let env = env_of(&[
+            ("KEDA_HTTP_MIN_TLS_VERSION", "TLS13"),
+            (
+                "KEDA_HTTP_TLS_CIPHER_LIST",
+                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_RSA_WITH_AES_128_CBC_SHA",
+            ),
+            ("KEDA_HTTP_DISABLE_KEEP_ALIVE", "true"),
+        ]);
+        let t = scaler_tls(&args, &env).expect("valid");
+        assert_eq!(t.settings.ca_dirs.len(), 2);
+        assert_eq!(t.settings.min_version, MinTlsVersion::Tls13);
+        assert_eq!(t.settings.tls12_suites.len(), 1);
+        assert!(!t.keep_alive);
+        let named = no_effect(&args, &env);
+        assert!(
+            named.iter().any(|n| n.starts_with("KEDA_HTTP_TLS_CIPHER_LIST: TLS_RSA_WITH_AES_128_CBC_SHA (")),
+            "{named:?}"
+        );
+        assert!(
+            named
+                .iter()
+                .any(|n| n.starts_with("KEDA_HTTP_MIN_TLS_VERSION=TLS13 (not applied to redis")),
+            "{named:?}"
+        );
+
+        // Below TLS 1.2: TLS 1.2, and said so.
+        let t =
+            scaler_tls(&args, &env_of(&[("KEDA_HTTP_MIN_TLS_VERSION", "TLS10")])).expect("TLS10");
+        assert_eq!(t.settings.min_version, MinTlsVersion::Tls12);
+        assert!(t.notes[0].contains("no TLS below 1.2"), "{:?}", t.notes);
+        // Values upstream does not read are refused, naming the variable.
+        for (var, value) in [
+            ("KEDA_HTTP_MIN_TLS_VERSION", "TLS1.3"),
+            ("KEDA_HTTP_DISABLE_KEEP_ALIVE", "yes"),
+        ] {
+            let env = |v: &str| (v == var).then(|| value.to_owned());
+            let e = scaler_tls(&args, &env).expect_err(value);
+            assert!(e.starts_with(var), "{e}");
+        }
     }
 
     #[test]
