@@ -119,6 +119,21 @@ impl NoEffect {
             why,
         );
         self.env(env, "KEDA_SERVICE_TLS_CIPHER_LIST", |_| true, true, why);
+        // Upstream's servers fall back to the scalers' settings when theirs are not set.
+        let fallback = "upstream's servers use it without KEDA_SERVICE_*; keda-rs's accept TLS 1.2 and \
+                        1.3 with rustls's cipher suites";
+        if env("KEDA_SERVICE_MIN_TLS_VERSION").is_none() {
+            self.env(
+                env,
+                "KEDA_HTTP_MIN_TLS_VERSION",
+                |v| v.eq_ignore_ascii_case("TLS13"),
+                true,
+                fallback,
+            );
+        }
+        if env("KEDA_SERVICE_TLS_CIPHER_LIST").is_none() {
+            self.env(env, "KEDA_HTTP_TLS_CIPHER_LIST", |_| true, true, fallback);
+        }
     }
 
     /// A setting honoured only in part, named as `item` says.
@@ -184,6 +199,13 @@ mod tests {
                 "--enable-opentelemetry-metrics=true (no exporter)",
                 "KEDA_SERVICE_MIN_TLS_VERSION=TLS13 (keda-rs's servers accept TLS 1.2 and 1.3 with rustls's cipher suites)"
             ]
+        );
+        let mut fallback = NoEffect::default();
+        fallback
+            .service_tls(&|v: &str| (v == "KEDA_HTTP_MIN_TLS_VERSION").then(|| "TLS13".to_owned()));
+        assert_eq!(fallback.items().len(), 1, "{:?}", fallback.items());
+        assert!(
+            fallback.items()[0].starts_with("KEDA_HTTP_MIN_TLS_VERSION=TLS13 (upstream's servers")
         );
         let mut quiet = NoEffect::default();
         quiet.service_tls(&|v: &str| {
