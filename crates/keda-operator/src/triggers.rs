@@ -154,6 +154,22 @@ mod tests {
         }]
     }
 
+    /// What Ready=False says about a ScaledObject upstream admitted with a trigger type keda-rs does not
+    /// support yet (the e2e `webhooks::an_unsupported_trigger_type_from_upstream_stays_editable` sees it on
+    /// the object; `trust::an_unsupported_pod_identity_is_named_on_ready` the same for a provider).
+    #[test]
+    fn an_unknown_trigger_type_is_named() {
+        let mut so = so(1);
+        so.spec.triggers[0].r#type = "kafka".to_owned();
+        let Err(message) = parse_all(&so, &resolved("x"), &Default::default()) else {
+            panic!("kafka is not supported");
+        };
+        assert!(
+            message.contains("unknown trigger type \"kafka\""),
+            "{message}"
+        );
+    }
+
     #[test]
     fn a_rotated_credential_changes_the_inputs() {
         let base = inputs_fingerprint(&so(1), &resolved("old"));

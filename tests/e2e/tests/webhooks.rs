@@ -219,3 +219,166 @@ async fn webhook_rejects_warns_and_accepts() -> Result<()> {
     let _ = kubectl(&["delete", "namespace", &ns, "--wait=false"], None);
     Ok(())
 }
+
+/// Issue 14 item 5: upgrading from upstream never freezes a workload. A ScaledObject upstream KEDA
+/// admitted whose trigger type keda-rs does not support (`kafka`), with the HPA upstream made for it:
+/// the operator says Ready=False naming the type and leaves the HPA and the replicas alone; with the
+/// webhook registered, `kubectl annotate … autoscaling.keda.sh/paused=true` is admitted with a warning on
+/// kubectl's stderr (and the pause then works as upstream's: the HPA is deleted, the replicas stay), while
+/// a spec change is refused.
+#[tokio::test]
+async fn an_unsupported_trigger_type_from_upstream_stays_editable() -> Result<()> {
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    use keda_api::ScaledObject;
+    use kube::Api;
+
+    const T: Duration = Duration::from_secs(60);
+    ensure_crds().await?;
+    let c = client().await?;
+    let ns = namespace(&c, "webhooks-upgrade").await?;
+    let ready = |so: &ScaledObject, status: &str| {
+        so.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.r#type == "Ready"))
+            .is_some_and(|c| c.status == status)
+    };
+
+    // What upstream KEDA left behind: the ScaledObject (admitted by upstream's webhook, which does not
+    // know which trigger types keda-rs supports) and its HPA, owned by it.
+    apply(
+        &ns,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: app, image: example/app:1}]\n",
+    )?;
+    let orders = scaled_object(
+        "orders",
+        "web",
+        "  minReplicaCount: 1\n",
+        "  - type: kafka\n    metadata: {bootstrapServers: \"kafka.example:9092\", consumerGroup: orders, topic: orders, lagThreshold: \"10\"}\n",
+    );
+    apply(&ns, &orders)?;
+    let uid = kubectl_ok(
+        &[
+            "get",
+            "scaledobject",
+            "orders",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ],
+        None,
+    )?;
+    apply(
+        &ns,
+        &format!(
+            "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: keda-hpa-orders\n  labels: {{app.kubernetes.io/managed-by: keda-operator, scaledobject.keda.sh/name: orders}}\n  ownerReferences: [{{apiVersion: keda.sh/v1alpha1, kind: ScaledObject, name: orders, uid: {uid}, controller: true, blockOwnerDeletion: true}}]\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}\n  minReplicas: 1\n  maxReplicas: 100\n  metrics:\n  - type: External\n    external:\n      metric: {{name: s0-kafka-orders, selector: {{matchLabels: {{scaledobject.keda.sh/name: orders}}}}}}\n      target: {{type: AverageValue, averageValue: \"10\"}}\n"
+        ),
+    )?;
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(c.clone(), &ns);
+    let hpa_before = hpas.get("keda-hpa-orders").await?.spec;
+
+    // The operator: Ready=False naming the type; the HPA and the replicas stay as upstream left them.
+    let mut operator = keda_e2e::KedaProcess::operator(&ns, "op-a")?;
+    let sos: Api<ScaledObject> = Api::namespaced(c.clone(), &ns);
+    let so = keda_e2e::wait_for(&sos, "orders", T, |so| ready(so, "False")).await?;
+    let message = so
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.r#type == "Ready"))
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    if !message.contains("unknown trigger type \"kafka\"") {
+        bail!("Ready=False without the trigger type: {message:?}");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    if hpas.get("keda-hpa-orders").await?.spec != hpa_before {
+        bail!("the operator changed the HPA of a ScaledObject it cannot run");
+    }
+    if keda_e2e::spec_replicas(&c, &ns, "web").await? != 2 {
+        bail!("the operator scaled a workload whose ScaledObject it cannot run");
+    }
+
+    // The webhook, registered now: a spec change is refused (retried until the API server calls it)…
+    let webhooks = Webhooks::start(&ns, &[], &[]).await?;
+    let registration = webhooks.register(&ns)?;
+    let changed = orders.replace("minReplicaCount: 1", "minReplicaCount: 2");
+    keda_e2e::webhooks::apply_until(
+        &ns,
+        &changed,
+        None,
+        Duration::from_secs(30),
+        |ok, stderr| !ok && stderr.contains("unknown trigger type \"kafka\""),
+    )
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "spec change: {e}\nwebhook log:\n{}",
+            webhooks.process.log_tail()
+        )
+    })?;
+    // …and the pause annotation is admitted, with the refusal as a warning.
+    let out = kubectl(
+        &[
+            "annotate",
+            "scaledobject",
+            "orders",
+            "-n",
+            &ns,
+            "autoscaling.keda.sh/paused=true",
+        ],
+        None,
+    )?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success()
+        || !stderr.contains("Warning:")
+        || !stderr.contains("unknown trigger type \"kafka\"")
+        || !stderr.contains("admitted because this update leaves the spec unchanged")
+    {
+        bail!(
+            "annotate paused: success={}, expected the admitted warning; stderr: {stderr}",
+            out.status.success()
+        );
+    }
+    // The pause works as upstream's: Paused=True, the HPA deleted, the replicas left as they are.
+    keda_e2e::wait_for(&sos, "orders", T, |so| {
+        so.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.r#type == "Paused"))
+            .is_some_and(|c| c.status == "True")
+    })
+    .await?;
+    let deadline = Instant::now() + T;
+    while hpas.get_opt("keda-hpa-orders").await?.is_some() {
+        if Instant::now() > deadline {
+            bail!("the paused ScaledObject's HPA was not deleted");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    if keda_e2e::spec_replicas(&c, &ns, "web").await? != 2 {
+        bail!("pausing changed the replicas");
+    }
+    let stored = kubectl_ok(
+        &[
+            "get",
+            "scaledobject",
+            "orders",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.spec.minReplicaCount}",
+        ],
+        None,
+    )?;
+    if stored.trim() != "1" {
+        bail!("the refused spec change was stored: minReplicaCount {stored}");
+    }
+
+    operator.terminate();
+    drop(registration);
+    drop(webhooks);
+    let _ = kubectl(&["delete", "namespace", &ns, "--wait=false"], None);
+    Ok(())
+}
