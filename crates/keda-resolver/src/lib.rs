@@ -34,6 +34,7 @@ mod error;
 #[cfg(feature = "kube")]
 mod kube_source;
 mod memory;
+pub mod parse;
 mod source;
 pub mod validate;
 
@@ -43,7 +44,7 @@ pub use error::{ObjectRef, ResolveError};
 #[cfg(feature = "kube")]
 pub use kube_source::KubeSource;
 pub use memory::{Absent, AbsentPolicy, MemorySource};
-pub use source::{Lookup, ObjectSource};
+pub use source::{AuthObjectsOnly, Lookup, ObjectSource};
 
 /// Environment variable naming the namespace of ClusterTriggerAuthentication Secrets and ConfigMaps.
 pub const CLUSTER_OBJECT_NAMESPACE_ENV: &str = "KEDA_CLUSTER_OBJECT_NAMESPACE";

@@ -106,3 +106,51 @@ impl<S: ObjectSource + ?Sized> ObjectSource for std::sync::Arc<S> {
         (**self).service_account_annotations(namespace, name).await
     }
 }
+
+/// A source that reads TriggerAuthentications and ClusterTriggerAuthentications from `inner` but never a
+/// Secret, ConfigMap or ServiceAccount: those count as present with unknown values ([`Lookup::Assumed`]).
+/// The admission webhook resolves through it, so it needs no read access to Secrets (docs/chart.md,
+/// "What the admission webhook reads"); the values are the operator's to read and report on `Ready`.
+pub struct AuthObjectsOnly<S>(pub S);
+
+#[async_trait::async_trait]
+impl<S: ObjectSource> ObjectSource for AuthObjectsOnly<S> {
+    async fn secret(
+        &self,
+        _namespace: &str,
+        _name: &str,
+    ) -> Result<Lookup<BTreeMap<String, String>>, ResolveError> {
+        Ok(Lookup::Assumed)
+    }
+
+    async fn config_map(
+        &self,
+        _namespace: &str,
+        _name: &str,
+    ) -> Result<Lookup<BTreeMap<String, String>>, ResolveError> {
+        Ok(Lookup::Assumed)
+    }
+
+    async fn trigger_authentication(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Lookup<TriggerAuthenticationSpec>, ResolveError> {
+        self.0.trigger_authentication(namespace, name).await
+    }
+
+    async fn cluster_trigger_authentication(
+        &self,
+        name: &str,
+    ) -> Result<Lookup<TriggerAuthenticationSpec>, ResolveError> {
+        self.0.cluster_trigger_authentication(name).await
+    }
+
+    async fn service_account_annotations(
+        &self,
+        _namespace: &str,
+        _name: &str,
+    ) -> Result<Lookup<BTreeMap<String, String>>, ResolveError> {
+        Ok(Lookup::Assumed)
+    }
+}

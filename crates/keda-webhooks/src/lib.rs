@@ -5,10 +5,13 @@
 //!   rules are the shared ones of `keda_resolver::validate` (also used by `keda lint`); each trigger goes
 //!   through the operator's parse (`keda_scalers::parse_trigger`) with env and authentication resolved by
 //!   `keda_resolver::Resolver`. A missing TriggerAuthentication / ClusterTriggerAuthentication is rejected.
+//!   Secrets, ConfigMaps and ServiceAccounts are never read (`keda_resolver::AuthObjectsOnly`): values
+//!   from them count as present and unknown, and the parse judges the rest with placeholders
+//!   (`keda_resolver::parse`, as `keda lint` for objects outside its input).
 //! * Lookups of other ScaledObjects and HPAs go to an in-memory [`index::Index`] fed by watches
 //!   ([`watch`]); the Services, Ingresses and ALB IngressClasses the ALB check reads come from watches
 //!   too, stored as the little the check reads ([`exposure`]); the scale target (GET) and LimitRanges
-//!   are read on demand ([`cluster::Cluster`]). Deployments and Secrets are never watched.
+//!   are read on demand ([`cluster::Cluster`]). Deployments are never watched.
 //! * Warnings: the shared findings, the scale target's graceful-shutdown pitfalls
 //!   (`keda_resolver::validate::workload_warnings`, as `keda lint`), and an API server outside the
 //!   supported Kubernetes versions (`keda_resolver::validate::kubernetes_version`, read once at start).
@@ -86,8 +89,9 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
 
+    // No Secret, ConfigMap or ServiceAccount is read: the chart grants the webhook none of them.
     let resolver = keda_resolver::Resolver::new(
-        keda_resolver::KubeSource::new(client.clone()),
+        keda_resolver::AuthObjectsOnly(keda_resolver::KubeSource::new(client.clone())),
         config.cluster_object_namespace.clone(),
     )
     .with_restrict_secret_access(config.restrict_secret_access)

@@ -10,7 +10,7 @@ use keda_api::{
 };
 use keda_resolver::validate::{self, Exposure, Finding, Severity, codes as vcodes};
 use keda_resolver::{ObjectSource, ResolveError, ResolvedEnv, Resolver};
-use keda_scalers::{ScalerError, TriggerInput};
+use keda_scalers::ScalerError;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use serde::de::DeserializeOwned;
@@ -430,7 +430,6 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
         };
         let unknown = ResolvedEnv::unknown();
         for (i, trigger) in triggers.iter().enumerate() {
-            let uses_env = trigger.metadata.keys().any(|k| k.ends_with("FromEnv"));
             let env_ref = env.as_ref().unwrap_or(&unknown);
             let auth = match self
                 .resolver
@@ -465,23 +464,14 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
                     .iter()
                     .map(|n| format!("spec.triggers[{i}].authenticationRef: {n}")),
             );
-            if (uses_env && env.is_none()) || auth.incomplete {
-                // The env values or the authentication parameters (a `filePath` only the operator can
-                // read) cannot be known: do not judge the parse.
-                continue;
-            }
-            let input = TriggerInput {
-                index: i,
-                trigger_type: &trigger.r#type,
-                name: trigger.name.as_deref(),
-                metadata: &trigger.metadata,
-                resolved_env: &env_ref.vars,
-                auth_params: &auth.params,
-                metric_type: trigger.metric_type.as_deref(),
-            };
-            // File paths are checked as written against the operator's root: the same error as the
-            // operator's reconcile and `keda lint`.
-            if let Err(e) = keda_scalers::parse_trigger_confined(&input, &self.resolver.file_root) {
+            // Values from Secrets, ConfigMaps, a `filePath` or an unseen pod spec are unknown here: the
+            // parse stands placeholders in for them and judges the rest, as `keda lint` does. File paths
+            // are checked as written against the operator's root: the operator's own error.
+            let parsed =
+                keda_resolver::parse::parse_with_assumptions(i, trigger, env_ref, &auth, |input| {
+                    keda_scalers::parse_trigger_confined(input, &self.resolver.file_root).map(drop)
+                });
+            if let Some(e) = parsed {
                 let reason = match e {
                     ScalerError::UnknownType { .. } => reasons::UNKNOWN_TRIGGER_TYPE,
                     _ => reasons::TRIGGER_PARSE,
