@@ -500,11 +500,57 @@ impl KedaProcess {
     }
 }
 
+/// A kubeconfig that authenticates as ServiceAccount `namespace/name` (a bound token from the TokenRequest
+/// API, as a pod of the chart gets mounted) against the current cluster; returns its path. The keda
+/// processes of [`ChartProcesses`] run with the chart's identities this way, so a missing RBAC rule
+/// fails the test as it would fail in a cluster.
+pub fn service_account_kubeconfig(
+    dir: &std::path::Path,
+    namespace: &str,
+    name: &str,
+) -> Result<String> {
+    let token = kubectl_ok(
+        &["create", "token", name, "-n", namespace, "--duration=2h"],
+        None,
+    )?;
+    let view: serde_json::Value = serde_json::from_str(&kubectl_ok(
+        &[
+            "config",
+            "view",
+            "--raw",
+            "--minify",
+            "--flatten",
+            "-o",
+            "json",
+        ],
+        None,
+    )?)?;
+    let cluster = &view["clusters"][0]["cluster"];
+    let server = cluster["server"]
+        .as_str()
+        .context("the current kubeconfig names no server")?;
+    let ca = cluster["certificate-authority-data"]
+        .as_str()
+        .context("the current kubeconfig has no certificate-authority-data")?;
+    let config = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority-data": ca}}],
+        "users": [{"name": name, "user": {"token": token.trim()}}],
+        "contexts": [{"name": name, "context": {"cluster": "local", "user": name, "namespace": namespace}}],
+        "current-context": name,
+    });
+    let path = dir.join(format!("{namespace}-{name}.kubeconfig"));
+    std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;
+    Ok(path.display().to_string())
+}
+
 /// The real `keda operator`, `keda metrics-apiserver` and `keda admission-webhooks`, running here (inside
 /// the cluster's network namespace) in place of the pods of a `charts/keda` release, which kwok only
 /// pretends to run. [`ChartProcesses::start`] scales the release's Deployments to 0, drops the selectors
 /// of its Services and gives each Service an EndpointSlice to this namespace's address and the process's
-/// port, so the API server reaches the processes exactly as it would reach the pods: the APIService
+/// port, so the API server reaches the processes exactly as it would reach the pods. Each process
+/// authenticates as the release's ServiceAccount for it ([`service_account_kubeconfig`]), never as admin: the APIService
 /// `v1beta1.external.metrics.k8s.io` through Service `keda-operator-metrics-apiserver`, the
 /// ValidatingWebhookConfiguration `keda-admission` through Service `keda-admission-webhooks`. The operator
 /// issues Secret `kedaorg-certs` and patches its CA into both (`--enable-cert-rotation`, as the chart
@@ -588,6 +634,12 @@ impl ChartProcesses {
         let at = |port: u16| format!("{NODE_IP}:{port}");
         let cert_dir_s = cert_dir.display().to_string();
         let identity = format!("keda-operator-local-{}", std::process::id());
+        // The chart's identities (its default ServiceAccount names).
+        let operator_kubeconfig =
+            service_account_kubeconfig(&cert_dir, namespace, "keda-operator")?;
+        let metrics_kubeconfig =
+            service_account_kubeconfig(&cert_dir, namespace, "keda-metrics-server")?;
+        let webhooks_kubeconfig = service_account_kubeconfig(&cert_dir, namespace, "keda-webhook")?;
         let watch = scope.unwrap_or("");
         let mut operator = KedaProcess::start_in_own_group(
             &format!("{namespace}-chart-operator"),
@@ -610,6 +662,7 @@ impl ChartProcesses {
                 ("KEDA_CLUSTER_OBJECT_NAMESPACE", namespace),
                 ("POD_NAMESPACE", namespace),
                 ("POD_NAME", &identity),
+                ("KUBECONFIG", &operator_kubeconfig),
             ],
         )?;
 
@@ -662,7 +715,10 @@ impl ChartProcesses {
                 "--metrics-bind-address",
                 &at(apiserver_metrics_port),
             ],
-            &[("POD_NAMESPACE", namespace)],
+            &[
+                ("POD_NAMESPACE", namespace),
+                ("KUBECONFIG", &metrics_kubeconfig),
+            ],
         )?;
         let webhooks = KedaProcess::start_in_own_group(
             &format!("{namespace}-chart-admission-webhooks"),
@@ -682,6 +738,7 @@ impl ChartProcesses {
             &[
                 ("KEDA_CLUSTER_OBJECT_NAMESPACE", namespace),
                 ("POD_NAMESPACE", namespace),
+                ("KUBECONFIG", &webhooks_kubeconfig),
             ],
         )?;
         let processes = ChartProcesses {

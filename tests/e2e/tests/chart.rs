@@ -1409,6 +1409,7 @@ async fn guide_install_on_the_local_control_plane() -> Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    chart_identities_do_their_work(&mut processes).await?;
     drop(processes);
 
     // helm uninstall removes the cluster-scoped objects again (the CRDs stay, as Helm's crds/ does).
@@ -1425,6 +1426,128 @@ async fn guide_install_on_the_local_control_plane() -> Result<()> {
         );
     }
     kubectl_ok(&["get", "crd", "scaledobjects.keda.sh"], None)?;
+    Ok(())
+}
+
+/// What each process must be allowed to do with only its chart identity (the processes run with the
+/// release's ServiceAccount tokens): the webhook GETs TriggerAuthentications but no Secret and still judges
+/// the rest of a trigger whose parameters come from a Secret; the operator reads that Secret, reconciles
+/// the ScaledObject (Ready, its HPA) and serves the metric; the metrics API server (authn/authz delegated to
+/// the API server) answers the HPA's question with it.
+async fn chart_identities_do_their_work(processes: &mut ChartProcesses) -> Result<()> {
+    let result = chart_identities_checks(processes).await;
+    // Cleaned up whatever happened, so a failure does not leave a Deployment in the release namespace.
+    let _ = kubectl(
+        &[
+            "delete",
+            "-n",
+            NAMESPACE,
+            "scaledobject/identity-app",
+            "--wait=true",
+            "--timeout=60s",
+            "--ignore-not-found",
+        ],
+        None,
+    );
+    let _ = kubectl(
+        &[
+            "delete",
+            "-n",
+            NAMESPACE,
+            "deployment/identity-app",
+            "secret/identity-api-key",
+            "triggerauthentication/identity-ta",
+            "--ignore-not-found",
+        ],
+        None,
+    );
+    result
+}
+
+async fn chart_identities_checks(processes: &mut ChartProcesses) -> Result<()> {
+    use keda_api::ScaledObject;
+    let server = keda_e2e::MetricServer::start_with_key(7.0, Some("chart-k3y")).await?;
+    keda_e2e::apply(
+        NAMESPACE,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: identity-app}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: identity-app}}\n  template:\n    metadata: {labels: {app: identity-app}}\n    spec:\n      containers: [{name: app, image: example/app:1}]\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: identity-api-key}\nstringData: {key: chart-k3y}\n---\napiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata: {name: identity-ta}\nspec:\n  secretTargetRef:\n  - {parameter: apiKey, name: identity-api-key, key: key}\n",
+    )?;
+    let so = format!(
+        "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: identity-app}}\nspec:\n  scaleTargetRef: {{name: identity-app}}\n  pollingInterval: 1\n  triggers:\n  - type: metrics-api\n    metadata: {{url: \"{}\", valueLocation: value, targetValue: \"2\", authMode: apiKey}}\n    authenticationRef: {{name: identity-ta}}\n",
+        server.url
+    );
+    // The same trigger without its URL: the webhook reads the TriggerAuthentication, stands in for the
+    // Secret's value it may not read, and rejects the missing field (with a 403 on the
+    // TriggerAuthentication it would only have warned and skipped the parse).
+    let no_url = so.replace(&format!("url: \"{}\", ", server.url), "");
+    let out = kubectl(
+        &["apply", "--dry-run=server", "-n", NAMESPACE, "-f", "-"],
+        Some(&no_url),
+    )?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    anyhow::ensure!(
+        !out.status.success() && stderr.contains("denied the request") && stderr.contains("url"),
+        "a trigger without url was not rejected by the chart's webhook: {stderr}\n--- admission-webhooks ---\n{}",
+        processes.webhooks.log_tail()
+    );
+    let out = kubectl(&["apply", "-n", NAMESPACE, "-f", "-"], Some(&so))?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    anyhow::ensure!(
+        out.status.success() && !stderr.to_lowercase().contains("forbidden"),
+        "the chart's webhook did not admit a valid ScaledObject cleanly: {stderr}\n--- admission-webhooks ---\n{}",
+        processes.webhooks.log_tail()
+    );
+
+    // The operator, as keda-operator: the Secret behind the TriggerAuthentication, Ready, the HPA.
+    let client = keda_e2e::client().await?;
+    let sos: Api<ScaledObject> = Api::namespaced(client.clone(), NAMESPACE);
+    let ready = wait_for(&sos, "identity-app", Duration::from_secs(60), |so| {
+        so.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.r#type == "Ready" && c.status == "True"))
+    })
+    .await;
+    if let Err(e) = ready {
+        bail!(
+            "the operator with the chart's identity did not make the ScaledObject Ready: {e:#}\n--- operator ---\n{}",
+            processes.operator.log_tail()
+        );
+    }
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), NAMESPACE);
+    wait_for(
+        &hpas,
+        "keda-hpa-identity-app",
+        Duration::from_secs(30),
+        |_| true,
+    )
+    .await?;
+
+    // The metrics API server, as keda-metrics-server, through the aggregation layer: the value the
+    // operator read with the key from the Secret.
+    let path = format!(
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/s0-metric-api-value?labelSelector=scaledobject.keda.sh%2Fname%3Didentity-app"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // Off this thread: the metric server answering the operator runs on this test's runtime.
+        let raw = path.clone();
+        let out =
+            tokio::task::spawn_blocking(move || kubectl(&["get", "--raw", &raw], None)).await??;
+        if out.status.success() {
+            let list: Value = serde_json::from_slice(&out.stdout)?;
+            anyhow::ensure!(list["items"][0]["value"] == "7", "{list}");
+            break;
+        }
+        processes.check_running()?;
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{path} did not answer with the chart's identities: {}\n--- metrics-apiserver ---\n{}\n--- operator ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            processes.metrics_apiserver.log_tail(),
+            processes.operator.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     Ok(())
 }
 
