@@ -111,18 +111,40 @@ running() {
   [[ ${stat%% *} != Z ]]
 }
 
-# True when the recorded pid is alive and runs our binary, or is still one of the launchers that exec
-# into it (`setsid ip netns exec nohup <binary>`: for a moment after start, longer on a busy machine, the
-# pid is still setsid, ip or nohup; if the exec fails, the launcher exits and the pid is gone).
+# When a pid started (clock ticks since boot, field 22 of /proc/PID/stat). A pid and its start time name
+# one process: a pid freed and reused by another process has a later start time.
+started_at() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) } # fields 3.. (the command name before may contain spaces)
+  # shellcheck disable=SC2086
+  set -- $stat
+  printf '%s' "${20}"
+}
+
+# The command line of a pid, arguments separated by spaces (empty when the pid is gone).
+cmdline() {
+  tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" || true
+}
+
+# True when the recorded pid is alive and is ours:
+# * it runs our binary, or is still one of the launchers that exec into it (`setsid ip netns exec nohup
+#   [env] <binary>`: for a moment after start, longer on a busy machine, the pid is still setsid, ip, nohup
+#   or, for kwok, env; if the exec fails, the launcher exits and the pid is gone);
+# * its command line names this state dir (every component's does: data dir, certificates, kubeconfigs).
+#   A pid file may be stale — the cluster was stopped without `down`, the machine rebooted — and pids are
+#   reused (pid_max is often 32768): the pid may now be anything, or another checkout's etcd, and `down`
+#   must not stop it as ours.
 alive() {
   local pid exe
   pid=$(pid_of "$1") || return 1
   running "$pid" || return 1
   exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
   case $(basename "${exe% (deleted)}") in
-    "$1" | setsid | ip | nohup) return 0 ;;
+    "$1" | setsid | ip | nohup | env) ;;
     *) return 1 ;;
   esac
+  [[ $(cmdline "$pid") == *"$STATE_DIR/"* ]]
 }
 
 show_log_tail() {
@@ -346,8 +368,12 @@ cmd_up() {
     echo "export KUBECONFIG=$KUBECONFIG_FILE"
     return 0
   fi
+  # Whatever is left from before is removed, so that `up` never needs a manual step: this state dir from
+  # a stopped, failed or interrupted (Ctrl-C) `up`, stale pid files, the namespace and veth with or
+  # without processes whose state dir is gone, or another checkout's cluster holding the namespace and
+  # its ports (one cluster per machine: the namespace name and addresses are fixed).
   if [[ -d $STATE_DIR ]] || netns_exists || ip link show "$VETH_HOST" >/dev/null 2>&1; then
-    log "found a stopped or unhealthy cluster; cleaning it up first"
+    log "found a stopped, unhealthy or other checkout's cluster; cleaning it up first"
     cmd_down
   fi
 
@@ -461,15 +487,26 @@ cmd_up() {
   echo "export KUBECONFIG=$KUBECONFIG_FILE"
 }
 
+# The process is compared by pid and start time, so that a pid reused while we wait is not taken for it.
+still_running() { # pid start-time
+  running "$1" && [[ $(started_at "$1") == "$2" ]]
+}
+
 stop_pid() { # name pid
-  local name=$1 pid=$2 i
+  local name=$1 pid=$2 since i
+  since=$(started_at "$pid") || return 0
   kill -TERM "$pid" 2>/dev/null || return 0
   for ((i = 0; i < 100; i++)); do
-    running "$pid" || return 0
+    still_running "$pid" "$since" || return 0
     sleep 0.1
   done
   log "$name (pid $pid) did not stop after TERM; sending KILL"
   kill -KILL "$pid" 2>/dev/null || true
+  # Wait for it to be gone: removing the state dir while etcd still writes into it can fail.
+  for ((i = 0; i < 50; i++)); do
+    still_running "$pid" "$since" || return 0
+    sleep 0.1
+  done
 }
 
 cmd_down() {
@@ -483,11 +520,12 @@ cmd_down() {
       stop_pid "$c" "$pid"
     fi
   done
-  # Anything else still inside our namespace was started through this script
-  # (e.g. 'exec' leftovers or components whose pid file was lost).
+  # Anything else still inside our namespace was started through this script: 'exec' leftovers (a test
+  # or demo process), components whose pid file or whole state dir was lost (`cargo clean`, `rm -rf` of a
+  # checkout), or another checkout's cluster (one cluster per machine). The command line shows whose.
   if netns_exists; then
     for pid in $(ip netns pids "$NETNS" 2>/dev/null); do
-      log "stopping leftover process $pid in namespace $NETNS"
+      log "stopping leftover process $pid in namespace $NETNS: $(cmdline "$pid" | cut -c1-200)"
       stop_pid "pid $pid" "$pid"
     done
   fi
