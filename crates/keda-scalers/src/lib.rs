@@ -17,29 +17,15 @@ pub mod service_endpoints;
 pub mod timeouts;
 pub mod tls;
 
-#[cfg(feature = "cpu-memory")]
-pub mod cpu_memory;
-#[cfg(feature = "cron")]
-pub mod cron;
-#[cfg(feature = "datadog")]
-pub mod datadog;
 #[cfg(feature = "http-client")]
 pub mod http;
-#[cfg(feature = "metrics-api")]
-pub mod metrics_api;
-#[cfg(feature = "new-relic")]
-pub mod new_relic;
-#[cfg(feature = "prometheus")]
-pub mod prometheus;
 
-#[cfg(feature = "mysql")]
-pub mod mysql;
-#[cfg(feature = "postgresql")]
-pub mod postgresql;
-#[cfg(feature = "redis")]
-pub mod redis;
-#[cfg(feature = "redis-streams")]
-pub mod redis_streams;
+// The scalers, one module each, grouped by family (`docs/scalers.md`); each behind its cargo feature,
+// registered in `registry.rs`.
+pub mod databases;
+pub mod generic;
+pub mod kubernetes;
+pub mod observability;
 
 pub use error::{ScalerError, TriggerRef};
 pub use input::{MetricTargetType, Source, TriggerInput};
@@ -184,13 +170,13 @@ pub struct BuildContext {
     pub http: http::HttpClients,
     /// Redis connections, shared per connection settings.
     #[cfg(feature = "redis")]
-    pub redis: redis::RedisClients,
+    pub redis: databases::redis::RedisClients,
     /// PostgreSQL connections, shared per connection string.
     #[cfg(feature = "postgresql")]
-    pub postgresql: postgresql::PostgresClients,
+    pub postgresql: databases::postgresql::PostgresClients,
     /// MySQL connection pools, shared per connection settings.
     #[cfg(feature = "mysql")]
-    pub mysql: mysql::MySqlPools,
+    pub mysql: databases::mysql::MySqlPools,
     /// The EndpointSlices of a Service (`metrics-api` with `aggregateFromKubeServiceEndpoints`). The
     /// operator sets one backed by the Kubernetes API; `None` where there is no API access (sampling such
     /// a trigger then fails with an error naming the option).

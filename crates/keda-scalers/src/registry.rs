@@ -22,91 +22,91 @@ static REGISTRY: &[Registration] = &[
     #[cfg(feature = "cpu-memory")]
     Registration {
         trigger_type: "cpu",
-        parse: crate::cpu_memory::parse,
+        parse: crate::kubernetes::cpu_memory::parse,
         upstream_scaler_name: "cpuMemoryScaler",
     },
     #[cfg(feature = "cpu-memory")]
     Registration {
         trigger_type: "memory",
-        parse: crate::cpu_memory::parse,
+        parse: crate::kubernetes::cpu_memory::parse,
         upstream_scaler_name: "cpuMemoryScaler",
     },
     #[cfg(feature = "cron")]
     Registration {
         trigger_type: "cron",
-        parse: crate::cron::parse,
+        parse: crate::generic::cron::parse,
         upstream_scaler_name: "cronScaler",
     },
     #[cfg(feature = "metrics-api")]
     Registration {
         trigger_type: "metrics-api",
-        parse: crate::metrics_api::parse,
+        parse: crate::generic::metrics_api::parse,
         upstream_scaler_name: "metricsAPIScaler",
     },
     #[cfg(feature = "prometheus")]
     Registration {
         trigger_type: "prometheus",
-        parse: crate::prometheus::parse,
+        parse: crate::observability::prometheus::parse,
         upstream_scaler_name: "prometheusScaler",
     },
     #[cfg(feature = "new-relic")]
     Registration {
         trigger_type: "new-relic",
-        parse: crate::new_relic::parse,
+        parse: crate::observability::new_relic::parse,
         upstream_scaler_name: "newrelicScaler",
     },
     #[cfg(feature = "datadog")]
     Registration {
         trigger_type: "datadog",
-        parse: crate::datadog::parse,
+        parse: crate::observability::datadog::parse,
         upstream_scaler_name: "datadogScaler",
     },
     #[cfg(feature = "redis")]
     Registration {
         trigger_type: "redis",
-        parse: crate::redis::parse,
+        parse: crate::databases::redis::parse,
         upstream_scaler_name: "redisScaler",
     },
     #[cfg(feature = "redis")]
     Registration {
         trigger_type: "redis-cluster",
-        parse: crate::redis::parse,
+        parse: crate::databases::redis::parse,
         upstream_scaler_name: "redisScaler",
     },
     #[cfg(feature = "redis")]
     Registration {
         trigger_type: "redis-sentinel",
-        parse: crate::redis::parse,
+        parse: crate::databases::redis::parse,
         upstream_scaler_name: "redisScaler",
     },
     #[cfg(feature = "redis-streams")]
     Registration {
         trigger_type: "redis-streams",
-        parse: crate::redis_streams::parse,
+        parse: crate::databases::redis_streams::parse,
         upstream_scaler_name: "redisStreamsScaler",
     },
     #[cfg(feature = "redis-streams")]
     Registration {
         trigger_type: "redis-cluster-streams",
-        parse: crate::redis_streams::parse,
+        parse: crate::databases::redis_streams::parse,
         upstream_scaler_name: "redisStreamsScaler",
     },
     #[cfg(feature = "redis-streams")]
     Registration {
         trigger_type: "redis-sentinel-streams",
-        parse: crate::redis_streams::parse,
+        parse: crate::databases::redis_streams::parse,
         upstream_scaler_name: "redisStreamsScaler",
     },
     #[cfg(feature = "postgresql")]
     Registration {
         trigger_type: "postgresql",
-        parse: crate::postgresql::parse,
+        parse: crate::databases::postgresql::parse,
         upstream_scaler_name: "postgreSQLScaler",
     },
     #[cfg(feature = "mysql")]
     Registration {
         trigger_type: "mysql",
-        parse: crate::mysql::parse,
+        parse: crate::databases::mysql::parse,
         upstream_scaler_name: "mySQLScaler",
     },
 ];

@@ -13,8 +13,8 @@ use axum::extract::Query;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use keda_scalers::datadog::{DatadogConfig, Mode, parse_config};
 use keda_scalers::http::{ClientOverrides, HttpClients};
+use keda_scalers::observability::datadog::{DatadogConfig, Mode, parse_config};
 use keda_scalers::{BuildContext, Sample, ScalerError, TriggerInput, parse_trigger};
 use serde_json::json;
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use keda_scalers::metrics_api::MAX_CONCURRENT_REQUESTS;
+use keda_scalers::generic::metrics_api::MAX_CONCURRENT_REQUESTS;
 use keda_scalers::service_endpoints::{Endpoint, EndpointSlice, ServiceEndpoints};
 use keda_scalers::{
     BuildContext, Sample, ScalerError, TriggerInput, build_with_timeout, parse_trigger,

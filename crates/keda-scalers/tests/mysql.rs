@@ -11,14 +11,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use keda_scalers::mysql::MySqlConnection;
+use keda_scalers::databases::mysql::MySqlConnection;
 use keda_scalers::{BuildContext, MetricSpec, Scaler, ScalerError, TriggerInput, parse_trigger};
 use serde_json::Value;
 
 #[test]
 fn parse_table() {
     let n = harness::run("mysql.yaml", |input| {
-        let c = keda_scalers::mysql::parse_config(input)?;
+        let c = keda_scalers::databases::mysql::parse_config(input)?;
         let mut m = serde_json::Map::new();
         m.insert("dbName".into(), Value::from(c.db_name));
         m.insert("queryValue".into(), Value::from(c.query_value));

@@ -232,7 +232,7 @@ fn metric_names_like_upstream() {
 #[test]
 fn auth_params_win_over_metadata() {
     // Upstream reads account, region and queryKey from the TriggerAuthentication first.
-    let cfg = keda_scalers::new_relic::parse_config(&TriggerInput {
+    let cfg = keda_scalers::observability::new_relic::parse_config(&TriggerInput {
         index: 0,
         trigger_type: "new-relic",
         name: None,

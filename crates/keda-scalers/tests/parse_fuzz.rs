@@ -36,17 +36,29 @@ fn config() -> ProptestConfig {
 
 /// The scalers' sources: their string literals are the keys (and many of the values) parse looks at.
 const SOURCES: &[(&str, &str)] = &[
-    ("cpu_memory", include_str!("../src/cpu_memory.rs")),
-    ("cron", include_str!("../src/cron.rs")),
-    ("metrics_api", include_str!("../src/metrics_api.rs")),
-    ("prometheus", include_str!("../src/prometheus.rs")),
-    ("new_relic", include_str!("../src/new_relic.rs")),
-    ("datadog", include_str!("../src/datadog.rs")),
+    (
+        "cpu_memory",
+        include_str!("../src/kubernetes/cpu_memory.rs"),
+    ),
+    ("cron", include_str!("../src/generic/cron.rs")),
+    ("metrics_api", include_str!("../src/generic/metrics_api.rs")),
+    (
+        "prometheus",
+        include_str!("../src/observability/prometheus.rs"),
+    ),
+    (
+        "new_relic",
+        include_str!("../src/observability/new_relic.rs"),
+    ),
+    ("datadog", include_str!("../src/observability/datadog.rs")),
     ("http", include_str!("../src/http.rs")),
-    ("redis", include_str!("../src/redis.rs")),
-    ("redis_streams", include_str!("../src/redis_streams.rs")),
-    ("postgresql", include_str!("../src/postgresql.rs")),
-    ("mysql", include_str!("../src/mysql.rs")),
+    ("redis", include_str!("../src/databases/redis.rs")),
+    (
+        "redis_streams",
+        include_str!("../src/databases/redis_streams.rs"),
+    ),
+    ("postgresql", include_str!("../src/databases/postgresql.rs")),
+    ("mysql", include_str!("../src/databases/mysql.rs")),
     ("input", include_str!("../src/input.rs")),
 ];
 

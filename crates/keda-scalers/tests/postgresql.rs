@@ -18,7 +18,7 @@ use serde_json::Value;
 #[test]
 fn parse_table() {
     let n = harness::run("postgresql.yaml", |input| {
-        let c = keda_scalers::postgresql::parse_config(input)?;
+        let c = keda_scalers::databases::postgresql::parse_config(input)?;
         let mut m = serde_json::Map::new();
         m.insert("connection".into(), Value::from(c.connection));
         m.insert("query".into(), Value::from(c.query));

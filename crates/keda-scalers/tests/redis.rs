@@ -17,7 +17,7 @@ use serde_json::Value;
 #[test]
 fn parse_table() {
     let n = harness::run("redis.yaml", |input| {
-        let c = keda_scalers::redis::parse_config(input)?;
+        let c = keda_scalers::databases::redis::parse_config(input)?;
         let mut m = harness::redis_connection_view(&c.connection);
         m.insert("listName".into(), Value::from(c.list_name));
         m.insert("listLength".into(), Value::from(c.list_length));

@@ -11,14 +11,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use keda_scalers::redis_streams::StreamMode;
+use keda_scalers::databases::redis_streams::StreamMode;
 use keda_scalers::{BuildContext, MetricSpec, Scaler, ScalerError, TriggerInput, parse_trigger};
 use serde_json::Value;
 
 #[test]
 fn parse_table() {
     let n = harness::run("redis_streams.yaml", |input| {
-        let c = keda_scalers::redis_streams::parse_config(input)?;
+        let c = keda_scalers::databases::redis_streams::parse_config(input)?;
         let mut m = harness::redis_connection_view(&c.connection);
         let mode = match c.mode {
             StreamMode::PendingEntries => "pendingEntries",

@@ -164,7 +164,9 @@ pub fn opt(s: &Option<String>) -> Value {
 
 /// The connection properties of the Redis tables.
 #[cfg(feature = "redis")]
-pub fn redis_connection_view(c: &keda_scalers::redis::RedisConnection) -> Map<String, Value> {
+pub fn redis_connection_view(
+    c: &keda_scalers::databases::redis::RedisConnection,
+) -> Map<String, Value> {
     let tls = c.tls.clone().unwrap_or_default();
     let mut m = Map::new();
     m.insert("addresses".into(), Value::from(c.addresses.clone()));

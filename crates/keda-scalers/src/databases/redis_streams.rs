@@ -14,8 +14,10 @@ use std::sync::Arc;
 
 use ::redis::{Cmd, Value};
 
+use crate::databases::redis::{
+    RedisConnection, RedisHandle, parse_connection, value_int, value_text,
+};
 use crate::input::METADATA;
-use crate::redis::{RedisConnection, RedisHandle, parse_connection, value_int, value_text};
 use crate::{
     BuildContext, MetricSpec, MetricTargetType, Sample, Scaler, ScalerError, ScalerTimeouts,
     TimeoutDefaults, TriggerConfig, TriggerInput, TriggerRef,
@@ -118,7 +120,7 @@ impl TriggerConfig for RedisStreamsConfig {
     /// `XPENDING` or `XLEN`: one command; the lag: `INFO server`, `XINFO GROUPS`, and `XLEN` when the
     /// group is not registered yet.
     fn timeouts(&self, _defaults: &TimeoutDefaults) -> ScalerTimeouts {
-        crate::redis::timeouts(match self.mode {
+        crate::databases::redis::timeouts(match self.mode {
             StreamMode::Lag => 3,
             StreamMode::PendingEntries | StreamMode::StreamLength => 1,
         })
