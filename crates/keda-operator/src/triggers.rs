@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use keda_api::ScaledObject;
-use keda_scalers::{MetricSpec, MetricTargetType, ResourceTarget, TriggerConfig, TriggerInput};
-use keda_scaling::hpa::{self, TriggerMetric};
+use keda_scalers::{MetricSpec, TriggerConfig, TriggerInput};
+use keda_scaling::hpa::TriggerMetric;
 
 /// One parsed trigger.
 #[derive(Debug)]
@@ -32,36 +32,14 @@ impl ParsedTrigger {
                 metric_name,
                 target_type,
                 target,
-            } => {
-                TriggerMetric::external(self.index, metric_name, convert_type(target_type), target)
-            }
+            } => TriggerMetric::external(self.index, metric_name, target_type, target),
+            // One vocabulary: the scaler's resource metric is the HPA's.
             MetricSpec::Resource {
                 resource,
                 container,
                 target,
-            } => TriggerMetric::resource(
-                self.index,
-                match resource {
-                    keda_scalers::ResourceName::Cpu => hpa::ResourceName::Cpu,
-                    keda_scalers::ResourceName::Memory => hpa::ResourceName::Memory,
-                },
-                container,
-                match target {
-                    ResourceTarget::Utilization(p) => hpa::ResourceTarget::Utilization(p),
-                    ResourceTarget::AverageValue(q) => hpa::ResourceTarget::AverageValue(
-                        k8s_openapi::apimachinery::pkg::api::resource::Quantity(q),
-                    ),
-                },
-            ),
+            } => TriggerMetric::resource(self.index, resource, container, target),
         }
-    }
-}
-
-fn convert_type(t: MetricTargetType) -> hpa::MetricTargetType {
-    match t {
-        MetricTargetType::AverageValue => hpa::MetricTargetType::AverageValue,
-        MetricTargetType::Value => hpa::MetricTargetType::Value,
-        MetricTargetType::Utilization => hpa::MetricTargetType::Utilization,
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::MetricTargetType;
 use crate::error::{ScalerError, TriggerRef};
 
 /// One source a parameter can be read from.
@@ -28,24 +29,6 @@ pub const ANY: &[Source] = &[Source::Metadata, Source::ResolvedEnv, Source::Auth
 pub const METADATA_AUTH: &[Source] = &[Source::Metadata, Source::AuthParams];
 /// Only authentication parameters (secrets).
 pub const AUTH: &[Source] = &[Source::AuthParams];
-
-/// HPA metric target type of a trigger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MetricTargetType {
-    AverageValue,
-    Value,
-    Utilization,
-}
-
-impl MetricTargetType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MetricTargetType::AverageValue => "AverageValue",
-            MetricTargetType::Value => "Value",
-            MetricTargetType::Utilization => "Utilization",
-        }
-    }
-}
 
 /// Everything a scaler's parse step may look at. Pure data: parse never does IO.
 #[derive(Clone, Copy, Debug)]

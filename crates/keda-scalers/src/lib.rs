@@ -28,7 +28,11 @@ pub mod kubernetes;
 pub mod observability;
 
 pub use error::{ScalerError, TriggerRef};
-pub use input::{MetricTargetType, Source, TriggerInput};
+pub use input::{Source, TriggerInput};
+// The metric vocabulary is the HPA's, defined once in the pure crate below the scalers: a scaler's
+// metric spec is what the operator puts into the HPA, without translation.
+pub use keda_scaling::activation::is_active;
+pub use keda_scaling::hpa::{MetricTargetType, ResourceName, ResourceTarget, external_metric_name};
 pub use registry::{
     ParseFn, Registration, check_files, parse_trigger, parse_trigger_confined, registered_types,
     resolve_files, scaler_label, upstream_scaler_name,
@@ -65,30 +69,6 @@ impl MetricSpec {
             MetricSpec::Resource { resource, .. } => resource.as_str().to_owned(),
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResourceName {
-    Cpu,
-    Memory,
-}
-
-impl ResourceName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResourceName::Cpu => "cpu",
-            ResourceName::Memory => "memory",
-        }
-    }
-}
-
-/// Target of a resource metric.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ResourceTarget {
-    /// Percent of the containers' requests.
-    Utilization(i32),
-    /// A quantity per pod, as written (`500m`, `512Mi`).
-    AverageValue(String),
 }
 
 /// The result of one poll.
@@ -181,45 +161,4 @@ pub struct BuildContext {
     /// operator sets one backed by the Kubernetes API; `None` where there is no API access (sampling such
     /// a trigger then fails with an error naming the option).
     pub service_endpoints: Option<Arc<dyn service_endpoints::ServiceEndpoints>>,
-}
-
-/// Activation is always a strict comparison, as upstream: a value equal to the threshold is inactive.
-pub fn is_active(value: f64, activation_threshold: f64) -> bool {
-    value > activation_threshold
-}
-
-/// `s<index>-<name>` with upstream's normalisation of `/ . : % ( )` to `-`.
-pub fn external_metric_name(index: usize, name: &str) -> String {
-    let normalised: String = name
-        .chars()
-        .map(|c| {
-            if matches!(c, '/' | '.' | ':' | '%' | '(' | ')') {
-                '-'
-            } else {
-                c
-            }
-        })
-        .collect();
-    format!("s{index}-{normalised}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metric_names_are_normalised_like_upstream() {
-        assert_eq!(
-            external_metric_name(0, "metric-api-tasks.pending"),
-            "s0-metric-api-tasks-pending"
-        );
-        assert_eq!(external_metric_name(3, "a/b:c%d(e)"), "s3-a-b-c-d-e-");
-    }
-
-    #[test]
-    fn activation_is_strict() {
-        assert!(!is_active(5.0, 5.0));
-        assert!(is_active(5.001, 5.0));
-        assert!(!is_active(0.0, 0.0));
-    }
 }

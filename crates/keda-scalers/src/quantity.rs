@@ -1,55 +1,18 @@
-//! Kubernetes quantities (`500m`, `1.5k`, `512Mi`, `1e3`) as scalers accept them.
+//! Kubernetes quantities (`500m`, `1.5k`, `512Mi`, `1e3`) as scalers accept them: the HPA's own parser
+//! (`keda_scaling::quantity`), without its tolerance of surrounding whitespace, so a value is read exactly
+//! as written.
 
 /// A signed decimal number with an optional SI, binary or exponent suffix.
 pub fn is_quantity(s: &str) -> bool {
-    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let digits_end = body
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(body.len());
-    let (number, suffix) = body.split_at(digits_end);
-    let valid_number =
-        number.matches('.').count() <= 1 && number.chars().any(|c| c.is_ascii_digit());
-    let valid_suffix = match suffix {
-        "" | "n" | "u" | "m" | "k" | "M" | "G" | "T" | "P" | "E" => true,
-        "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" => true,
-        s if s.starts_with(['e', 'E']) => {
-            let exp = s[1..].strip_prefix(['+', '-']).unwrap_or(&s[1..]);
-            !exp.is_empty() && exp.chars().all(|c| c.is_ascii_digit())
-        }
-        _ => false,
-    };
-    valid_number && valid_suffix
+    value(s).is_some()
 }
 
 /// The value of a Kubernetes quantity string (`1.5k`, `500m`, `2Gi`, `1e3`).
 pub fn value(s: &str) -> Option<f64> {
-    if !is_quantity(s) {
+    if s.trim() != s {
         return None;
     }
-    let split = s
-        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
-        .unwrap_or(s.len());
-    let (num, suffix) = s.split_at(split);
-    let factor = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        _ => return None,
-    };
-    num.parse::<f64>().ok().map(|n| n * factor)
+    keda_scaling::quantity::parse_quantity(s)
 }
 
 #[cfg(test)]

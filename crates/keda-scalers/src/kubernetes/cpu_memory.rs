@@ -1,5 +1,6 @@
 //! `cpu` and `memory`: no polling; they become Resource (or ContainerResource) metrics of the HPA.
 
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::sync::Arc;
 
 use crate::input::METADATA;
@@ -49,7 +50,7 @@ pub fn parse_config(input: &TriggerInput<'_>) -> Result<ResourceConfig, ScalerEr
                     format!("{value:?} is not a Kubernetes quantity (like 500m or 512Mi)"),
                 ));
             }
-            ResourceTarget::AverageValue(value)
+            ResourceTarget::AverageValue(Quantity(value))
         }
         other => {
             return Err(input.error(
@@ -143,7 +144,10 @@ mod tests {
             &[("value", "512Mi"), ("containerName", "app")],
         )
         .unwrap();
-        assert_eq!(ok.target, ResourceTarget::AverageValue("512Mi".into()));
+        assert_eq!(
+            ok.target,
+            ResourceTarget::AverageValue(Quantity("512Mi".into()))
+        );
         assert_eq!(ok.container.as_deref(), Some("app"));
         for (ty, mt, md, field) in [
             ("cpu", None, vec![("value", "50")], "metricType"),
