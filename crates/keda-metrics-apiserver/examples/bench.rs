@@ -245,7 +245,7 @@ async fn scenario(
         setup.dir.join("tls.key"),
         Duration::from_secs(2),
     )?);
-    let server = Arc::new(Server::new(Arc::new(api), cert, authn)?);
+    let server = Arc::new(Server::new(Arc::new(api), cert, authn, Default::default())?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let task = tokio::spawn(server.serve(listener));

@@ -46,6 +46,9 @@ pub struct GrpcConfig {
     pub probe_period: Duration,
     /// Without an answer for this long, the provider is not ready (6 s).
     pub stale_after: Duration,
+    /// TLS versions and suites of the connection (`KEDA_SERVICE_MIN_TLS_VERSION`,
+    /// `KEDA_SERVICE_TLS_CIPHER_LIST`, as upstream's client); default TLS 1.2 and 1.3.
+    pub tls: keda_scalers::tls::TlsProtocols,
 }
 
 impl GrpcConfig {
@@ -57,6 +60,7 @@ impl GrpcConfig {
             timeout: Duration::from_secs(3),
             probe_period: Duration::from_secs(2),
             stale_after: Duration::from_secs(6),
+            tls: Default::default(),
         }
     }
 }
@@ -93,6 +97,7 @@ struct Target {
     port: u16,
     server_name: ServerName<'static>,
     files: MtlsFiles,
+    protocols: keda_scalers::tls::TlsProtocols,
     tls: Mutex<Option<(FileStamps, Arc<rustls::ClientConfig>)>>,
 }
 
@@ -106,7 +111,7 @@ impl Target {
         {
             return Ok(c.clone());
         }
-        match self.files.client_config() {
+        match self.files.client_config(&self.protocols) {
             Ok(c) => {
                 let c = Arc::new(c);
                 if guard.is_some() {
@@ -282,6 +287,7 @@ impl GrpcProvider {
             port,
             server_name,
             files: MtlsFiles::in_dir(&config.cert_dir),
+            protocols: config.tls.clone(),
             tls: Mutex::new(None),
         });
         let channel = endpoint.connect_with_connector_lazy(Connector(target));

@@ -55,6 +55,9 @@ pub struct Config {
     pub grpc: GrpcConfig,
     /// Client-side limit of Kubernetes API requests (`--kube-api-qps`, `--kube-api-burst`).
     pub kube_api_rate: Option<keda_kube::RateLimit>,
+    /// TLS versions and suites of the HTTPS server (`KEDA_SERVICE_MIN_TLS_VERSION`,
+    /// `KEDA_SERVICE_TLS_CIPHER_LIST`; the gRPC client's are in [`GrpcConfig::tls`]).
+    pub tls: keda_scalers::tls::TlsProtocols,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +183,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
             authn_config(&config, None).unwrap_or_default()
         }
     };
-    let server = Arc::new(server::Server::new(api, cert, initial)?);
+    let server = Arc::new(server::Server::new(api, cert, initial, config.tls.clone())?);
     let listener = server::bind(config.secure_addr)
         .await
         .map_err(|source| Error::Listen {

@@ -12,6 +12,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use keda_scalers::tls::TlsProtocols;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -29,28 +30,37 @@ struct Snapshot {
 pub struct Server {
     api: Arc<Api>,
     cert: Arc<ReloadingCert>,
+    protocols: TlsProtocols,
     state: ArcSwap<Snapshot>,
 }
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Server {
+    /// The server of `api` with `cert`, speaking `protocols` (`KEDA_SERVICE_MIN_TLS_VERSION`,
+    /// `KEDA_SERVICE_TLS_CIPHER_LIST`).
     pub fn new(
         api: Arc<Api>,
         cert: Arc<ReloadingCert>,
         authn: AuthnConfig,
+        protocols: TlsProtocols,
     ) -> Result<Self, TlsError> {
-        let snapshot = Self::snapshot(&cert, authn)?;
+        let snapshot = Self::snapshot(&cert, authn, &protocols)?;
         Ok(Server {
             api,
             cert,
+            protocols,
             state: ArcSwap::from_pointee(snapshot),
         })
     }
 
-    fn snapshot(cert: &Arc<ReloadingCert>, authn: AuthnConfig) -> Result<Snapshot, TlsError> {
+    fn snapshot(
+        cert: &Arc<ReloadingCert>,
+        authn: AuthnConfig,
+        protocols: &TlsProtocols,
+    ) -> Result<Snapshot, TlsError> {
         let authn = Arc::new(Authenticator::new(authn).map_err(TlsError::Config)?);
-        let config = server_config(cert.clone(), &authn)?;
+        let config = server_config(cert.clone(), &authn, protocols)?;
         Ok(Snapshot {
             authn,
             acceptor: TlsAcceptor::from(Arc::new(config)),
@@ -67,7 +77,7 @@ impl Server {
         if self.state.load().authn.config == authn {
             return Ok(());
         }
-        let snapshot = Self::snapshot(&self.cert, authn)?;
+        let snapshot = Self::snapshot(&self.cert, authn, &self.protocols)?;
         self.state.store(Arc::new(snapshot));
         tracing::info!("client authentication settings updated");
         Ok(())

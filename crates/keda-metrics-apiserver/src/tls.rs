@@ -12,6 +12,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 
+use keda_scalers::tls::TlsProtocols;
+
 use crate::auth::Authenticator;
 
 #[derive(Debug, thiserror::Error)]
@@ -172,13 +174,16 @@ impl ResolvesServerCert for ReloadingCert {
 }
 
 /// The HTTPS server configuration: our certificate, optional client certificates from either CA
-/// (which CA signed one decides what it proves, see [`Authenticator::identify`]), HTTP/2 and HTTP/1.1.
+/// (which CA signed one decides what it proves, see [`Authenticator::identify`]), HTTP/2 and HTTP/1.1,
+/// the TLS versions and suites of `protocols` (`KEDA_SERVICE_MIN_TLS_VERSION`,
+/// `KEDA_SERVICE_TLS_CIPHER_LIST`).
 pub fn server_config(
     cert: Arc<ReloadingCert>,
     authn: &Authenticator,
+    protocols: &TlsProtocols,
 ) -> Result<rustls::ServerConfig, TlsError> {
-    let builder = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
+    let builder = protocols
+        .server_builder()
         .map_err(|e| TlsError::Config(e.to_string()))?;
     let builder = if authn.all_roots.is_empty() {
         builder.with_no_client_auth()
@@ -189,10 +194,13 @@ pub fn server_config(
                 .add(c.clone())
                 .map_err(|e| TlsError::Config(format!("client CA: {e}")))?;
         }
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| TlsError::Config(format!("client certificate verifier: {e}")))?;
+        let verifier = WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            protocols.provider().clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::Config(format!("client certificate verifier: {e}")))?;
         builder.with_client_cert_verifier(verifier)
     };
     let mut config = builder.with_cert_resolver(cert);
@@ -221,8 +229,12 @@ impl MtlsFiles {
         [mtime(&self.ca), mtime(&self.cert), mtime(&self.key)]
     }
 
-    /// A client configuration trusting only `ca.crt`, presenting `tls.crt`, speaking HTTP/2.
-    pub fn client_config(&self) -> Result<rustls::ClientConfig, TlsError> {
+    /// A client configuration trusting only `ca.crt`, presenting `tls.crt`, speaking HTTP/2 over the
+    /// TLS versions and suites of `protocols` (upstream's client uses the `KEDA_SERVICE_*` ones too).
+    pub fn client_config(
+        &self,
+        protocols: &TlsProtocols,
+    ) -> Result<rustls::ClientConfig, TlsError> {
         let mut roots = rustls::RootCertStore::empty();
         for c in load_certs(&self.ca)? {
             roots.add(c).map_err(|e| TlsError::Parse {
@@ -230,8 +242,8 @@ impl MtlsFiles {
                 message: e.to_string(),
             })?;
         }
-        let mut config = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
+        let mut config = protocols
+            .client_builder()
             .map_err(|e| TlsError::Config(e.to_string()))?
             .with_root_certificates(roots)
             .with_client_auth_cert(load_certs(&self.cert)?, load_key(&self.key)?)

@@ -79,7 +79,7 @@ async fn start() -> Fixture {
         )
         .expect("cert"),
     );
-    let server = Arc::new(Server::new(api, cert, authn).expect("server"));
+    let server = Arc::new(Server::new(api, cert, authn, Default::default()).expect("server"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

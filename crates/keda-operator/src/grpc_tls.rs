@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use keda_scalers::tls::TlsProtocols;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -20,13 +21,13 @@ use crate::metrics_service::TlsMaterial;
 /// How often the certificate files are checked for changes (three `stat` calls).
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 /// The server configuration for one set of PEM material: serve `tls.crt`, require a client
-/// certificate signed by `ca.crt`, speak HTTP/2.
-pub fn server_config(m: &TlsMaterial) -> Result<rustls::ServerConfig, String> {
+/// certificate signed by `ca.crt`, speak HTTP/2 over the TLS versions and suites of `protocols`
+/// (`KEDA_SERVICE_MIN_TLS_VERSION`, `KEDA_SERVICE_TLS_CIPHER_LIST`).
+pub fn server_config(
+    m: &TlsMaterial,
+    protocols: &TlsProtocols,
+) -> Result<rustls::ServerConfig, String> {
     let certs = |what: &str, pem: &[u8]| {
         let certs = CertificateDer::pem_slice_iter(pem)
             .collect::<Result<Vec<_>, _>>()
@@ -40,12 +41,13 @@ pub fn server_config(m: &TlsMaterial) -> Result<rustls::ServerConfig, String> {
     for c in certs("ca.crt", &m.ca_crt)? {
         roots.add(c).map_err(|e| format!("ca.crt: {e}"))?;
     }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-        .build()
-        .map_err(|e| format!("client certificate verifier: {e}"))?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), protocols.provider().clone())
+            .build()
+            .map_err(|e| format!("client certificate verifier: {e}"))?;
     let key = PrivateKeyDer::from_pem_slice(&m.tls_key).map_err(|e| format!("tls.key: {e}"))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
+    let mut config = protocols
+        .server_builder()
         .map_err(|e| e.to_string())?
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs("tls.crt", &m.tls_crt)?, key)
@@ -65,6 +67,7 @@ fn stamps(dir: &Path) -> [Option<SystemTime>; 3] {
 /// The acceptor in force, swapped when the material changes.
 pub struct ReloadingTls {
     dir: PathBuf,
+    protocols: TlsProtocols,
     acceptor: ArcSwap<TlsAcceptor>,
     seen: Mutex<[Option<SystemTime>; 3]>,
 }
@@ -78,12 +81,18 @@ impl std::fmt::Debug for ReloadingTls {
 }
 
 impl ReloadingTls {
-    /// Starts with `initial`; later changes of the files in `dir` replace it.
-    pub fn new(initial: &TlsMaterial, dir: PathBuf) -> Result<Self, String> {
-        let config = server_config(initial)?;
+    /// Starts with `initial`; later changes of the files in `dir` replace it. Every configuration
+    /// speaks `protocols`.
+    pub fn new(
+        initial: &TlsMaterial,
+        dir: PathBuf,
+        protocols: TlsProtocols,
+    ) -> Result<Self, String> {
+        let config = server_config(initial, &protocols)?;
         let seen = stamps(&dir);
         Ok(ReloadingTls {
             dir,
+            protocols,
             acceptor: ArcSwap::from_pointee(TlsAcceptor::from(Arc::new(config))),
             seen: Mutex::new(seen),
         })
@@ -95,7 +104,7 @@ impl ReloadingTls {
 
     /// Uses `m` for connections accepted from now on. A broken set is refused and the current one kept.
     pub fn set(&self, m: &TlsMaterial) -> Result<(), String> {
-        let config = server_config(m)?;
+        let config = server_config(m, &self.protocols)?;
         self.acceptor
             .store(Arc::new(TlsAcceptor::from(Arc::new(config))));
         Ok(())
@@ -164,13 +173,73 @@ mod tests {
     #[test]
     fn broken_material_is_refused_with_the_file_named() {
         let good = material("KEDA");
-        assert!(server_config(&good).is_ok());
+        assert!(server_config(&good, &TlsProtocols::default()).is_ok());
         let mut bad = good.clone();
         bad.tls_key = b"not a key".to_vec();
-        assert!(server_config(&bad).unwrap_err().contains("tls.key"));
+        assert!(
+            server_config(&bad, &TlsProtocols::default())
+                .unwrap_err()
+                .contains("tls.key")
+        );
         let mut no_ca = good;
         no_ca.ca_crt = Vec::new();
-        assert!(server_config(&no_ca).unwrap_err().contains("ca.crt"));
+        assert!(
+            server_config(&no_ca, &TlsProtocols::default())
+                .unwrap_err()
+                .contains("ca.crt")
+        );
+    }
+
+    /// A handshake (on loopback) of a client presenting `m`'s certificate and speaking only `versions`
+    /// with a server of `config`: the version agreed, or why there was none.
+    async fn handshake(
+        m: &TlsMaterial,
+        config: rustls::ServerConfig,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Result<rustls::ProtocolVersion, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(&m.ca_crt) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let chain = CertificateDer::pem_slice_iter(&m.tls_crt)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(&m.tls_key).unwrap();
+        let client = rustls::ClientConfig::builder_with_protocol_versions(versions)
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            acceptor.accept(tcp).await.map(|_| ())
+        });
+        let a = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(client))
+            .connect(name, a)
+            .await
+            .map_err(|e| e.to_string())?;
+        server.await.unwrap().map_err(|e| e.to_string())?;
+        Ok(tls.get_ref().1.protocol_version().unwrap())
+    }
+
+    #[tokio::test]
+    async fn min_tls13_refuses_a_tls12_only_client() {
+        use keda_scalers::tls::MinTlsVersion;
+        let m = material("KEDA");
+        let tls13 = TlsProtocols::new(MinTlsVersion::Tls13, &[]);
+        let tls12_only = &[&rustls::version::TLS12];
+        let refused = handshake(&m, server_config(&m, &tls13).unwrap(), tls12_only).await;
+        assert!(refused.is_err(), "{refused:?}");
+        let tls13_only = &[&rustls::version::TLS13];
+        let agreed = handshake(&m, server_config(&m, &tls13).unwrap(), tls13_only).await;
+        assert_eq!(agreed, Ok(rustls::ProtocolVersion::TLSv1_3));
+        let default = server_config(&m, &TlsProtocols::default()).unwrap();
+        let agreed = handshake(&m, default, tls12_only).await;
+        assert_eq!(agreed, Ok(rustls::ProtocolVersion::TLSv1_2));
     }
 
     #[test]
@@ -184,7 +253,7 @@ mod tests {
         };
         let first = material("first");
         write(&first);
-        let tls = ReloadingTls::new(&first, dir.clone()).unwrap();
+        let tls = ReloadingTls::new(&first, dir.clone(), TlsProtocols::default()).unwrap();
         assert!(!tls.reload_if_changed(), "nothing changed yet");
         let before = tls.acceptor();
 

@@ -79,6 +79,9 @@ pub struct OperatorConfig {
     pub scaler_tls: Arc<keda_scalers::tls::ScalerTls>,
     /// `false` with `KEDA_HTTP_DISABLE_KEEP_ALIVE=true`: scaler HTTP connections are not reused.
     pub http_keep_alive: bool,
+    /// TLS versions and suites of the gRPC metrics service (`KEDA_SERVICE_MIN_TLS_VERSION`,
+    /// `KEDA_SERVICE_TLS_CIPHER_LIST`).
+    pub service_tls: keda_scalers::tls::TlsProtocols,
 }
 
 /// Shared state of the controllers and loops.
@@ -552,7 +555,8 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
             Some(b) => Ok(metrics_service::TlsMaterial::from(b)),
             None => metrics_service::TlsMaterial::from_dir(&dir).map_err(|e| e.to_string()),
         };
-        match initial.and_then(|m| grpc_tls::ReloadingTls::new(&m, dir)) {
+        match initial.and_then(|m| grpc_tls::ReloadingTls::new(&m, dir, config.service_tls.clone()))
+        {
             Ok(tls) => {
                 let tls = Arc::new(tls);
                 tokio::spawn(tls.clone().watch_files());

@@ -6,6 +6,9 @@
 //! store, the bundled Mozilla roots (so an image without a CA bundle still reaches SaaS APIs) and the
 //! `--ca-dir` certificates; the HTTP clients, PostgreSQL, MySQL and Redis connections all take their
 //! roots from it (a trigger's own CA is added on top, as upstream). rustls speaks no TLS below 1.2.
+//!
+//! [`TlsProtocols`] (versions and suites) is also what keda-rs's own servers take for upstream's
+//! `KEDA_SERVICE_MIN_TLS_VERSION` and `KEDA_SERVICE_TLS_CIPHER_LIST`, parsed with the same Go names.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -18,6 +21,8 @@ use rustls::{
     ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme, SupportedCipherSuite,
     SupportedProtocolVersion,
 };
+
+pub use rustls::SupportedCipherSuite as CipherSuite;
 
 /// Upstream's default `--ca-dir`.
 pub const DEFAULT_CA_DIR: &str = "/custom/ca";
@@ -70,6 +75,70 @@ pub fn cipher_suites(list: &str) -> (Vec<SupportedCipherSuite>, Vec<String>) {
     (suites, unsupported)
 }
 
+/// The TLS versions and cipher suites one side speaks, as rustls takes them: the scalers' clients
+/// (`KEDA_HTTP_MIN_TLS_VERSION`, `KEDA_HTTP_TLS_CIPHER_LIST`) or keda-rs's own servers and the metrics
+/// API server's gRPC client (`KEDA_SERVICE_MIN_TLS_VERSION`, `KEDA_SERVICE_TLS_CIPHER_LIST`).
+#[derive(Clone, Debug)]
+pub struct TlsProtocols {
+    provider: Arc<CryptoProvider>,
+    versions: &'static [&'static SupportedProtocolVersion],
+}
+
+impl TlsProtocols {
+    /// TLS `min_version` and up; `tls12_suites` (from [`cipher_suites`]) replace rustls's TLS 1.2 suites
+    /// when not empty, the TLS 1.3 suites are always offered (as in Go).
+    pub fn new(min_version: MinTlsVersion, tls12_suites: &[SupportedCipherSuite]) -> TlsProtocols {
+        let mut provider = rustls::crypto::ring::default_provider();
+        if !tls12_suites.is_empty() {
+            provider.cipher_suites.retain(|s| s.tls13().is_some());
+            provider.cipher_suites.extend(tls12_suites.iter().copied());
+        }
+        static TLS13_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
+        let versions = match min_version {
+            MinTlsVersion::Tls12 => rustls::DEFAULT_VERSIONS,
+            MinTlsVersion::Tls13 => TLS13_ONLY,
+        };
+        TlsProtocols {
+            provider: Arc::new(provider),
+            versions,
+        }
+    }
+
+    /// The crypto provider, holding the cipher suites.
+    pub fn provider(&self) -> &Arc<CryptoProvider> {
+        &self.provider
+    }
+
+    /// The TLS versions spoken.
+    pub fn versions(&self) -> &'static [&'static SupportedProtocolVersion] {
+        self.versions
+    }
+
+    /// A server configuration builder with these versions and suites.
+    pub fn server_builder(
+        &self,
+    ) -> Result<rustls::ConfigBuilder<rustls::ServerConfig, rustls::WantsVerifier>, rustls::Error>
+    {
+        rustls::ServerConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(self.versions)
+    }
+
+    /// A client configuration builder with these versions and suites.
+    pub fn client_builder(
+        &self,
+    ) -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>, rustls::Error> {
+        ClientConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(self.versions)
+    }
+}
+
+impl Default for TlsProtocols {
+    /// TLS 1.2 and 1.3 with rustls's suites.
+    fn default() -> TlsProtocols {
+        TlsProtocols::new(MinTlsVersion::Tls12, &[])
+    }
+}
+
 /// The trust and TLS parameters of every scaler client.
 #[derive(Debug)]
 pub struct ScalerTls {
@@ -77,8 +146,7 @@ pub struct ScalerTls {
     certs: Vec<CertificateDer<'static>>,
     /// `certs` and the bundled Mozilla roots.
     roots: Arc<RootCertStore>,
-    provider: Arc<CryptoProvider>,
-    versions: &'static [&'static SupportedProtocolVersion],
+    protocols: TlsProtocols,
 }
 
 /// The system's certificates, read once per process.
@@ -162,30 +230,17 @@ impl ScalerTls {
                 "{bad} certificates of the system store or --ca-dir are not usable as roots"
             ));
         }
-        let mut provider = rustls::crypto::ring::default_provider();
-        if !settings.tls12_suites.is_empty() {
-            provider.cipher_suites.retain(|s| s.tls13().is_some());
-            provider
-                .cipher_suites
-                .extend(settings.tls12_suites.iter().copied());
-        }
-        static TLS13_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
-        let versions = match settings.min_version {
-            MinTlsVersion::Tls12 => rustls::DEFAULT_VERSIONS,
-            MinTlsVersion::Tls13 => TLS13_ONLY,
-        };
         let tls = ScalerTls {
             certs,
             roots: Arc::new(roots),
-            provider: Arc::new(provider),
-            versions,
+            protocols: TlsProtocols::new(settings.min_version, &settings.tls12_suites),
         };
         (tls, problems)
     }
 
     /// The crypto provider (cipher suites) of every scaler client.
     pub fn provider(&self) -> &Arc<CryptoProvider> {
-        &self.provider
+        self.protocols.provider()
     }
 
     /// The trusted roots: the system's, the bundled ones and `--ca-dir`'s.
@@ -239,14 +294,14 @@ impl ScalerTls {
     pub fn builder(
         &self,
     ) -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>, String> {
-        ClientConfig::builder_with_provider(self.provider.clone())
-            .with_protocol_versions(self.versions)
+        self.protocols
+            .client_builder()
             .map_err(|e| format!("setting up TLS: {e}"))
     }
 
     /// A verifier that accepts any server certificate (`unsafeSsl`, libpq's `require`).
     pub fn accept_any(&self) -> Arc<dyn ServerCertVerifier> {
-        Arc::new(AcceptAnyCertificate(self.provider.clone()))
+        Arc::new(AcceptAnyCertificate(self.provider().clone()))
     }
 }
 

@@ -93,7 +93,7 @@ async fn serve() -> Res<()> {
     let port = listener.local_addr()?.port();
     tokio::spawn(server::serve_tls(
         listener,
-        tls::server_config(cert)?,
+        tls::server_config(cert, &Default::default())?,
         server::router(webhook),
     ));
 

@@ -69,6 +69,9 @@ pub struct Config {
     pub file_root: keda_scalers::files::FileRoot,
     /// Client-side limit of Kubernetes API requests (`--kube-api-qps`, `--kube-api-burst`).
     pub kube_api_rate: Option<keda_kube::RateLimit>,
+    /// TLS versions and suites of the webhook server (`KEDA_SERVICE_MIN_TLS_VERSION`,
+    /// `KEDA_SERVICE_TLS_CIPHER_LIST`).
+    pub tls: keda_scalers::tls::TlsProtocols,
 }
 
 /// Runs the webhooks until the process ends (or a server fails).
@@ -80,7 +83,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         &config.cert_dir,
         Duration::from_secs(5),
     )?);
-    let tls_config = tls::server_config(cert)?;
+    let tls_config = tls::server_config(cert, &config.tls)?;
 
     let index = Arc::new(Index::new());
     let exposure = Arc::new(exposure::ExposureCache::new());

@@ -9,6 +9,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
+use keda_scalers::tls::TlsProtocols;
+
 use crate::Error;
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -109,10 +111,14 @@ impl ResolvesServerCert for ReloadingCert {
     }
 }
 
-/// The server configuration: the reloading certificate, HTTP/1.1 and HTTP/2.
-pub fn server_config(cert: Arc<ReloadingCert>) -> Result<rustls::ServerConfig, Error> {
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
+/// The server configuration: the reloading certificate, the TLS versions and suites of `protocols`
+/// (`KEDA_SERVICE_MIN_TLS_VERSION`, `KEDA_SERVICE_TLS_CIPHER_LIST`), HTTP/1.1 and HTTP/2.
+pub fn server_config(
+    cert: Arc<ReloadingCert>,
+    protocols: &TlsProtocols,
+) -> Result<rustls::ServerConfig, Error> {
+    let mut config = protocols
+        .server_builder()
         .map_err(|e| Error::Tls {
             path: String::new(),
             message: e.to_string(),

@@ -78,6 +78,7 @@ pub fn run(args: AdmissionWebhooksArgs) -> anyhow::Result<()> {
     crate::logging::init(&args.log);
     crate::logging::starting("admission-webhooks");
     crate::flags::warn_no_effect(&no_effect(&args, &crate::flags::process_env));
+    let tls = crate::flags::service_tls(&crate::flags::process_env).map_err(anyhow::Error::msg)?;
     let config = keda_webhooks::Config {
         webhook_addr: SocketAddr::new(args.bind_address, args.port),
         health_addr: crate::flags::parse_addr(&args.health_probe_bind_address)
@@ -93,6 +94,7 @@ pub fn run(args: AdmissionWebhooksArgs) -> anyhow::Result<()> {
         restrict_secret_access: keda_resolver::restrict_secret_access_from_env(),
         file_root: keda_scalers::files::FileRoot::new(&args.filepath_auth_root_path),
         kube_api_rate: keda_kube::RateLimit::from_flags(args.kube_api_qps, args.kube_api_burst),
+        tls: tls.protocols,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use keda_scalers::tls::{CipherSuite, MinTlsVersion, TlsProtocols, cipher_suites};
+
 /// `:8080` means all interfaces, as in Go.
 pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     let full = if s.starts_with(':') {
@@ -54,9 +56,9 @@ pub fn parse_go_bool(s: &str) -> Result<bool, String> {
 }
 
 /// The flags and environment variables upstream reads that this process accepts without acting on
-/// them, as it was started: each is named with its value and why, in one warning line at start
-/// ([`warn_no_effect`]). A value that asks for what keda-rs does anyway (`--disable-compression=true`,
-/// `KEDA_SERVICE_MIN_TLS_VERSION=TLS12`, …) is not named.
+/// them, as it was started, and those honoured only in part: each is named with its value and why, in
+/// one warning line at start ([`warn_no_effect`]). A value that asks for what keda-rs does anyway
+/// (`--disable-compression=true`, `--logtostderr=true`, …) is not named.
 #[derive(Debug, Default)]
 pub struct NoEffect(Vec<String>);
 
@@ -106,44 +108,116 @@ impl NoEffect {
         }
     }
 
-    /// What the three processes share: upstream's TLS settings of its own servers
-    /// (`KEDA_SERVICE_MIN_TLS_VERSION`, `KEDA_SERVICE_TLS_CIPHER_LIST`); keda-rs's servers accept TLS
-    /// 1.2 and 1.3 with rustls's cipher suites.
+    /// What the three processes share: what [`service_tls`] honours only in part (a value it refuses
+    /// stops the start instead).
     pub fn service_tls(&mut self, env: &dyn Fn(&str) -> Option<String>) {
-        let why = "keda-rs's servers accept TLS 1.2 and 1.3 with rustls's cipher suites";
-        self.env(
-            env,
-            "KEDA_SERVICE_MIN_TLS_VERSION",
-            |v| !v.eq_ignore_ascii_case("TLS12"),
-            true,
-            why,
-        );
-        self.env(env, "KEDA_SERVICE_TLS_CIPHER_LIST", |_| true, true, why);
-        // Upstream's servers fall back to the scalers' settings when theirs are not set.
-        let fallback = "upstream's servers use it without KEDA_SERVICE_*; keda-rs's accept TLS 1.2 and \
-                        1.3 with rustls's cipher suites";
-        if env("KEDA_SERVICE_MIN_TLS_VERSION").is_none() {
-            self.env(
-                env,
-                "KEDA_HTTP_MIN_TLS_VERSION",
-                |v| v.eq_ignore_ascii_case("TLS13"),
-                true,
-                fallback,
-            );
-        }
-        if env("KEDA_SERVICE_TLS_CIPHER_LIST").is_none() {
-            self.env(env, "KEDA_HTTP_TLS_CIPHER_LIST", |_| true, true, fallback);
+        if let Ok(tls) = service_tls(env) {
+            for note in tls.notes {
+                self.note(note);
+            }
         }
     }
 
-    /// A setting honoured only in part, named as `item` says.
+    /// A setting honoured only in part, named as `item` says (once: the operator's scalers and servers
+    /// may both fall back to the same variable).
     pub fn note(&mut self, item: String) {
-        self.0.push(item);
+        if !self.0.contains(&item) {
+            self.0.push(item);
+        }
     }
 
     pub fn items(&self) -> &[String] {
         &self.0
     }
+}
+
+/// `value` of `var`, one of upstream's TLS versions (`""`: `empty`). TLS10 and TLS11 act as TLS12, which
+/// `notes` says with `lowest` (what speaks TLS 1.2 and 1.3 then): rustls has nothing lower.
+pub fn min_tls_version(
+    var: &str,
+    value: &str,
+    empty: MinTlsVersion,
+    lowest: &str,
+    notes: &mut Vec<String>,
+) -> Result<MinTlsVersion, String> {
+    match value.to_ascii_uppercase().as_str() {
+        "" => Ok(empty),
+        "TLS12" => Ok(MinTlsVersion::Tls12),
+        "TLS13" => Ok(MinTlsVersion::Tls13),
+        "TLS10" | "TLS11" => {
+            notes.push(format!(
+                "{var}={value} (rustls speaks no TLS below 1.2: {lowest})"
+            ));
+            Ok(MinTlsVersion::Tls12)
+        }
+        _ => Err(format!(
+            "{var}: {value:?} is not one of TLS10, TLS11, TLS12, TLS13"
+        )),
+    }
+}
+
+/// `value` of `var`, Go cipher suite names ([`cipher_suites`]): the TLS 1.2 suites rustls has; the
+/// names it has not go in `notes` and are ignored (none left: rustls's TLS 1.2 suites).
+pub fn tls_cipher_list(var: &str, value: &str, notes: &mut Vec<String>) -> Vec<CipherSuite> {
+    let (suites, unsupported) = cipher_suites(value);
+    if !unsupported.is_empty() {
+        let fallback = match suites.is_empty() {
+            true => "; rustls's TLS 1.2 suites are used",
+            false => "",
+        };
+        notes.push(format!(
+            "{var}: {} (not TLS 1.2 suites rustls has: ignored{fallback})",
+            unsupported.join(", ")
+        ));
+    }
+    suites
+}
+
+/// The TLS of this process's own servers (the webhook server, the metrics API server and the
+/// operator's gRPC metrics service) and of the metrics API server's gRPC client, as upstream:
+/// `KEDA_SERVICE_MIN_TLS_VERSION` (set but empty: TLS13) and `KEDA_SERVICE_TLS_CIPHER_LIST`, each
+/// falling back to `KEDA_HTTP_MIN_TLS_VERSION` (default TLS12) or `KEDA_HTTP_TLS_CIPHER_LIST` when
+/// unset.
+#[derive(Debug)]
+pub struct ServiceTls {
+    pub protocols: TlsProtocols,
+    /// What is honoured only in part, for the warning at start.
+    pub notes: Vec<String>,
+}
+
+/// [`ServiceTls`] from `env`; a version that is not one upstream reads is refused with the variable's
+/// name (upstream logs it and uses its default).
+pub fn service_tls(env: &dyn Fn(&str) -> Option<String>) -> Result<ServiceTls, String> {
+    let lowest = "keda-rs's servers accept TLS 1.2 and 1.3";
+    let mut notes = Vec::new();
+    let min_version = match env("KEDA_SERVICE_MIN_TLS_VERSION") {
+        Some(v) => min_tls_version(
+            "KEDA_SERVICE_MIN_TLS_VERSION",
+            v.trim(),
+            MinTlsVersion::Tls13,
+            lowest,
+            &mut notes,
+        )?,
+        None => min_tls_version(
+            "KEDA_HTTP_MIN_TLS_VERSION",
+            env("KEDA_HTTP_MIN_TLS_VERSION").unwrap_or_default().trim(),
+            MinTlsVersion::Tls12,
+            lowest,
+            &mut notes,
+        )?,
+    };
+    let (var, list) = match env("KEDA_SERVICE_TLS_CIPHER_LIST") {
+        Some(v) => ("KEDA_SERVICE_TLS_CIPHER_LIST", v),
+        None => (
+            "KEDA_HTTP_TLS_CIPHER_LIST",
+            env("KEDA_HTTP_TLS_CIPHER_LIST").unwrap_or_default(),
+        ),
+    };
+    let tls12_suites = tls_cipher_list(var, &list, &mut notes);
+    Ok(ServiceTls {
+        protocols: TlsProtocols::new(min_version, &tls12_suites),
+        notes,
+    })
 }
 
 /// The one warning line naming what [`NoEffect`] found (nothing when every setting takes effect).
@@ -195,22 +269,133 @@ mod tests {
         n.service_tls(&env);
         assert_eq!(
             n.items(),
+            ["--enable-opentelemetry-metrics=true (no exporter)"]
+        );
+        // What is honoured only in part, once.
+        let mut partly = NoEffect::default();
+        let env = |v: &str| match v {
+            "KEDA_HTTP_MIN_TLS_VERSION" => Some("TLS11".to_owned()),
+            "KEDA_HTTP_TLS_CIPHER_LIST" => Some("TLS_RSA_WITH_AES_128_CBC_SHA".to_owned()),
+            _ => None,
+        };
+        partly.service_tls(&env);
+        partly.service_tls(&env);
+        assert_eq!(
+            partly.items(),
             [
-                "--enable-opentelemetry-metrics=true (no exporter)",
-                "KEDA_SERVICE_MIN_TLS_VERSION=TLS13 (keda-rs's servers accept TLS 1.2 and 1.3 with rustls's cipher suites)"
+                "KEDA_HTTP_MIN_TLS_VERSION=TLS11 (rustls speaks no TLS below 1.2: keda-rs's servers accept TLS 1.2 and 1.3)",
+                "KEDA_HTTP_TLS_CIPHER_LIST: TLS_RSA_WITH_AES_128_CBC_SHA (not TLS 1.2 suites rustls has: ignored; rustls's TLS 1.2 suites are used)"
             ]
         );
-        let mut fallback = NoEffect::default();
-        fallback
-            .service_tls(&|v: &str| (v == "KEDA_HTTP_MIN_TLS_VERSION").then(|| "TLS13".to_owned()));
-        assert_eq!(fallback.items().len(), 1, "{:?}", fallback.items());
-        assert!(
-            fallback.items()[0].starts_with("KEDA_HTTP_MIN_TLS_VERSION=TLS13 (upstream's servers")
-        );
-        let mut quiet = NoEffect::default();
-        quiet.service_tls(&|v: &str| {
-            (v == "KEDA_SERVICE_MIN_TLS_VERSION").then(|| "tls12".to_owned())
+        // A refused value is not named here: it stops the start ([`service_tls`]).
+        let mut refused = NoEffect::default();
+        refused.service_tls(&|v: &str| {
+            (v == "KEDA_SERVICE_MIN_TLS_VERSION").then(|| "TLS1.3".to_owned())
         });
-        assert!(quiet.items().is_empty());
+        assert!(refused.items().is_empty());
+    }
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |var: &str| pairs.iter().find(|(k, _)| k == var).map(|(_, v)| v.clone())
+    }
+
+    /// The TLS versions and the TLS 1.2 suites of `t`.
+    fn spoken(t: &ServiceTls) -> (Vec<String>, Vec<String>) {
+        let versions = t.protocols.versions().iter();
+        let suites = t.protocols.provider().cipher_suites.iter();
+        (
+            versions.map(|v| format!("{:?}", v.version)).collect(),
+            suites
+                .filter(|s| s.tls13().is_none())
+                .map(|s| format!("{:?}", s.suite()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn service_tls_falls_back_to_the_scalers_variables_as_upstream() {
+        let t = service_tls(&|_| None).expect("defaults");
+        let rustls_default = spoken(&ServiceTls {
+            protocols: TlsProtocols::default(),
+            notes: vec![],
+        });
+        assert_eq!(spoken(&t), rustls_default);
+        assert_eq!(rustls_default.0, ["TLSv1_3", "TLSv1_2"]);
+        assert!(t.notes.is_empty());
+
+        // Unset KEDA_SERVICE_*: the KEDA_HTTP_* values.
+        let http = [
+            ("KEDA_HTTP_MIN_TLS_VERSION", "TLS13"),
+            (
+                "KEDA_HTTP_TLS_CIPHER_LIST",
+                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            ),
+        ];
+        let t = service_tls(&env_of(&http)).expect("fallback");
+        assert_eq!(
+            spoken(&t),
+            (
+                vec!["TLSv1_3".to_owned()],
+                vec!["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_owned()]
+            )
+        );
+
+        // Set KEDA_SERVICE_*: they win, even empty (version: TLS13, list: rustls's suites).
+        let mut both = http.to_vec();
+        both.extend([
+            ("KEDA_SERVICE_MIN_TLS_VERSION", "TLS12"),
+            (
+                "KEDA_SERVICE_TLS_CIPHER_LIST",
+                "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256",
+            ),
+        ]);
+        let t = service_tls(&env_of(&both)).expect("service");
+        assert_eq!(
+            spoken(&t),
+            (
+                rustls_default.0.clone(),
+                vec!["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384".to_owned()]
+            )
+        );
+        let mut empty = http.to_vec();
+        empty.extend([
+            ("KEDA_SERVICE_MIN_TLS_VERSION", ""),
+            ("KEDA_SERVICE_TLS_CIPHER_LIST", ""),
+        ]);
+        let t = service_tls(&env_of(&empty)).expect("empty");
+        assert_eq!(
+            spoken(&t),
+            (vec!["TLSv1_3".to_owned()], rustls_default.1.clone())
+        );
+        assert!(t.notes.is_empty());
+
+        // Below TLS 1.2: TLS 1.2, and said so.
+        let t = service_tls(&env_of(&[("KEDA_SERVICE_MIN_TLS_VERSION", "TLS10")])).expect("TLS10");
+        assert_eq!(spoken(&t), rustls_default);
+        assert!(
+            t.notes[0]
+                .starts_with("KEDA_SERVICE_MIN_TLS_VERSION=TLS10 (rustls speaks no TLS below 1.2")
+        );
+    }
+
+    #[test]
+    fn service_tls_refuses_what_upstream_does_not_read_naming_the_variable() {
+        for (var, value) in [
+            ("KEDA_SERVICE_MIN_TLS_VERSION", "TLS1.3"),
+            ("KEDA_HTTP_MIN_TLS_VERSION", "1.2"),
+        ] {
+            let e = service_tls(&env_of(&[(var, value)])).expect_err(value);
+            assert!(e.starts_with(&format!("{var}: ")), "{e}");
+        }
+        // KEDA_SERVICE_MIN_TLS_VERSION set: KEDA_HTTP_MIN_TLS_VERSION is not the servers' to refuse.
+        let t = service_tls(&env_of(&[
+            ("KEDA_SERVICE_MIN_TLS_VERSION", "TLS13"),
+            ("KEDA_HTTP_MIN_TLS_VERSION", "bogus"),
+        ]));
+        assert!(t.is_ok(), "{t:?}");
     }
 }

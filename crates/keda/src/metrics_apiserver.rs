@@ -144,6 +144,10 @@ pub fn run(args: MetricsApiserverArgs) -> anyhow::Result<()> {
         .clone()
         .filter(|s| !s.is_empty());
     grpc.timeout = args.metrics_service_timeout;
+    let tls = crate::flags::service_tls(&crate::flags::process_env)
+        .map_err(anyhow::Error::msg)?
+        .protocols;
+    grpc.tls = tls.clone();
     let config = keda_metrics_apiserver::Config {
         secure_addr: SocketAddr::new(args.bind_address, args.secure_port),
         metrics_addr,
@@ -163,6 +167,7 @@ pub fn run(args: MetricsApiserverArgs) -> anyhow::Result<()> {
         authz_cache_ttl: args.authorization_cache_ttl,
         grpc,
         kube_api_rate: keda_kube::RateLimit::from_flags(args.kube_api_qps, args.kube_api_burst),
+        tls,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -251,43 +251,25 @@ pub fn scaler_tls(
     args: &OperatorArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ScalerTlsEnv, String> {
-    use keda_scalers::tls::{MinTlsVersion, TlsSettings, cipher_suites};
+    use crate::flags::{min_tls_version, tls_cipher_list};
+    use keda_scalers::tls::{MinTlsVersion, TlsSettings};
     let get = |var: &str| env(var).map(|v| v.trim().to_owned()).unwrap_or_default();
     let mut notes = Vec::new();
     let drivers = "not applied to redis and mysql triggers, whose drivers speak TLS 1.2 and 1.3 \
                    with rustls's suites";
     let var = "KEDA_HTTP_MIN_TLS_VERSION";
-    let v = get(var);
-    let min_version = match v.to_ascii_uppercase().as_str() {
-        "" | "TLS12" => MinTlsVersion::Tls12,
-        "TLS10" | "TLS11" => {
-            notes.push(format!(
-                "{var}={v} (rustls speaks no TLS below 1.2: scalers use TLS 1.2 and 1.3)"
-            ));
-            MinTlsVersion::Tls12
-        }
-        "TLS13" => {
-            notes.push(format!("{var}={v} ({drivers})"));
-            MinTlsVersion::Tls13
-        }
-        _ => {
-            return Err(format!(
-                "{var}: {v:?} is not one of TLS10, TLS11, TLS12, TLS13"
-            ));
-        }
-    };
-    let var = "KEDA_HTTP_TLS_CIPHER_LIST";
-    let (tls12_suites, unsupported) = cipher_suites(&get(var));
-    if !unsupported.is_empty() {
-        let fallback = match tls12_suites.is_empty() {
-            true => "; rustls's TLS 1.2 suites are used",
-            false => "",
-        };
-        notes.push(format!(
-            "{var}: {} (not TLS 1.2 suites rustls has: ignored{fallback})",
-            unsupported.join(", ")
-        ));
+    let min_version = min_tls_version(
+        var,
+        &get(var),
+        MinTlsVersion::Tls12,
+        "scalers use TLS 1.2 and 1.3",
+        &mut notes,
+    )?;
+    if min_version == MinTlsVersion::Tls13 {
+        notes.push(format!("{var}={} ({drivers})", get(var)));
     }
+    let var = "KEDA_HTTP_TLS_CIPHER_LIST";
+    let tls12_suites = tls_cipher_list(var, &get(var), &mut notes);
     if !tls12_suites.is_empty() {
         notes.push(format!("{var} ({drivers})"));
     }
@@ -317,6 +299,8 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<()> {
     crate::logging::starting("operator");
     crate::flags::warn_no_effect(&no_effect(&args, &crate::flags::process_env));
     let tls_env = scaler_tls(&args, &crate::flags::process_env).map_err(anyhow::Error::msg)?;
+    let service_tls =
+        crate::flags::service_tls(&crate::flags::process_env).map_err(anyhow::Error::msg)?;
     let (scaler_tls, skipped) = keda_scalers::tls::ScalerTls::new(&tls_env.settings);
     for problem in skipped {
         tracing::warn!(target: "setup", "scaler TLS roots (--ca-dir): {problem}");
@@ -376,6 +360,7 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<()> {
         file_root: keda_scalers::files::FileRoot::new(&args.filepath_auth_root_path),
         scaler_tls: std::sync::Arc::new(scaler_tls),
         http_keep_alive: tls_env.keep_alive,
+        service_tls: service_tls.protocols,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -6,7 +6,15 @@
 use std::process::{Command, Stdio};
 
 /// Runs `keda <args>` with no cluster configured and returns what it wrote to stderr (and stdout).
+/// Its environment has settings named in the warning at start: `OTEL_EXPORTER_OTLP_ENDPOINT` (the
+/// operator has no OpenTelemetry exporter) and `KEDA_SERVICE_MIN_TLS_VERSION=TLS11` (all three
+/// processes' servers speak TLS 1.2 then).
 fn run(args: &[&str]) -> String {
+    run_with(args, &[])
+}
+
+/// [`run`] with `env` added.
+fn run_with(args: &[&str], env: &[(&str, &str)]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_keda"))
         .args(args)
         .env("KUBECONFIG", "/nonexistent/keda-rs-test-kubeconfig")
@@ -14,7 +22,12 @@ fn run(args: &[&str]) -> String {
         .env_remove("KUBERNETES_SERVICE_PORT")
         .env_remove("RUST_LOG")
         .env_remove("NO_COLOR")
-        .env("KEDA_SERVICE_MIN_TLS_VERSION", "TLS13")
+        .env_remove("KEDA_HTTP_MIN_TLS_VERSION")
+        .env_remove("KEDA_HTTP_TLS_CIPHER_LIST")
+        .env_remove("KEDA_SERVICE_TLS_CIPHER_LIST")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+        .env("KEDA_SERVICE_MIN_TLS_VERSION", "TLS11")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output();
     let out = match out {
@@ -67,7 +80,7 @@ fn json_logs_are_one_object_per_line_with_zaps_keys() {
         let msg = |i: usize| lines[i]["msg"].as_str().unwrap_or_default().to_owned();
         assert_eq!(msg(0), format!("Starting keda-rs {process}"));
         assert_eq!(lines[0]["version"], env!("CARGO_PKG_VERSION"));
-        // One warning names every setting accepted without effect.
+        // One warning names every setting accepted without effect or honoured only in part.
         let warnings: Vec<String> = lines
             .iter()
             .filter(|l| l["level"] == "warn" && msg_of(l).starts_with("accepted without effect"))
@@ -76,7 +89,14 @@ fn json_logs_are_one_object_per_line_with_zaps_keys() {
         assert_eq!(warnings.len(), 1, "{process}: {text}");
         assert!(
             warnings[0].contains("--profiling-bind-address=:8082")
-                && warnings[0].contains("KEDA_SERVICE_MIN_TLS_VERSION=TLS13"),
+                && warnings[0]
+                    .contains("KEDA_SERVICE_MIN_TLS_VERSION=TLS11 (rustls speaks no TLS below 1.2"),
+            "{process}: {}",
+            warnings[0]
+        );
+        assert_eq!(
+            warnings[0].contains("OTEL_EXPORTER_OTLP_ENDPOINT (no OpenTelemetry exporter)"),
+            process == "operator",
             "{process}: {}",
             warnings[0]
         );
@@ -148,4 +168,22 @@ fn invalid_logging_values_are_refused_before_anything_runs() {
     };
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid log level"));
+}
+
+#[test]
+fn an_invalid_service_tls_version_stops_each_process_naming_the_variable() {
+    for process in ["operator", "metrics-apiserver", "admission-webhooks"] {
+        let text = run_with(
+            &[process, "--zap-encoder=json"],
+            &[("KEDA_SERVICE_MIN_TLS_VERSION", "TLS1.3")],
+        );
+        let lines = json_lines(&text);
+        let last = &lines[lines.len() - 1];
+        assert_eq!(last["level"], "error", "{process}: {text}");
+        let error = last["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("KEDA_SERVICE_MIN_TLS_VERSION: \"TLS1.3\" is not one of"),
+            "{process}: {text}"
+        );
+    }
 }
