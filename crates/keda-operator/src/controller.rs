@@ -367,45 +367,11 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error
 
 /// Upstream's object checks that need no IO (the webhook and `keda lint` run the same rules).
 pub fn validate(so: &ScaledObject) -> Result<(), String> {
-    // As upstream: an explicit minReplicaCount counts as the HPA's minimum (0 becomes 1), an unset one as 0.
-    let min = so
-        .spec
-        .min_replica_count
-        .map(|_| so.spec.hpa_min_replicas())
-        .unwrap_or(0);
-    let max = so.spec.max_replica_count();
-    if min > max {
-        return Err(format!(
-            "MinReplicaCount={min} must be less than MaxReplicaCount={max}"
-        ));
+    // The shared rulebook's subset that upstream's reconcile enforces, with its words.
+    match keda_resolver::validate::reconcile_refusal(so) {
+        Some(f) => Err(f.message),
+        None => Ok(()),
     }
-    if let Some(idle) = so.spec.idle_replica_count
-        && idle >= min
-    {
-        return Err(format!(
-            "IdleReplicaCount={idle} must be less than MinReplicaCount={min}"
-        ));
-    }
-    let mut names = std::collections::HashSet::new();
-    for t in &so.spec.triggers {
-        if t.use_cached_metrics() && matches!(t.r#type.as_str(), "cpu" | "memory" | "cron") {
-            return Err(format!(
-                "property \"useCachedMetrics\" is not supported for {:?} scaler",
-                t.r#type
-            ));
-        }
-        if let Some(n) = t.name.as_deref().filter(|n| !n.is_empty())
-            && !names.insert(n)
-        {
-            return Err(format!(
-                "triggerName {n:?} is defined multiple times in the ScaledObject/ScaledJob, but it must be unique"
-            ));
-        }
-    }
-    if so.spec.triggers.is_empty() {
-        return Err("no triggers defined in the ScaledObject/ScaledJob".to_owned());
-    }
-    Ok(())
 }
 
 async fn apply_hpa(

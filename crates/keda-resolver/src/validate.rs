@@ -140,30 +140,7 @@ pub fn scaled_object(so: &ScaledObject) -> Vec<Finding> {
         ));
     }
 
-    // Replica bounds, with upstream's arithmetic: a set minReplicaCount counts as the HPA's minimum
-    // (0 becomes 1), an unset one as 0.
-    let min = if spec.min_replica_count.is_some() {
-        spec.hpa_min_replicas()
-    } else {
-        0
-    };
-    let max = spec.max_replica_count();
-    if min > max {
-        out.push(Finding::error(
-            "spec.minReplicaCount",
-            codes::INCORRECT_REPLICAS,
-            format!("minReplicaCount ({min}) must not be greater than maxReplicaCount ({max})"),
-        ));
-    }
-    if let Some(idle) = spec.idle_replica_count
-        && idle >= min
-    {
-        out.push(Finding::error(
-            "spec.idleReplicaCount",
-            codes::INCORRECT_REPLICAS,
-            format!("idleReplicaCount ({idle}) must be less than minReplicaCount ({min})"),
-        ));
-    }
+    out.extend(replica_bounds(so));
 
     let modifiers = spec.scaling_modifiers();
     if let Some(fallback) = &spec.fallback {
@@ -296,15 +273,55 @@ pub fn scaled_job(sj: &ScaledJob) -> Vec<Finding> {
     out
 }
 
-/// The checks every trigger list gets: at least one trigger, unique names, no `useCachedMetrics` on cpu,
-/// memory and cron.
+/// The replica bounds, with upstream's arithmetic and messages (`CheckReplicaCountBoundsAreValid`): a set
+/// minReplicaCount counts as the HPA's minimum (0 becomes 1), an unset one as 0.
+pub fn replica_bounds(so: &ScaledObject) -> Vec<Finding> {
+    let spec = &so.spec;
+    let mut out = Vec::new();
+    let min = if spec.min_replica_count.is_some() {
+        spec.hpa_min_replicas()
+    } else {
+        0
+    };
+    let max = spec.max_replica_count();
+    if min > max {
+        out.push(Finding::error(
+            "spec.minReplicaCount",
+            codes::INCORRECT_REPLICAS,
+            format!("MinReplicaCount={min} must be less than MaxReplicaCount={max}"),
+        ));
+    }
+    if let Some(idle) = spec.idle_replica_count
+        && idle >= min
+    {
+        out.push(Finding::error(
+            "spec.idleReplicaCount",
+            codes::INCORRECT_REPLICAS,
+            format!("IdleReplicaCount={idle} must be less than MinReplicaCount={min}"),
+        ));
+    }
+    out
+}
+
+/// What the operator's reconcile refuses a ScaledObject for (Ready=False), in upstream's order: the
+/// replica bounds, then the triggers. The webhook and `keda lint` report the same findings among
+/// others, so all three agree on these rules and their words.
+pub fn reconcile_refusal(so: &ScaledObject) -> Option<Finding> {
+    replica_bounds(so)
+        .into_iter()
+        .chain(triggers(&so.spec.triggers))
+        .find(|f| f.severity == Severity::Error)
+}
+
+/// The checks every trigger list gets, with upstream's messages (`ValidateTriggers`): at least one
+/// trigger, no `useCachedMetrics` on cpu, memory and cron, unique names.
 pub fn triggers(triggers: &[ScaleTriggers]) -> Vec<Finding> {
     let mut out = Vec::new();
     if triggers.is_empty() {
         out.push(Finding::error(
             "spec.triggers",
             codes::INCORRECT_TRIGGERS,
-            "no triggers defined",
+            "no triggers defined in the ScaledObject/ScaledJob",
         ));
     }
     let mut names = BTreeSet::new();
@@ -314,7 +331,7 @@ pub fn triggers(triggers: &[ScaleTriggers]) -> Vec<Finding> {
                 format!("spec.triggers[{i}].useCachedMetrics"),
                 codes::INCORRECT_TRIGGERS,
                 format!(
-                    "useCachedMetrics is not supported for {:?} triggers",
+                    "property \"useCachedMetrics\" is not supported for {:?} scaler",
                     t.r#type
                 ),
             ));
@@ -325,7 +342,9 @@ pub fn triggers(triggers: &[ScaleTriggers]) -> Vec<Finding> {
             out.push(Finding::error(
                 format!("spec.triggers[{i}].name"),
                 codes::INCORRECT_TRIGGERS,
-                format!("trigger name {name:?} is used more than once; names must be unique"),
+                format!(
+                    "triggerName {name:?} is defined multiple times in the ScaledObject/ScaledJob, but it must be unique"
+                ),
             ));
         }
     }

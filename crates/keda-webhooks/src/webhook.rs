@@ -125,27 +125,6 @@ fn is_resource_trigger(t: &ScaleTriggers) -> bool {
     t.r#type == "cpu" || t.r#type == "memory"
 }
 
-/// Upstream's wording for the replica findings of the shared validation.
-fn upstream_replicas_message(f: &Finding, so: &ScaledObject) -> String {
-    let spec = &so.spec;
-    let min = if spec.min_replica_count.is_some() {
-        spec.hpa_min_replicas()
-    } else {
-        0
-    };
-    if f.field == "spec.idleReplicaCount" {
-        format!(
-            "IdleReplicaCount={} must be less than MinReplicaCount={min}",
-            spec.idle_replica_count.unwrap_or_default()
-        )
-    } else {
-        format!(
-            "MinReplicaCount={min} must be less than MaxReplicaCount={}",
-            spec.max_replica_count()
-        )
-    }
-}
-
 impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
     /// Validates a ScaledObject of `namespace`.
     pub async fn scaled_object(
@@ -160,7 +139,8 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
         // upstream's webhook does (and as `keda lint` does with the same function).
         for f in validate::scaled_object(so) {
             if f.code == vcodes::INCORRECT_REPLICAS {
-                out.error(f.code, upstream_replicas_message(&f, so));
+                // Upstream's denial says only its message (the rulebook's words are upstream's).
+                out.error(f.code, f.message);
             } else {
                 out.findings(vec![f]);
             }

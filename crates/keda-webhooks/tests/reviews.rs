@@ -304,7 +304,7 @@ async fn scaled_object_table() {
                 json!({"scaleTargetRef": {"name": "t"}, "advanced": advanced(), "triggers": [api_trigger(), api_trigger()]}),
             ),
             false,
-            Some("trigger name \"api\" is used more than once"),
+            Some("triggerName \"api\" is defined multiple times"),
         ),
         (
             "no triggers",

@@ -244,7 +244,7 @@ async fn upstream_rejections_stay_rejections_on_a_metadata_only_update() {
     )
     .await;
     assert!(!allowed);
-    assert!(message.contains("used more than once"), "{message}");
+    assert!(message.contains("is defined multiple times"), "{message}");
 }
 
 #[tokio::test]

@@ -99,7 +99,7 @@ async fn webhook_rejects_warns_and_accepts() -> Result<()> {
         &ns,
         "duplicate trigger names",
         &scaled_object("dup", "c", "", &format!("{API_TRIGGER}{API_TRIGGER}")),
-        "is used more than once",
+        "is defined multiple times",
     )?;
     expect_rejected(
         &ns,
