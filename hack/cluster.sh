@@ -127,6 +127,25 @@ cmdline() {
   tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" || true
 }
 
+# "<binary> of <state dir>" for a leftover process of some cluster (its command line names its state
+# dir, see alive), else its command line.
+describe() {
+  local words word dir
+  read -ra words <<<"$(cmdline "$1")"
+  for word in "${words[@]}"; do
+    case $word in
+      --data-dir=* | */kubeconfigs/* | */pki/*)
+        dir=${word#*=}
+        dir=${dir%/*}
+        dir=${dir%/kubeconfigs}
+        printf '%s of %s' "$(basename "$(cmdline "$1" | cut -d' ' -f1)")" "${dir%/pki}"
+        return
+        ;;
+    esac
+  done
+  cmdline "$1" | cut -c1-200
+}
+
 # True when the recorded pid is alive and is ours:
 # * it runs our binary, or is still one of the launchers that exec into it (`setsid ip netns exec nohup
 #   [env] <binary>`: for a moment after start, longer on a busy machine, the pid is still setsid, ip, nohup
@@ -525,7 +544,7 @@ cmd_down() {
   # checkout), or another checkout's cluster (one cluster per machine). The command line shows whose.
   if netns_exists; then
     for pid in $(ip netns pids "$NETNS" 2>/dev/null); do
-      log "stopping leftover process $pid in namespace $NETNS: $(cmdline "$pid" | cut -c1-200)"
+      log "stopping leftover process $pid in namespace $NETNS: $(describe "$pid")"
       stop_pid "pid $pid" "$pid"
     done
   fi
