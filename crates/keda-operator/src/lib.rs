@@ -393,6 +393,11 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
             .touched_objects()
             .predicate_filter(controller::reconcile_inputs, Default::default())
             .for_each(move |change| {
+                // The watcher retries on its own; a failing list or watch is worth a line in the log,
+                // since until the first list succeeds this replica is not Ready.
+                if let Err(e) = &change {
+                    tracing::warn!(error = %e, "watching ScaledObjects");
+                }
                 if leading.load(Ordering::SeqCst) {
                     let _ = changes_tx.unbounded_send(change);
                 }
