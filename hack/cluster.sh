@@ -528,6 +528,14 @@ stop_pid() { # name pid
   done
 }
 
+# The pids, the most recently started first (the reverse of start order: clients before their servers).
+newest_first() { # pid...
+  local pid
+  for pid in "$@"; do
+    printf '%s %s\n' "$(started_at "$pid" || echo 0)" "$pid"
+  done | sort -rn | cut -d' ' -f2
+}
+
 cmd_down() {
   need_root down
   local i c pid
@@ -542,8 +550,10 @@ cmd_down() {
   # Anything else still inside our namespace was started through this script: 'exec' leftovers (a test
   # or demo process), components whose pid file or whole state dir was lost (`cargo clean`, `rm -rf` of a
   # checkout), or another checkout's cluster (one cluster per machine). The command line shows whose.
+  # Newest first, as above: a kube-apiserver whose etcd is gone waits out the whole TERM grace period.
   if netns_exists; then
-    for pid in $(ip netns pids "$NETNS" 2>/dev/null); do
+    # shellcheck disable=SC2046 # one pid per word
+    for pid in $(newest_first $(ip netns pids "$NETNS" 2>/dev/null)); do
       log "stopping leftover process $pid in namespace $NETNS: $(describe "$pid")"
       stop_pid "pid $pid" "$pid"
     done
