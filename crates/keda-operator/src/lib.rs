@@ -404,13 +404,19 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
                 futures::future::ready(())
             })
     });
+    // Only this task waits on the store: kube's `Store::wait_until_ready` wakes a single waiter (a
+    // oneshot keeps the last waker), so a second waiter — the leader path below — could leave this one
+    // asleep and the replica never Ready. Everyone else waits on `synced`.
+    let (synced_tx, mut synced) = tokio::sync::watch::channel(None::<bool>);
     tokio::spawn({
         let (store, ready) = (store.clone(), ready.clone());
         async move {
-            if store.wait_until_ready().await.is_ok() {
+            let ok = store.wait_until_ready().await.is_ok();
+            if ok {
                 ready.store(true, Ordering::SeqCst);
                 tracing::info!("ScaledObject cache synced: ready");
             }
+            let _ = synced_tx.send(Some(ok));
         }
     });
 
@@ -423,8 +429,8 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         }
     }
     tokio::select! {
-        r = store.wait_until_ready() => {
-            if r.is_err() {
+        r = synced.wait_for(Option::is_some) => {
+            if !matches!(r.as_deref(), Ok(Some(true))) {
                 return Err(Error::Invalid("the ScaledObject cache stopped".into()));
             }
         }
