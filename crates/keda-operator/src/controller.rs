@@ -217,7 +217,7 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error
     }
     // As upstream, a formula that does not compile makes the object not Ready (never a loop that
     // silently treats it as "any trigger active").
-    if let Err(e) = keda_scaling::formula::compile_scaling_modifiers(&so) {
+    if let Err(e) = keda_core::formula::compile_scaling_modifiers(&so) {
         return check_failed(&ctx, &so, e.to_string()).await;
     }
 
@@ -228,14 +228,14 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error
             Err(message) => return check_failed(&ctx, &so, message).await,
         };
     let metrics: Vec<_> = triggers.iter().map(|t| t.trigger_metric()).collect();
-    let desired = match keda_scaling::hpa::build_hpa(&so, &metrics, crate::VERSION) {
+    let desired = match keda_core::hpa::build_hpa(&so, &metrics, crate::VERSION) {
         Ok(h) => h,
         Err(e) => return check_failed(&ctx, &so, e.to_string()).await,
     };
     let hpa_name = so.hpa_name();
     apply_hpa(&ctx, &so, &desired).await?;
 
-    let names = keda_scaling::hpa::metric_names(&metrics);
+    let names = keda_core::hpa::metric_names(&metrics);
     let (types, auths) = triggers_and_authentications_types(&so.spec.triggers);
     let was_ready = so
         .status
@@ -248,7 +248,7 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error
         .and_then(|s| crate::status::condition(s, condition_types::PAUSED))
         .is_some_and(|c| c.status == "True");
     let one_way_paused = so.is_paused_scale_in() || so.is_paused_scale_out();
-    let valid_fallback = keda_scaling::fallback::has_valid_fallback(&so);
+    let valid_fallback = keda_core::fallback::has_valid_fallback(&so);
     let gvkr = target.gvkr();
     let composite = so
         .spec
@@ -368,7 +368,7 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Context>) -> Result<Action, Error
 /// Upstream's object checks that need no IO (the webhook and `keda lint` run the same rules).
 pub fn validate(so: &ScaledObject) -> Result<(), String> {
     // The shared rulebook's subset that upstream's reconcile enforces, with its words.
-    match keda_resolver::validate::reconcile_refusal(so) {
+    match keda_check::rules::reconcile_refusal(so) {
         Some(f) => Err(f.message),
         None => Ok(()),
     }
@@ -408,7 +408,7 @@ async fn apply_hpa(
                 .map_err(|e| Error::kube(format!("creating HPA {ns}/{name}"), e))?;
             tracing::info!(namespace = %ns, hpa = %name, "created HPA");
         }
-        Some(existing) if keda_scaling::hpa::hpa_needs_update(&existing, desired) => {
+        Some(existing) if keda_core::hpa::hpa_needs_update(&existing, desired) => {
             let mut updated = desired.clone();
             updated.metadata.resource_version = existing.metadata.resource_version.clone();
             api.replace(&name, &PostParams::default(), &updated)

@@ -8,7 +8,7 @@ pub enum Error {
         source: kube::Error,
     },
     #[error("{0}")]
-    Scaling(#[from] keda_scaling::Error),
+    Scaling(#[from] keda_core::Error),
     #[error("{0}")]
     Scaler(#[from] keda_scalers::ScalerError),
     #[error("finalizer: {0}")]

@@ -9,8 +9,8 @@ use keda_api::consts::names::COMPOSITE_METRIC;
 use keda_proto::{
     ExternalMetricValue, ExternalMetricValueList, ListMeta, Quantity, ScaledObjectRef,
 };
-use keda_scaling::fallback::{self, FallbackMetric, FallbackTarget, MetricState};
-use keda_scaling::hpa::MetricTargetType;
+use keda_core::fallback::{self, FallbackMetric, FallbackTarget, MetricState};
+use keda_core::hpa::MetricTargetType;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::Context;
@@ -105,7 +105,7 @@ impl Context {
             slots.iter().filter(|s| !s.parsed.is_resource()).collect();
 
         if so.spec.scaling_modifiers().is_some() && metric.eq_ignore_ascii_case(COMPOSITE_METRIC) {
-            let formula = keda_scaling::formula::compile_scaling_modifiers(&so)
+            let formula = keda_core::formula::compile_scaling_modifiers(&so)
                 .map_err(|e| MetricError::Invalid(e.to_string()))?
                 .ok_or_else(|| MetricError::Invalid("scalingModifiers without a formula".into()))?;
             let values = futures::future::join_all(
@@ -193,7 +193,7 @@ impl Context {
                     return Err(MetricError::Scaler(e));
                 };
                 let target = match t.trigger_metric().kind {
-                    keda_scaling::hpa::MetricKind::External {
+                    keda_core::hpa::MetricKind::External {
                         target_type,
                         target_value,
                         ..

@@ -17,8 +17,8 @@ use keda_api::common::{HealthStatus, TriggerActivityStatus};
 use keda_api::consts::{condition_reasons, condition_types, event_reasons};
 use keda_scalers::Scaler;
 use keda_scalers::http::RequestLabels;
-use keda_scaling::activation::{Decision, ScaleLoopInput, ScaleReason, decide};
-use keda_scaling::fallback::{self, MetricState};
+use keda_core::activation::{Decision, ScaleLoopInput, ScaleReason, decide};
+use keda_core::fallback::{self, MetricState};
 use kube::ResourceExt;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
@@ -586,7 +586,7 @@ async fn tick(
     };
 
     let only_resource = !slots.is_empty() && slots.iter().all(|s| s.parsed.is_resource());
-    let compiled = match keda_scaling::formula::compile_scaling_modifiers(so) {
+    let compiled = match keda_core::formula::compile_scaling_modifiers(so) {
         Ok(f) => f,
         Err(e) => {
             // The reconcile refuses such an object (Ready=False); a loop never runs it silently.
@@ -596,7 +596,7 @@ async fn tick(
     };
     let composite = compiled.as_ref().map(|formula| fallback::Composite {
         formula,
-        activation_target: keda_scaling::formula::activation_target(so).unwrap_or(0.0),
+        activation_target: keda_core::formula::activation_target(so).unwrap_or(0.0),
         fallback_value: composite_fallback_value(so, current, current),
         nil_value: fallback::nil_formula_value(so).ok(),
     });
@@ -849,7 +849,7 @@ pub fn composite_fallback_value(so: &ScaledObject, current: i32, ready_pods: i32
     let target = fallback::FallbackTarget::for_scaled_object(
         so,
         fallback::FallbackTarget {
-            target_type: keda_scaling::hpa::MetricTargetType::AverageValue,
+            target_type: keda_core::hpa::MetricTargetType::AverageValue,
             value: 0.0,
         },
     )

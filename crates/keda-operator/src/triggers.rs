@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use keda_api::ScaledObject;
 use keda_scalers::{MetricSpec, TriggerConfig, TriggerInput};
-use keda_scaling::hpa::TriggerMetric;
+use keda_core::hpa::TriggerMetric;
 
 /// One parsed trigger.
 #[derive(Debug)]

@@ -9,8 +9,6 @@
 //!   `podIdentity`, `env`, `configMapTargetRef`, `secretTargetRef`, `oauth2`; AWS pod identity with
 //!   `roleArn` (or `identityOwner: workload`) fills `awsRoleArn`. With `KEDA_RESTRICT_SECRET_ACCESS=true`
 //!   Secrets are read only from the cluster-object namespace.
-//! * **object validations** ([`validate`]) that need no cluster: the checks the admission webhook makes on
-//!   ScaledObjects, ScaledJobs and authentication objects, shared with `keda lint`.
 //!
 //! Unlike upstream, a missing TriggerAuthentication, Secret, ConfigMap or key is an error naming the object
 //! and key, not a silently empty parameter.
@@ -34,9 +32,7 @@ mod error;
 #[cfg(feature = "kube")]
 mod kube_source;
 mod memory;
-pub mod parse;
 mod source;
-pub mod validate;
 
 pub use auth::ResolvedAuth;
 pub use env::{ResolvedEnv, expand};

@@ -6,7 +6,7 @@
 //! 3. **sample**: one poll, returning the metric value and whether the trigger is active.
 //!
 //! Scalers return numbers; targets, activation of the workload, fallback and formulas live in
-//! `keda-scaling`. Adding a scaler: see `docs/scalers.md`.
+//! `keda-core`. Adding a scaler: see `docs/scalers.md`.
 
 pub mod error;
 pub mod files;
@@ -31,8 +31,8 @@ pub use error::{ScalerError, TriggerRef};
 pub use input::{Source, TriggerInput};
 // The metric vocabulary is the HPA's, defined once in the pure crate below the scalers: a scaler's
 // metric spec is what the operator puts into the HPA, without translation.
-pub use keda_scaling::activation::is_active;
-pub use keda_scaling::hpa::{MetricTargetType, ResourceName, ResourceTarget, external_metric_name};
+pub use keda_core::activation::is_active;
+pub use keda_core::hpa::{MetricTargetType, ResourceName, ResourceTarget, external_metric_name};
 pub use registry::{
     ParseFn, Registration, check_files, parse_trigger, parse_trigger_confined, registered_types,
     resolve_files, scaler_label, upstream_scaler_name,

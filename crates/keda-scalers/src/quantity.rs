@@ -1,5 +1,5 @@
 //! Kubernetes quantities (`500m`, `1.5k`, `512Mi`, `1e3`) as scalers accept them: the HPA's own parser
-//! (`keda_scaling::quantity`), without its tolerance of surrounding whitespace, so a value is read exactly
+//! (`keda_core::quantity`), without its tolerance of surrounding whitespace, so a value is read exactly
 //! as written.
 
 /// A signed decimal number with an optional SI, binary or exponent suffix.
@@ -12,7 +12,7 @@ pub fn value(s: &str) -> Option<f64> {
     if s.trim() != s {
         return None;
     }
-    keda_scaling::quantity::parse_quantity(s)
+    keda_core::quantity::parse_quantity(s)
 }
 
 #[cfg(test)]

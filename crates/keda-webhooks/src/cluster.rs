@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{LimitRange, PodTemplateSpec};
-use keda_resolver::validate::Exposure;
+use keda_check::advice::Exposure;
 
 use crate::exposure::ExposureCache;
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
-use keda_resolver::validate::{self, Exposure, IngressInfo, ServiceInfo};
+use keda_check::advice::{self, Exposure, IngressInfo, ServiceInfo};
 use kube::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
@@ -91,7 +91,7 @@ impl ExposureCache {
 
     pub fn apply_class(&self, class: &IngressClass) {
         let alb = class.spec.as_ref().and_then(|s| s.controller.as_deref())
-            == Some(validate::ALB_CONTROLLER);
+            == Some(advice::ALB_CONTROLLER);
         self.write()
             .classes
             .insert(class.metadata.name.clone().unwrap_or_default(), alb);
@@ -319,7 +319,7 @@ mod tests {
         c.apply_service(&service("other", "web", Some("web")));
         // No Ingress yet: nothing exposed, no Service copied.
         assert_eq!(c.exposure("shop"), Ok(Exposure::default()));
-        c.apply_class(&class("internet", validate::ALB_CONTROLLER));
+        c.apply_class(&class("internet", advice::ALB_CONTROLLER));
         c.apply_class(&class("nginx", "k8s.io/ingress-nginx"));
         c.apply_ingress(&ingress("shop", "public", "internet", "web"));
         let e = c.exposure("shop").expect("synced");
@@ -357,7 +357,7 @@ mod tests {
         c.retain_services(&kept);
         c.retain_ingresses(&BTreeSet::new());
         assert_eq!(c.len(), (1, 0));
-        c.apply_class(&class("gone", validate::ALB_CONTROLLER));
+        c.apply_class(&class("gone", advice::ALB_CONTROLLER));
         c.retain_classes(&BTreeSet::new());
         assert!(c.read().classes.is_empty());
     }

@@ -1,20 +1,20 @@
 //! KEDA's validating admission webhooks.
 //!
 //! * One validator per kind ([`webhook::Webhook::scaled_object`], [`webhook::Webhook::scaled_job`],
-//!   [`webhook::trigger_authentication`]) on upstream's paths ([`webhook::Kind::path`]). The object-level
-//!   rules are the shared ones of `keda_resolver::validate` (also used by `keda lint`); each trigger goes
-//!   through the operator's parse (`keda_scalers::parse_trigger`) with env and authentication resolved by
-//!   `keda_resolver::Resolver`. A missing TriggerAuthentication / ClusterTriggerAuthentication is rejected.
-//!   Secrets, ConfigMaps and ServiceAccounts are never read (`keda_resolver::AuthObjectsOnly`): values
-//!   from them count as present and unknown, and the parse judges the rest with placeholders
-//!   (`keda_resolver::parse`, as `keda lint` for objects outside its input).
+//!   [`webhook::trigger_authentication`]) on upstream's paths ([`webhook::Kind::path`]). Each object goes
+//!   through the one checking pipeline (`keda_check::Checker`, also run by `keda lint`): rules with
+//!   upstream's messages, advice, env and authentication resolved by `keda_resolver::Resolver`, every
+//!   trigger through the scaler registry's parse. A missing TriggerAuthentication /
+//!   ClusterTriggerAuthentication is rejected. Secrets, ConfigMaps and ServiceAccounts are never read
+//!   (`keda_resolver::AuthObjectsOnly`): values from them count as present and unknown, and the parse
+//!   judges the rest with placeholders (`keda_check::parse`).
 //! * Lookups of other ScaledObjects and HPAs go to an in-memory [`index::Index`] fed by watches
 //!   ([`watch`]); the Services, Ingresses and ALB IngressClasses the ALB check reads come from watches
 //!   too, stored as the little the check reads ([`exposure`]); the scale target (GET) and LimitRanges
 //!   are read on demand ([`cluster::Cluster`]). Deployments are never watched.
 //! * Warnings: the shared findings, the scale target's graceful-shutdown pitfalls
-//!   (`keda_resolver::validate::workload_warnings`, as `keda lint`), and an API server outside the
-//!   supported Kubernetes versions (`keda_resolver::validate::kubernetes_version`, read once at start).
+//!   (`keda_check::advice::workload_warnings`, as `keda lint`), and an API server outside the
+//!   supported Kubernetes versions (`keda_check::advice::kubernetes_version`, read once at start).
 //! * A body that does not decode is a denied review (HTTP 200), never an HTTP 500.
 //! * The serving certificate is reloaded when its files change ([`tls::ReloadingCert`]).
 
@@ -105,7 +105,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
     // Read once at start: API server upgrades are rare, and a restart reads it again.
     let server_version = match client.apiserver_version().await {
         Ok(info) => {
-            if let Some(f) = keda_resolver::validate::kubernetes_version(&info.major, &info.minor) {
+            if let Some(f) = keda_check::advice::kubernetes_version(&info.major, &info.minor) {
                 tracing::warn!(version = %info.git_version, "{}", f.message);
             }
             Some((info.major, info.minor))

@@ -8,9 +8,9 @@ use keda_api::consts::annotations::{TRANSFER_HPA_OWNERSHIP, VALIDATIONS_HPA_OWNE
 use keda_api::{
     ClusterTriggerAuthentication, ScaleTriggers, ScaledJob, ScaledObject, TriggerAuthentication,
 };
-use keda_resolver::validate::{self, Exposure, Finding, Severity, codes as vcodes};
-use keda_resolver::{ObjectSource, ResolveError, ResolvedEnv, Resolver};
-use keda_scalers::ScalerError;
+use keda_check::advice::{self, Exposure};
+use keda_check::{Checker, Finding, Severity, Sight, Target, codes, rules};
+use keda_resolver::{ObjectSource, Resolver};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use serde::de::DeserializeOwned;
@@ -21,14 +21,13 @@ use crate::metrics::Metrics;
 
 /// Reason labels (upstream's where there is one) of the rejections this crate adds.
 pub mod reasons {
-    pub const OTHER_SCALED_OBJECT: &str = "other-scaled-object";
-    pub const OTHER_SCALED_OBJECT_HPA: &str = "other-scaled-object-hpa";
+    pub use keda_check::codes::{
+        OTHER_SCALED_OBJECT, OTHER_SCALED_OBJECT_HPA, TRIGGER_PARSE, UNKNOWN_TRIGGER_TYPE,
+    };
     pub const OTHER_HPA: &str = "other-hpa";
     pub const TRANSFER_OWNERSHIP_MISSING_HPA_NAME: &str = "transfer-ownership-missing-hpa-name";
     pub const MISSING_REQUESTS: &str = "missing-requests";
     pub const SCALE_TO_ZERO_REQUIREMENTS_NOT_MET: &str = "scale-to-zero-requirements-not-met";
-    pub const TRIGGER_PARSE: &str = "trigger-parse";
-    pub const UNKNOWN_TRIGGER_TYPE: &str = "unknown-trigger-type";
     pub const MISSING_REFERENCE: &str = "missing-reference";
     /// A ClusterTriggerAuthentication `filePath` the operator would refuse (outside
     /// `--filepath-auth-root-path`, or on a namespaced TriggerAuthentication).
@@ -36,9 +35,6 @@ pub mod reasons {
     /// The request or its object does not decode.
     pub const INVALID_REQUEST: &str = "invalid-request";
 }
-
-/// Warning code: no scale-down stabilization window (as `keda lint`).
-pub const NO_SCALE_DOWN_STABILIZATION: &str = "no-scale-down-stabilization";
 
 /// The kind a webhook path validates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +90,11 @@ impl Outcome {
     fn findings(&mut self, findings: Vec<Finding>) {
         for f in findings {
             match f.severity {
+                // Upstream's denial for replica bounds says only its message (the rulebook's words are
+                // upstream's).
+                Severity::Error if f.code == codes::INCORRECT_REPLICAS => {
+                    self.error(f.code, f.message)
+                }
                 Severity::Error => self.error(f.code, format!("{}: {}", f.field, f.message)),
                 Severity::Warning => self.warnings.push(format!("{}: {}", f.field, f.message)),
             }
@@ -135,17 +136,6 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
     ) -> Outcome {
         let mut out = Outcome::default();
         let name = so.metadata.name.as_deref().unwrap_or_default();
-        // The shared validation includes scalingModifiers: the formula compiled and run once, as
-        // upstream's webhook does (and as `keda lint` does with the same function).
-        for f in validate::scaled_object(so) {
-            if f.code == vcodes::INCORRECT_REPLICAS {
-                // Upstream's denial says only its message (the rulebook's words are upstream's).
-                out.error(f.code, f.message);
-            } else {
-                out.findings(vec![f]);
-            }
-        }
-
         // Other ScaledObjects and HPAs, from the indexes.
         let target = &so.spec.scale_target_ref;
         let target_key = so_target_key(namespace, so);
@@ -233,35 +223,16 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
         }
         self.server_version_warning(&mut out);
 
-        // Lint's warning about the scale-down window.
-        let window = so
-            .spec
-            .advanced
-            .as_ref()
-            .and_then(|a| a.horizontal_pod_autoscaler_config.as_ref())
-            .and_then(|c| c.behavior.as_ref())
-            .and_then(|b| b.scale_down.as_ref())
-            .and_then(|d| d.stabilization_window_seconds);
-        if window.is_none()
-            && !so.spec.triggers.is_empty()
-            && !so.spec.triggers.iter().all(is_resource_trigger)
-        {
-            out.warnings.push(
-                "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.stabilizationWindowSeconds: no scale-down stabilization window is set, so the HPA's default (300 s) decides how fast replicas drop after a burst; with a noisy event metric the replica count flaps: set it explicitly".to_owned(),
-            );
-        }
-
+        // The one pipeline `keda lint` runs too: rules (with scalingModifiers: the formula compiled and
+        // run once, as upstream's webhook does), advice, env, authentication and every trigger's parse.
+        // The env is known only for the kinds whose pod template is read.
         let known_target = matches!(target.kind(), "Deployment" | "StatefulSet");
-        let env_container = target.env_source_container_name.as_deref();
-        self.check_triggers(
-            namespace,
-            &so.spec.triggers,
-            pod_spec,
-            known_target && pod_spec.is_some(),
-            env_container,
-            &mut out,
-        )
-        .await;
+        let seen = match pod_spec {
+            Some(p) if known_target => Target::Seen(p),
+            _ => Target::Unseen,
+        };
+        let findings = self.checker().scaled_object(namespace, so, seen).await;
+        out.findings(findings);
         out
     }
 
@@ -279,7 +250,7 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
         let Some(pod) = template.spec.as_ref() else {
             return;
         };
-        let exposure = if validate::alb_check_applies(pod) {
+        let exposure = if advice::alb_check_applies(pod) {
             self.cluster.exposure(namespace).await.unwrap_or_else(|e| {
                 tracing::debug!(error = %e, "reading what exposes the scale target");
                 Exposure::default()
@@ -293,7 +264,7 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
             .as_ref()
             .and_then(|m| m.labels.as_ref())
             .unwrap_or(&no_labels);
-        for f in validate::workload_warnings(namespace, labels, pod, &exposure) {
+        for f in advice::workload_warnings(namespace, labels, pod, &exposure) {
             out.warnings
                 .push(format!("{kind} {name} {}: {}", f.field, f.message));
         }
@@ -302,7 +273,7 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
     /// The warning about an API server outside the supported Kubernetes versions.
     fn server_version_warning(&self, out: &mut Outcome) {
         if let Some((major, minor)) = self.cluster.server_version()
-            && let Some(f) = validate::kubernetes_version(&major, &minor)
+            && let Some(f) = advice::kubernetes_version(&major, &minor)
         {
             out.warnings.push(f.message);
         }
@@ -379,117 +350,19 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
         }
     }
 
-    /// Every trigger through the operator's parse, with env and authentication resolved as the operator
-    /// resolves them. `env_known`: the pod spec is the real one (otherwise env values may exist unseen).
-    async fn check_triggers(
-        &self,
-        namespace: &str,
-        triggers: &[ScaleTriggers],
-        pod_spec: Option<&PodSpec>,
-        env_known: bool,
-        env_container: Option<&str>,
-        out: &mut Outcome,
-    ) {
-        let env = match pod_spec {
-            Some(p) if env_known && !p.containers.is_empty() => {
-                match self
-                    .resolver
-                    .container_env(namespace, p, env_container)
-                    .await
-                {
-                    Ok(env) => Some(env),
-                    Err(e) => {
-                        out.warnings
-                            .push(format!("resolving the env of the scale target: {e}"));
-                        None
-                    }
-                }
-            }
-            Some(_) if env_known => Some(ResolvedEnv::default()),
-            _ => None,
-        };
-        let unknown = ResolvedEnv::unknown();
-        for (i, trigger) in triggers.iter().enumerate() {
-            let env_ref = env.as_ref().unwrap_or(&unknown);
-            let auth = match self
-                .resolver
-                .auth_params(namespace, trigger, env_ref, pod_spec)
-                .await
-            {
-                Ok(a) => a,
-                Err(e @ ResolveError::AuthenticationNotFound { .. }) => {
-                    out.error(
-                        reasons::MISSING_REFERENCE,
-                        format!("trigger {i} ({}): {e}", trigger.r#type),
-                    );
-                    continue;
-                }
-                // The operator's message for the same object (it would refuse it on Ready).
-                Err(e @ ResolveError::FilePath { .. }) => {
-                    out.error(
-                        reasons::INVALID_FILE_PATH,
-                        format!("trigger {i} ({}): {e}", trigger.r#type),
-                    );
-                    continue;
-                }
-                Err(e) => {
-                    // A Secret or key that may not exist yet, or an API error: not a reason to reject.
-                    out.warnings
-                        .push(format!("trigger {i} ({}): {e}", trigger.r#type));
-                    continue;
-                }
-            };
-            out.warnings.extend(
-                auth.notes
-                    .iter()
-                    .map(|n| format!("spec.triggers[{i}].authenticationRef: {n}")),
-            );
-            // Values from Secrets, ConfigMaps, a `filePath` or an unseen pod spec are unknown here: the
-            // parse stands placeholders in for them and judges the rest, as `keda lint` does. File paths
-            // are checked as written against the operator's root: the operator's own error.
-            let parsed =
-                keda_resolver::parse::parse_with_assumptions(i, trigger, env_ref, &auth, |input| {
-                    keda_scalers::parse_trigger_confined(input, &self.resolver.file_root).map(drop)
-                });
-            if let Some(e) = parsed {
-                let reason = match e {
-                    ScalerError::UnknownType { .. } => reasons::UNKNOWN_TRIGGER_TYPE,
-                    _ => reasons::TRIGGER_PARSE,
-                };
-                let field = match &e {
-                    ScalerError::Config { field, .. } => {
-                        format!("spec.triggers[{i}].metadata.{field}")
-                    }
-                    ScalerError::UnknownType { .. } => format!("spec.triggers[{i}].type"),
-                    _ => format!("spec.triggers[{i}]"),
-                };
-                out.error(reason, format!("{field}: {e}"));
-            }
-        }
-    }
-
     /// Validates a ScaledJob of `namespace`: its triggers.
     pub async fn scaled_job(&self, sj: &ScaledJob, namespace: &str) -> Outcome {
         let mut out = Outcome::default();
-        out.findings(validate::scaled_job(sj));
+        out.findings(self.checker().scaled_job(namespace, sj).await);
         self.server_version_warning(&mut out);
-        let pod_spec = sj
-            .spec
-            .job_target_ref
-            .template
-            .spec
-            .clone()
-            .unwrap_or_default();
-        self.check_triggers(
-            namespace,
-            &sj.spec.triggers,
-            Some(&pod_spec),
-            true,
-            sj.spec.env_source_container_name.as_deref(),
-            &mut out,
-        )
-        .await;
         out
+    }
+
+    fn checker(&self) -> Checker<'_, S> {
+        Checker {
+            resolver: &self.resolver,
+            sight: Sight::Cluster,
+        }
     }
 
     /// Handles one AdmissionReview body for `kind`; never fails: a body or object that does not decode
@@ -600,7 +473,7 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
 /// Validates a TriggerAuthentication or ClusterTriggerAuthentication spec.
 pub fn trigger_authentication(spec: &keda_api::TriggerAuthenticationSpec) -> Outcome {
     let mut out = Outcome::default();
-    out.findings(validate::trigger_authentication(spec));
+    out.findings(rules::trigger_authentication(spec));
     out
 }
 
@@ -614,13 +487,13 @@ fn decode<T: DeserializeOwned>(kind: Kind, object: &DynamicObject) -> Result<T, 
 /// on a create (`RecordScaledObjectValidatingErrors` in `apis/keda/v1alpha1/scaledobject_webhook.go`), and
 /// an object that does not decode.
 const UPSTREAM_SCALED_OBJECT_REASONS: &[&str] = &[
-    vcodes::INCORRECT_REPLICAS,
-    vcodes::NAME_TOO_LONG,
-    vcodes::HPA_NAME_TOO_LONG,
-    vcodes::INCORRECT_FALLBACK,
-    vcodes::SCALING_MODIFIERS,
-    vcodes::SCALING_MODIFIERS_FALLBACK,
-    vcodes::INCORRECT_TRIGGERS,
+    codes::INCORRECT_REPLICAS,
+    codes::NAME_TOO_LONG,
+    codes::HPA_NAME_TOO_LONG,
+    codes::INCORRECT_FALLBACK,
+    codes::SCALING_MODIFIERS,
+    codes::SCALING_MODIFIERS_FALLBACK,
+    codes::INCORRECT_TRIGGERS,
     reasons::OTHER_SCALED_OBJECT,
     reasons::OTHER_SCALED_OBJECT_HPA,
     reasons::OTHER_HPA,
@@ -630,8 +503,7 @@ const UPSTREAM_SCALED_OBJECT_REASONS: &[&str] = &[
     reasons::INVALID_REQUEST,
 ];
 /// Upstream's ScaledJob webhook only runs `verifyTriggers`.
-const UPSTREAM_SCALED_JOB_REASONS: &[&str] =
-    &[vcodes::INCORRECT_TRIGGERS, reasons::INVALID_REQUEST];
+const UPSTREAM_SCALED_JOB_REASONS: &[&str] = &[codes::INCORRECT_TRIGGERS, reasons::INVALID_REQUEST];
 
 /// An UPDATE that leaves the spec of a ScaledObject or ScaledJob as it is (labels, annotations such as
 /// `autoscaling.keda.sh/paused`, owners) is never refused for a reason upstream's webhook does not have:

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
 use k8s_openapi::api::networking::v1::Ingress;
-use keda_resolver::validate::{Exposure, IngressInfo, ServiceInfo};
+use keda_check::advice::{Exposure, IngressInfo, ServiceInfo};
 use keda_resolver::{Absent, AbsentPolicy, MemorySource, Resolver};
 use keda_webhooks::{Index, Kind, MemoryCluster, Metrics, Webhook};
 use serde_json::{Value, json};

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use keda_api::ScaleTriggers;
 use keda_scalers::{ScalerError, TriggerInput};
 
-use crate::{ResolvedAuth, ResolvedEnv};
+use keda_resolver::{ResolvedAuth, ResolvedEnv};
 
 /// Values tried for a parameter that comes from an assumed object, until the parse accepts one.
 const PLACEHOLDERS: &[&str] = &["1", "https://assumed.invalid/", "true", "assumed"];

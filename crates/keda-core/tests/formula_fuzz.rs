@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use keda_scaling::Error;
-use keda_scaling::formula::{
+use keda_core::Error;
+use keda_core::formula::{
     FORMULA_FIELD, MAX_FORMULA_BYTES, MAX_FORMULA_DEPTH, compile, validate,
 };
 use proptest::prelude::*;

@@ -1,0 +1,347 @@
+//! The one pipeline that checks a KEDA object against the objects it refers to: the structural rules
+//! ([`crate::rules`]), the advice that needs only the object ([`crate::advice::scale_down_window`]), the
+//! scale target's container env, every trigger's authentication resolved as the operator resolves it, and
+//! every trigger through the registry's parse ([`crate::parse`]). The admission webhook calls it with a
+//! live cluster as the source, `keda lint` with a set of manifests; only what each can see differs
+//! ([`Sight`]), never the rules.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::PodSpec;
+use keda_api::common::AuthenticationRefKind;
+use keda_api::trigger_auth::{IdentityOwner, PodIdentityProvider, TriggerAuthenticationSpec};
+use keda_api::{ScaleTriggers, ScaledJob, ScaledObject};
+use keda_resolver::{
+    Lookup, ObjectRef, ObjectSource, ResolveError, ResolvedAuth, ResolvedEnv, Resolver,
+};
+use keda_scalers::ScalerError;
+
+use crate::finding::{Finding, Severity, codes};
+use crate::{advice, parse, rules};
+
+/// What the checker can see of the objects an object refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sight {
+    /// A set of manifests (`keda lint`): what the set holds is the truth, so a failed resolution is an
+    /// error; what it does not hold is assumed to exist, with an `assumed-reference` warning.
+    Manifests,
+    /// A live cluster read with the admission webhook's identity, which reads authentication objects but
+    /// no Secrets, ConfigMaps or ServiceAccounts: a missing authentication object or a refused `filePath`
+    /// is an error; any other failed resolution (a Secret that may be created later, an API error) is a
+    /// warning, and unreadable objects are assumed without a warning (they are unreadable by design).
+    Cluster,
+}
+
+/// The scale target as far as the checker can see it.
+#[derive(Clone, Copy, Debug)]
+pub enum Target<'a> {
+    /// Its pod template's spec.
+    Seen(&'a PodSpec),
+    /// Not in the input, not readable, or of a kind whose pod template is unknown: its env counts as
+    /// present and unchecked.
+    Unseen,
+}
+
+/// Checks objects with a resolver over `S`.
+pub struct Checker<'r, S> {
+    pub resolver: &'r Resolver<S>,
+    pub sight: Sight,
+}
+
+impl<S: ObjectSource> Checker<'_, S> {
+    /// A ScaledObject of `namespace` whose scale target is `target`: rules, advice, env, triggers.
+    pub async fn scaled_object(
+        &self,
+        namespace: &str,
+        so: &ScaledObject,
+        target: Target<'_>,
+    ) -> Vec<Finding> {
+        let mut findings = rules::scaled_object(so);
+        findings.extend(advice::scale_down_window(so));
+        let scale_target = &so.spec.scale_target_ref;
+        let env = self
+            .scale_target_env(
+                namespace,
+                target,
+                scale_target.env_source_container_name.as_deref(),
+                "spec.scaleTargetRef.envSourceContainerName",
+                "spec.scaleTargetRef",
+                &mut findings,
+            )
+            .await;
+        let env_used = self.env_used(namespace, &so.spec.triggers).await;
+        if matches!(target, Target::Unseen) && env_used && self.sight == Sight::Manifests {
+            findings.push(Finding::warning(
+                "spec.scaleTargetRef",
+                codes::ASSUMED_REFERENCE,
+                format!(
+                    "{} {namespace}/{} is not in the input: assumed to exist; the env values its containers supply count as present and are not checked",
+                    scale_target.kind(),
+                    scale_target.name
+                ),
+            ));
+        }
+        let pod_spec = match target {
+            Target::Seen(p) => Some(p),
+            Target::Unseen => None,
+        };
+        self.triggers(
+            namespace,
+            &so.spec.triggers,
+            &env,
+            pod_spec,
+            env_used,
+            "spec.scaleTargetRef",
+            &mut findings,
+        )
+        .await;
+        findings
+    }
+
+    /// A ScaledJob of `namespace`: rules, env of its job template, triggers.
+    pub async fn scaled_job(&self, namespace: &str, sj: &ScaledJob) -> Vec<Finding> {
+        let mut findings = rules::scaled_job(sj);
+        let empty = PodSpec::default();
+        let pod_spec = sj
+            .spec
+            .job_target_ref
+            .template
+            .spec
+            .as_ref()
+            .unwrap_or(&empty);
+        let env = self
+            .scale_target_env(
+                namespace,
+                Target::Seen(pod_spec),
+                sj.spec.env_source_container_name.as_deref(),
+                "spec.envSourceContainerName",
+                "spec.jobTargetRef.template.spec",
+                &mut findings,
+            )
+            .await;
+        let env_used = self.env_used(namespace, &sj.spec.triggers).await;
+        self.triggers(
+            namespace,
+            &sj.spec.triggers,
+            &env,
+            Some(pod_spec),
+            env_used,
+            "spec.jobTargetRef",
+            &mut findings,
+        )
+        .await;
+        findings
+    }
+
+    /// The severity of a failed resolution, by what the checker sees.
+    fn resolve_severity(&self, e: &ResolveError) -> Severity {
+        match (self.sight, e) {
+            (Sight::Manifests, _) => Severity::Error,
+            (
+                Sight::Cluster,
+                ResolveError::AuthenticationNotFound { .. } | ResolveError::FilePath { .. },
+            ) => Severity::Error,
+            (Sight::Cluster, _) => Severity::Warning,
+        }
+    }
+
+    /// The env of the scale target's container, as the operator resolves it. Upstream resolves no env
+    /// for a target without containers.
+    async fn scale_target_env(
+        &self,
+        namespace: &str,
+        target: Target<'_>,
+        container: Option<&str>,
+        container_field: &str,
+        target_field: &str,
+        findings: &mut Vec<Finding>,
+    ) -> ResolvedEnv {
+        let pod_spec = match target {
+            Target::Unseen => return ResolvedEnv::unknown(),
+            Target::Seen(p) if p.containers.is_empty() => return ResolvedEnv::default(),
+            Target::Seen(p) => p,
+        };
+        match self
+            .resolver
+            .container_env(namespace, pod_spec, container)
+            .await
+        {
+            Ok(env) => env,
+            Err(e) => {
+                let field = match e {
+                    ResolveError::ContainerNotFound { .. } => container_field,
+                    _ => target_field,
+                };
+                findings.push(Finding {
+                    severity: self.resolve_severity(&e),
+                    field: field.to_owned(),
+                    code: e.category(),
+                    message: format!("resolving the env of the scale target: {e}"),
+                });
+                ResolvedEnv::unknown()
+            }
+        }
+    }
+
+    /// Whether resolving the triggers reads the scale target's pod spec (`<key>FromEnv`, a
+    /// TriggerAuthentication's `env`, or a pod identity taken from the workload).
+    async fn env_used(&self, namespace: &str, triggers: &[ScaleTriggers]) -> bool {
+        for trigger in triggers {
+            if trigger.metadata.keys().any(|k| k.ends_with("FromEnv")) {
+                return true;
+            }
+            if self
+                .auth_spec(namespace, trigger)
+                .await
+                .is_some_and(|spec| reads_pod_spec(&spec))
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The authentication spec a trigger refers to, when the source has it.
+    async fn auth_spec(
+        &self,
+        namespace: &str,
+        trigger: &ScaleTriggers,
+    ) -> Option<TriggerAuthenticationSpec> {
+        let r = trigger.authentication_ref.as_ref()?;
+        let source = &self.resolver.source;
+        let lookup = match r.kind() {
+            AuthenticationRefKind::TriggerAuthentication => {
+                source.trigger_authentication(namespace, &r.name).await
+            }
+            AuthenticationRefKind::ClusterTriggerAuthentication => {
+                source.cluster_trigger_authentication(&r.name).await
+            }
+        };
+        match lookup {
+            Ok(Lookup::Found(spec)) => Some(spec),
+            _ => None,
+        }
+    }
+
+    /// Every trigger: authentication resolved, then the registry's parse with placeholders standing in
+    /// for what comes from objects the checker cannot see. A failed resolution does not stop the parse:
+    /// the parameters count as unknown, so metadata errors still show.
+    #[allow(clippy::too_many_arguments)]
+    async fn triggers(
+        &self,
+        namespace: &str,
+        triggers: &[ScaleTriggers],
+        env: &ResolvedEnv,
+        pod_spec: Option<&PodSpec>,
+        env_used: bool,
+        target_field: &str,
+        findings: &mut Vec<Finding>,
+    ) {
+        let warn_assumed = self.sight == Sight::Manifests;
+        let mut warned: BTreeSet<ObjectRef> = BTreeSet::new();
+        if env_used && warn_assumed {
+            for object in &env.assumed_objects {
+                if warned.insert(object.clone()) {
+                    findings.push(Finding::warning(
+                        target_field,
+                        codes::ASSUMED_REFERENCE,
+                        format!(
+                            "{object} (env of the scale target's container) is not in the input: assumed to exist; the variables it supplies count as present and are not checked"
+                        ),
+                    ));
+                }
+            }
+        }
+        for (i, trigger) in triggers.iter().enumerate() {
+            let auth_field = format!("spec.triggers[{i}].authenticationRef");
+            let auth = match self
+                .resolver
+                .auth_params(namespace, trigger, env, pod_spec)
+                .await
+            {
+                Ok(auth) => auth,
+                Err(e) => {
+                    findings.push(Finding {
+                        severity: self.resolve_severity(&e),
+                        field: auth_field.clone(),
+                        code: e.category(),
+                        message: format!("trigger {i} ({}): {e}", trigger.r#type),
+                    });
+                    ResolvedAuth {
+                        incomplete: true,
+                        ..Default::default()
+                    }
+                }
+            };
+            if warn_assumed {
+                for object in &auth.assumed_objects {
+                    if !warned.insert(object.clone()) {
+                        continue;
+                    }
+                    let message = if auth.incomplete {
+                        format!(
+                            "{object} is not in the input: assumed to exist; any parameter it may supply counts as present"
+                        )
+                    } else {
+                        let params: Vec<&str> = auth.assumed.iter().map(String::as_str).collect();
+                        format!(
+                            "{object} is not in the input: assumed to exist; the parameters it supplies ({}) count as present and are not checked",
+                            params.join(", ")
+                        )
+                    };
+                    findings.push(Finding::warning(
+                        &auth_field,
+                        codes::ASSUMED_REFERENCE,
+                        message,
+                    ));
+                }
+            }
+            for note in &auth.notes {
+                findings.push(Finding::warning(
+                    &auth_field,
+                    codes::AUTH_NOTE,
+                    note.clone(),
+                ));
+            }
+            let files = &self.resolver.file_root;
+            if let Some(e) = parse::parse_with_assumptions(i, trigger, env, &auth, |input| {
+                keda_scalers::parse_trigger_confined(input, files).map(drop)
+            }) {
+                findings.push(parse_finding(i, &e));
+            }
+        }
+    }
+}
+
+/// Whether an authentication object reads the scale target's pod spec.
+fn reads_pod_spec(spec: &TriggerAuthenticationSpec) -> bool {
+    spec.env.as_ref().is_some_and(|e| !e.is_empty())
+        || spec.pod_identity.as_ref().is_some_and(|p| {
+            p.identity_owner == Some(IdentityOwner::Workload)
+                || p.provider == PodIdentityProvider::AwsEks
+        })
+}
+
+/// A parse error as a finding on the field it names.
+pub fn parse_finding(i: usize, e: &ScalerError) -> Finding {
+    match e {
+        ScalerError::UnknownType { .. } => {
+            let known: Vec<&str> = keda_scalers::registered_types().collect();
+            Finding::error(
+                format!("spec.triggers[{i}].type"),
+                codes::UNKNOWN_TRIGGER_TYPE,
+                format!("{e}; this build supports: {}", known.join(", ")),
+            )
+        }
+        ScalerError::Config { field, .. } => Finding::error(
+            format!("spec.triggers[{i}].metadata.{field}"),
+            codes::TRIGGER_PARSE,
+            e.to_string(),
+        ),
+        ScalerError::Backend { .. } => Finding::error(
+            format!("spec.triggers[{i}]"),
+            codes::TRIGGER_PARSE,
+            e.to_string(),
+        ),
+    }
+}
