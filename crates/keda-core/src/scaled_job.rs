@@ -3,7 +3,9 @@
 //! Per scaler: the queue length (sum of its metric values) and `maxValue = min(queue / target, max)`.
 //! The scalers combine by `multipleScalersCalculation` ([`combine_scalers`]); then the scaling strategy
 //! turns the queue, the running and the pending Jobs into the number of Jobs to create
-//! ([`jobs_to_create`]).
+//! ([`jobs_to_create`]). The Jobs themselves (building, counting, history, rollout) are in [`jobs`].
+
+pub mod jobs;
 
 use keda_api::ScaledJob;
 use keda_api::scaled_job::{
@@ -52,11 +54,7 @@ pub fn scaler_metrics(
     max_replica_count: i64,
 ) -> ScalerMetrics {
     let queue_length: f64 = values.iter().sum();
-    let target = if targets.is_empty() {
-        0.0
-    } else {
-        targets.iter().map(|t| t.unwrap_or(0.0)).sum::<f64>() / targets.len() as f64
-    };
+    let target = average_target(targets);
     let max_value = if target == 0.0 {
         0.0
     } else {
@@ -67,6 +65,15 @@ pub fn scaler_metrics(
         max_value,
         is_active,
     }
+}
+
+/// upstream's `GetTargetAverageValue`: the mean of the `averageValue` targets (a missing one counts as
+/// 0), 0 without any.
+pub fn average_target(targets: &[Option<f64>]) -> f64 {
+    if targets.is_empty() {
+        return 0.0;
+    }
+    targets.iter().map(|t| t.unwrap_or(0.0)).sum::<f64>() / targets.len() as f64
 }
 
 /// The ScaledJob's activity and scale after combining its scalers.
@@ -309,6 +316,12 @@ spec:
             (Some(10), Some(5), 5, 5),
             (Some(5), None, 100, 5),
             (None, Some(7), 7, 0),
+            // upstream's table (reference §10 A): (min, max, Max', Min').
+            (Some(0), Some(10), 10, 0),
+            (None, Some(10), 10, 0),
+            (Some(1), Some(10), 9, 1),
+            (Some(1), None, 100, 1),
+            (Some(10), Some(1), 1, 1),
         ];
         for (min, max, want_max, want_min) in cases {
             let s = spec(min, max, "{}");
@@ -550,6 +563,161 @@ spec:
                 jobs_to_create(&job(strategy, min, max), &act, running, pending),
                 want,
                 "{strategy} min {min:?} max {max:?} running {running} pending {pending}"
+            );
+        }
+    }
+
+    /// upstream's `GetTargetAverageValue` cases (reference §10 B).
+    #[test]
+    fn average_target_of_metric_specs() {
+        let cases: [(&[Option<f64>], f64); 4] = [
+            (&[], 0.0),
+            (&[Some(1.0), Some(1.0)], 1.0),
+            (&[Some(5.0), Some(5.0), Some(3.0)], 4.333333333333333),
+            (&[Some(5.0), Some(5.0), Some(4.0)], 4.666666666666667),
+        ];
+        for (targets, want) in cases {
+            assert_eq!(average_target(targets), want, "{targets:?}");
+        }
+    }
+
+    /// upstream's last aggregation case (reference §10 C): min 1 keeps an active scaler whose queue is 0
+    /// active, with nothing to scale to.
+    #[test]
+    fn min_above_zero_is_active_with_an_empty_queue() {
+        let got = combine_scalers(&[m(0.0, 1.0, true, 99)], None, 1, 99);
+        assert_eq!((got.is_active, got.scale_to, got.max_scale), (true, 0, 0));
+    }
+
+    /// The reference's per-poll table (§5): spec, triggers (queue, target), running, pending → Jobs
+    /// created, through every step (per-scaler metrics, aggregation, strategy).
+    #[test]
+    fn jobs_created_per_poll_reference_table() {
+        struct Row {
+            strategy: &'static str,
+            min: Option<i32>,
+            max: Option<i32>,
+            calc: &'static str,
+            triggers: &'static [(f64, f64)],
+            running: i64,
+            pending: i64,
+            want: (i64, i64, i64),
+        }
+        let row = |strategy, min, max, triggers, running, pending, want| Row {
+            strategy,
+            min,
+            max,
+            calc: "",
+            triggers,
+            running,
+            pending,
+            want,
+        };
+        let custom_half = r#"{strategy: custom, customScalingQueueLengthDeduction: 1, customScalingRunningJobPercentage: "0.5"}"#;
+        let custom_unset = r#"{strategy: custom, customScalingQueueLengthDeduction: 5}"#;
+        let rows = [
+            // (queue Q, max scale M, created)
+            row("{}", None, Some(3), &[(10.0, 1.0)], 0, 0, (10, 3, 3)),
+            row("{}", None, Some(3), &[(10.0, 2.0)], 0, 0, (10, 3, 3)),
+            row("{}", None, Some(3), &[(10.0, 1.0)], 1, 0, (10, 3, 2)),
+            row("{}", None, Some(3), &[(4.0, 5.0)], 0, 0, (4, 1, 1)),
+            row("{}", None, Some(100), &[(10.0, 1.0)], 0, 0, (10, 10, 10)),
+            row("{}", Some(2), Some(10), &[(3.0, 1.0)], 0, 0, (3, 3, 2)),
+            row("{}", Some(2), Some(10), &[(3.0, 1.0)], 2, 0, (3, 3, 3)),
+            row("{}", Some(2), Some(10), &[(20.0, 1.0)], 2, 0, (20, 8, 8)),
+            row("{}", Some(5), Some(3), &[(10.0, 1.0)], 0, 0, (10, 3, 3)),
+            row("{}", Some(5), Some(3), &[(10.0, 1.0)], 3, 0, (10, 3, 3)),
+            row("{}", Some(5), Some(3), &[(10.0, 1.0)], 6, 0, (10, 3, 0)),
+            row("{}", Some(4), Some(4), &[(10.0, 1.0)], 4, 0, (10, 0, 0)),
+            row("{}", None, Some(100), &[(3.0, 0.5)], 0, 0, (3, 6, 3)),
+            row(
+                "{strategy: accurate}",
+                None,
+                Some(10),
+                &[(6.0, 1.0)],
+                4,
+                2,
+                (6, 6, 4),
+            ),
+            row(
+                "{strategy: accurate}",
+                None,
+                Some(10),
+                &[(8.0, 1.0)],
+                6,
+                1,
+                (8, 8, 4),
+            ),
+            row(
+                "{strategy: eager}",
+                None,
+                Some(10),
+                &[(6.0, 1.0)],
+                3,
+                0,
+                (6, 6, 6),
+            ),
+            row(
+                "{strategy: eager}",
+                None,
+                Some(10),
+                &[(3.0, 1.0)],
+                3,
+                3,
+                (3, 3, 3),
+            ),
+            row(custom_half, None, None, &[(10.0, 1.0)], 4, 0, (10, 10, 7)),
+            row(custom_unset, None, None, &[(10.0, 1.0)], 4, 0, (10, 10, 6)),
+            Row {
+                calc: "max",
+                ..row(
+                    "{}",
+                    None,
+                    None,
+                    &[(10.0, 10.0), (5.0, 1.0)],
+                    0,
+                    0,
+                    (10, 1, 1),
+                )
+            },
+            Row {
+                calc: "min",
+                ..row("{}", None, None, &[(0.0, 1.0), (5.0, 1.0)], 0, 0, (5, 5, 5))
+            },
+        ];
+        for r in rows {
+            let mut sj = job(r.strategy, r.min, r.max);
+            sj.spec
+                .scaling_strategy
+                .get_or_insert_with(Default::default)
+                .multiple_scalers_calculation = match r.calc {
+                "min" => Some(MultipleScalersCalculation::Min),
+                "max" => Some(MultipleScalersCalculation::Max),
+                _ => None,
+            };
+            let max = max_replica_count(&sj.spec);
+            let scalers: Vec<ScalerMetrics> = r
+                .triggers
+                .iter()
+                .map(|&(q, t)| m(q, t, true, max))
+                .collect();
+            let calc = sj
+                .spec
+                .scaling_strategy
+                .as_ref()
+                .and_then(|s| s.multiple_scalers_calculation);
+            let activity = combine_scalers(&scalers, calc, min_replica_count(&sj.spec), max);
+            let created = jobs_to_create(&sj, &activity, r.running, r.pending);
+            assert_eq!(
+                (activity.scale_to, activity.max_scale, created),
+                r.want,
+                "{} min {:?} max {:?} {:?} R {} P {}",
+                r.strategy,
+                r.min,
+                r.max,
+                r.triggers,
+                r.running,
+                r.pending
             );
         }
     }
