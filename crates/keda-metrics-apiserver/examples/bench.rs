@@ -28,9 +28,9 @@ use keda_metrics_apiserver::auth::{
 };
 use keda_metrics_apiserver::metrics::Metrics;
 use keda_metrics_apiserver::server::Server;
-use keda_metrics_apiserver::tls::ReloadingCert;
 use keda_metrics_apiserver::{GrpcConfig, GrpcProvider, MetricsProvider, StaticProvider};
 use keda_proto::{ExternalMetricValueList, MetricsService, MetricsServiceServer, ScaledObjectRef};
+use keda_tls::ReloadingCert;
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 
 struct Ca {
@@ -240,7 +240,7 @@ async fn scenario(
         },
         client_ca_pem: String::new(),
     };
-    let cert = Arc::new(ReloadingCert::new(
+    let cert = Arc::new(ReloadingCert::from_files(
         setup.dir.join("tls.crt"),
         setup.dir.join("tls.key"),
         Duration::from_secs(2),

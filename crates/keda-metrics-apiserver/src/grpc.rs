@@ -48,7 +48,7 @@ pub struct GrpcConfig {
     pub stale_after: Duration,
     /// TLS versions and suites of the connection (`KEDA_SERVICE_MIN_TLS_VERSION`,
     /// `KEDA_SERVICE_TLS_CIPHER_LIST`, as upstream's client); default TLS 1.2 and 1.3.
-    pub tls: keda_scalers::tls::TlsProtocols,
+    pub tls: keda_tls::TlsProtocols,
 }
 
 impl GrpcConfig {
@@ -97,7 +97,7 @@ struct Target {
     port: u16,
     server_name: ServerName<'static>,
     files: MtlsFiles,
-    protocols: keda_scalers::tls::TlsProtocols,
+    protocols: keda_tls::TlsProtocols,
     tls: Mutex<Option<(FileStamps, Arc<rustls::ClientConfig>)>>,
 }
 

@@ -57,7 +57,7 @@ pub struct Config {
     pub kube_api_rate: Option<keda_kube::RateLimit>,
     /// TLS versions and suites of the HTTPS server (`KEDA_SERVICE_MIN_TLS_VERSION`,
     /// `KEDA_SERVICE_TLS_CIPHER_LIST`; the gRPC client's are in [`GrpcConfig::tls`]).
-    pub tls: keda_scalers::tls::TlsProtocols,
+    pub tls: keda_tls::TlsProtocols,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +71,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Tls(#[from] tls::TlsError),
+    Tls(#[from] keda_tls::TlsError),
     #[error(transparent)]
     Grpc(#[from] grpc::GrpcError),
 }
@@ -163,10 +163,11 @@ pub async fn run(config: Config) -> Result<(), Error> {
         )),
         metrics.clone(),
     ));
-    let cert = Arc::new(tls::ReloadingCert::new(
+    let cert = Arc::new(keda_tls::ReloadingCert::from_files_or_self_signed(
         config.cert_file.clone(),
         config.key_file.clone(),
         Duration::from_secs(2),
+        tls::SELF_SIGNED_NAMES,
     )?);
     // Start with what can be read now; the refresher retries the ConfigMap until it succeeds.
     let initial = match if config.authentication_skip_lookup {

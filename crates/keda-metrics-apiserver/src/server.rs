@@ -12,14 +12,14 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use keda_scalers::tls::TlsProtocols;
+use keda_tls::{ReloadingCert, TlsError, TlsProtocols};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{Api, Body};
 use crate::auth::{Authenticator, AuthnConfig};
 use crate::metrics::Metrics;
-use crate::tls::{ReloadingCert, TlsError, server_config};
+use crate::tls::server_config;
 
 struct Snapshot {
     authn: Arc<Authenticator>,

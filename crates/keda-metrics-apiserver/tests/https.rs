@@ -14,7 +14,7 @@ use keda_metrics_apiserver::auth::{
 };
 use keda_metrics_apiserver::metrics::Metrics;
 use keda_metrics_apiserver::server::Server;
-use keda_metrics_apiserver::tls::ReloadingCert;
+use keda_tls::ReloadingCert;
 
 #[derive(Default)]
 struct Recorder {
@@ -72,7 +72,7 @@ async fn start() -> Fixture {
         Arc::new(Metrics::default()),
     ));
     let cert = Arc::new(
-        ReloadingCert::new(
+        ReloadingCert::from_files(
             dir.join("tls.crt"),
             dir.join("tls.key"),
             Duration::from_secs(2),

@@ -11,8 +11,7 @@ use keda_metrics_apiserver::api::Api;
 use keda_metrics_apiserver::auth::{AuthnConfig, Authorizer, AuthzError, Decision, UserInfo};
 use keda_metrics_apiserver::metrics::Metrics;
 use keda_metrics_apiserver::server::Server;
-use keda_metrics_apiserver::tls::ReloadingCert;
-use keda_scalers::tls::{MinTlsVersion, TlsProtocols, cipher_suites};
+use keda_tls::{MinTlsVersion, ReloadingCert, TlsProtocols, cipher_suites};
 use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject;
 use rustls::{CipherSuite, ProtocolVersion, SupportedProtocolVersion};
@@ -46,7 +45,7 @@ async fn start(protocols: TlsProtocols) -> (u16, String) {
         Arc::new(Metrics::default()),
     ));
     let cert = Arc::new(
-        ReloadingCert::new(
+        ReloadingCert::from_files(
             dir.join("tls.crt"),
             dir.join("tls.key"),
             Duration::from_secs(2),
