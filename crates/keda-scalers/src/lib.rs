@@ -8,6 +8,9 @@
 //! Scalers return numbers; targets, activation of the workload, fallback and formulas live in
 //! `keda-core`. Adding a scaler: see `docs/scalers.md`.
 
+// Connection reuse of the database scalers, keyed by the settings that matter.
+#[cfg(any(feature = "redis", feature = "postgresql", feature = "mysql"))]
+mod client_cache;
 pub mod error;
 pub mod files;
 pub mod input;

@@ -6,14 +6,14 @@
 //! `usernameFromEnv`) and `password` (TriggerAuthentication, then `passwordFromEnv`). A `unix(…)` socket
 //! is opened only under `--filepath-auth-root-path` ([`crate::files`]).
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, SslOpts, Value};
 
+use crate::client_cache::ClientCache;
 use crate::tls::ScalerTls;
 
 use crate::files::{FileRoot, FileUse};
@@ -472,20 +472,15 @@ pub fn client_options(
     }
 }
 
-/// Connection pools shared by triggers with the same connection settings; weak, so a pool closes with
-/// the last scaler using it.
+/// Connection pools shared by triggers with the same connection settings; a pool closes with the last
+/// scaler using it.
 #[derive(Default)]
-pub struct MySqlPools {
-    pools: Mutex<HashMap<MySqlConnection, Weak<SharedPool>>>,
-}
+pub struct MySqlPools(ClientCache<MySqlConnection, SharedPool>);
 
 impl MySqlPools {
     /// Number of live shared pools (for tests and telemetry).
     pub fn len(&self) -> usize {
-        self.pools
-            .lock()
-            .map(|m| m.values().filter(|w| w.strong_count() > 0).count())
-            .unwrap_or(0)
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -499,24 +494,35 @@ impl MySqlPools {
         files: &FileRoot,
         tls: &ScalerTls,
     ) -> Result<Arc<SharedPool>, ScalerError> {
-        let cached = self
-            .pools
-            .lock()
-            .ok()
-            .and_then(|m| m.get(conn).and_then(Weak::upgrade));
-        if let Some(p) = cached {
-            return Ok(p);
-        }
+        self.0
+            .get_or_connect(conn, SharedPool::connect(conn, trigger, files, tls))
+            .await
+    }
+}
+
+/// A pool and how long to wait for one of its connections.
+pub(crate) struct SharedPool {
+    pool: Pool,
+    connect_timeout: Duration,
+}
+
+impl SharedPool {
+    async fn connect(
+        conn: &MySqlConnection,
+        trigger: &TriggerRef,
+        files: &FileRoot,
+        tls: &ScalerTls,
+    ) -> Result<SharedPool, ScalerError> {
         let (opts, connect_timeout) =
             client_options(conn, files, tls).map_err(|(field, reason)| ScalerError::Config {
                 trigger: trigger.clone(),
                 field: field.to_owned(),
                 reason,
             })?;
-        let pool = Arc::new(SharedPool {
+        let pool = SharedPool {
             pool: Pool::new(opts),
             connect_timeout,
-        });
+        };
         // Upstream pings at build: an unreachable server fails the build. Connecting and the ping share
         // the DSN's `timeout`.
         let ping = async {
@@ -531,27 +537,9 @@ impl MySqlPools {
                 action: "connecting to mysql",
                 message,
             })?;
-        let mut map = self.pools.lock().map_err(|_| ScalerError::Backend {
-            trigger: trigger.clone(),
-            action: "caching the mysql pool",
-            message: "pool cache poisoned".into(),
-        })?;
-        map.retain(|_, w| w.strong_count() > 0);
-        if let Some(existing) = map.get(conn).and_then(Weak::upgrade) {
-            return Ok(existing);
-        }
-        map.insert(conn.clone(), Arc::downgrade(&pool));
         Ok(pool)
     }
-}
 
-/// A pool and how long to wait for one of its connections.
-pub(crate) struct SharedPool {
-    pool: Pool,
-    connect_timeout: Duration,
-}
-
-impl SharedPool {
     async fn connection(&self) -> Result<mysql_async::Conn, String> {
         tokio::time::timeout(self.connect_timeout, self.pool.get_conn())
             .await

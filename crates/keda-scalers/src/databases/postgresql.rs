@@ -9,9 +9,8 @@
 //! certificate files. Those files, and a Unix-socket directory given as `host`, are opened only under
 //! `--filepath-auth-root-path` ([`crate::files`]); a malformed file is reported without its contents.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::client::WebPkiServerVerifier;
@@ -23,6 +22,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::client_cache::ClientCache;
 use crate::files::{FileRoot, FileUse};
 use crate::input::{METADATA, Source};
 use crate::tls::ScalerTls;
@@ -532,6 +532,45 @@ pub(crate) struct PostgresConnection {
 }
 
 impl PostgresConnection {
+    /// The connection for `connection` (a connection string), opened now: upstream pings at build, so
+    /// an unreachable server fails the build.
+    async fn open(
+        connection: &str,
+        trigger: &TriggerRef,
+        files: &FileRoot,
+        tls: &ScalerTls,
+    ) -> Result<PostgresConnection, ScalerError> {
+        let config_error = |field: &str, reason: String| ScalerError::Config {
+            trigger: trigger.clone(),
+            field: field.to_owned(),
+            reason,
+        };
+        let (rest, ssl) =
+            split_ssl_params(connection).map_err(|r| config_error("connection", r))?;
+        let (mode, tls) = tls_setup(&ssl, files, tls).map_err(|(f, r)| config_error(f, r))?;
+        let mut config = client_config(&rest).map_err(|r| config_error("connection", r))?;
+        for dir in unix_hosts(&config) {
+            files
+                .resolve(&dir.display().to_string())
+                .map_err(|e| config_error("host", e.to_string()))?;
+        }
+        config.ssl_mode(mode);
+        let conn = PostgresConnection {
+            connect_bound: connect_bound(&config),
+            config,
+            tls: MakeRustlsConnect::new(tls),
+            client: tokio::sync::Mutex::new(None),
+        };
+        conn.client()
+            .await
+            .map_err(|message| ScalerError::Backend {
+                trigger: trigger.clone(),
+                action: "connecting to postgresql",
+                message,
+            })?;
+        Ok(conn)
+    }
+
     async fn client(&self) -> Result<Arc<Client>, String> {
         let mut current = self.client.lock().await;
         if let Some(c) = current.as_ref().filter(|c| !c.is_closed()) {
@@ -595,20 +634,15 @@ fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Connections shared by triggers with the same connection string; weak, so a connection closes with
-/// the last scaler using it.
+/// Connections shared by triggers with the same connection string; a connection closes with the last
+/// scaler using it.
 #[derive(Default)]
-pub struct PostgresClients {
-    connections: Mutex<HashMap<String, Weak<PostgresConnection>>>,
-}
+pub struct PostgresClients(ClientCache<String, PostgresConnection>);
 
 impl PostgresClients {
     /// Number of live shared connections (for tests and telemetry).
     pub fn len(&self) -> usize {
-        self.connections
-            .lock()
-            .map(|m| m.values().filter(|w| w.strong_count() > 0).count())
-            .unwrap_or(0)
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -622,54 +656,12 @@ impl PostgresClients {
         files: &FileRoot,
         tls: &ScalerTls,
     ) -> Result<Arc<PostgresConnection>, ScalerError> {
-        let cached = self
-            .connections
-            .lock()
-            .ok()
-            .and_then(|m| m.get(connection).and_then(Weak::upgrade));
-        if let Some(c) = cached {
-            return Ok(c);
-        }
-        let config_error = |field: &str, reason: String| ScalerError::Config {
-            trigger: trigger.clone(),
-            field: field.to_owned(),
-            reason,
-        };
-        let (rest, ssl) =
-            split_ssl_params(connection).map_err(|r| config_error("connection", r))?;
-        let (mode, tls) = tls_setup(&ssl, files, tls).map_err(|(f, r)| config_error(f, r))?;
-        let mut config = client_config(&rest).map_err(|r| config_error("connection", r))?;
-        for dir in unix_hosts(&config) {
-            files
-                .resolve(&dir.display().to_string())
-                .map_err(|e| config_error("host", e.to_string()))?;
-        }
-        config.ssl_mode(mode);
-        let conn = Arc::new(PostgresConnection {
-            connect_bound: connect_bound(&config),
-            config,
-            tls: MakeRustlsConnect::new(tls),
-            client: tokio::sync::Mutex::new(None),
-        });
-        // Open it now, as upstream pings at build: an unreachable server fails the build.
-        conn.client()
+        self.0
+            .get_or_connect(
+                connection,
+                PostgresConnection::open(connection, trigger, files, tls),
+            )
             .await
-            .map_err(|message| ScalerError::Backend {
-                trigger: trigger.clone(),
-                action: "connecting to postgresql",
-                message,
-            })?;
-        let mut map = self.connections.lock().map_err(|_| ScalerError::Backend {
-            trigger: trigger.clone(),
-            action: "caching the postgresql connection",
-            message: "connection cache poisoned".into(),
-        })?;
-        map.retain(|_, w| w.strong_count() > 0);
-        if let Some(existing) = map.get(connection).and_then(Weak::upgrade) {
-            return Ok(existing);
-        }
-        map.insert(connection.to_owned(), Arc::downgrade(&conn));
-        Ok(conn)
     }
 }
 

@@ -5,9 +5,8 @@
 //! parameters (`address`/`addresses` or `host`+`port`/`hosts`+`ports`, credentials, sentinel settings,
 //! TLS) and the connections, cached per connection settings in [`RedisClients`].
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
@@ -18,6 +17,7 @@ use ::redis::{
     RedisConnectionInfo, RedisError, RedisResult, TlsCertificates, TlsMode, Value,
 };
 
+use crate::client_cache::ClientCache;
 use crate::input::{ANY, AUTH, METADATA, Source};
 use crate::tls::ScalerTls;
 use crate::{
@@ -302,31 +302,19 @@ pub fn split_host_port(addr: &str, default_port: u16) -> Result<(String, u16), S
     Ok((host.to_owned(), port))
 }
 
-/// Live connections, shared by every trigger with the same connection settings. Entries are weak: a
-/// connection closes when the last scaler using it is dropped.
+/// Live connections, shared by every trigger with the same connection settings; a connection closes
+/// when the last scaler using it is dropped.
 #[derive(Default)]
-pub struct RedisClients {
-    handles: Mutex<HashMap<RedisConnection, Weak<RedisHandle>>>,
-}
+pub struct RedisClients(ClientCache<RedisConnection, RedisHandle>);
 
 impl RedisClients {
     /// Number of live shared connections (for tests and telemetry).
     pub fn len(&self) -> usize {
-        self.handles
-            .lock()
-            .map(|m| m.values().filter(|w| w.strong_count() > 0).count())
-            .unwrap_or(0)
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    fn cached(&self, conn: &RedisConnection) -> Option<Arc<RedisHandle>> {
-        self.handles
-            .lock()
-            .ok()
-            .and_then(|m| m.get(conn).and_then(Weak::upgrade))
     }
 
     /// A shared connection for `conn`, connecting (and checking the server answers) when needed.
@@ -336,29 +324,17 @@ impl RedisClients {
         trigger: &TriggerRef,
         tls: &ScalerTls,
     ) -> Result<Arc<RedisHandle>, ScalerError> {
-        if let Some(h) = self.cached(conn) {
-            return Ok(h);
-        }
         // Each step has its own driver timeout; this bounds the whole (cluster discovery, sentinel lookup).
-        let handle = tokio::time::timeout(BUILD_TIMEOUT, RedisHandle::connect(conn, trigger, tls))
-            .await
-            .map_err(|_| ScalerError::Backend {
-                trigger: trigger.clone(),
-                action: "connecting to redis",
-                message: format!("no answer within {BUILD_TIMEOUT:?}"),
-            })??;
-        let handle = Arc::new(handle);
-        let mut map = self.handles.lock().map_err(|_| ScalerError::Backend {
-            trigger: trigger.clone(),
-            action: "caching the redis connection",
-            message: "connection cache poisoned".into(),
-        })?;
-        map.retain(|_, w| w.strong_count() > 0);
-        if let Some(existing) = map.get(conn).and_then(Weak::upgrade) {
-            return Ok(existing);
-        }
-        map.insert(conn.clone(), Arc::downgrade(&handle));
-        Ok(handle)
+        let connect = async {
+            tokio::time::timeout(BUILD_TIMEOUT, RedisHandle::connect(conn, trigger, tls))
+                .await
+                .map_err(|_| ScalerError::Backend {
+                    trigger: trigger.clone(),
+                    action: "connecting to redis",
+                    message: format!("no answer within {BUILD_TIMEOUT:?}"),
+                })?
+        };
+        self.0.get_or_connect(conn, connect).await
     }
 }
 
