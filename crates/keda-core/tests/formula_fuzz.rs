@@ -22,7 +22,7 @@ fn config() -> ProptestConfig {
             .ok()
             .and_then(|n| n.parse().ok())
             .unwrap_or(256),
-        // Failures are kept by hand, as table cases in formula.rs; nothing is written to the tree.
+        // Failures are kept by hand, as table cases in src/formula/tests.rs; nothing is written to the tree.
         failure_persistence: None,
         ..ProptestConfig::default()
     }
