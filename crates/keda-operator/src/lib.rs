@@ -10,6 +10,7 @@ pub mod leader;
 pub mod metrics;
 pub mod metrics_service;
 pub mod scale_loop;
+pub mod scaled_job;
 pub mod status;
 pub mod target;
 pub mod trigger_auth;
@@ -442,6 +443,12 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         }
     }
     leading.store(true, Ordering::SeqCst);
+    // ScaledJobs: their own controller, Job watch and loops, on the leader only.
+    tokio::spawn(scaled_job::run(scaled_job::Deps::for_operator(
+        client.clone(),
+        &config,
+        metrics.clone(),
+    )));
     let hpas: Arc<HpaHealthMap> = Arc::default();
     let controller = Controller::for_stream(changes, store.clone()).with_config(
         kube::runtime::controller::Config::default().concurrency(config.max_reconciles),

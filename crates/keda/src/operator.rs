@@ -199,13 +199,6 @@ pub fn no_effect(args: &OperatorArgs, env: &dyn Fn(&str) -> Option<String>) -> V
     );
     n.env(
         env,
-        "KEDA_SCALEDJOB_CTRL_MAX_RECONCILES",
-        |_| true,
-        true,
-        "ScaledJobs are not reconciled yet",
-    );
-    n.env(
-        env,
         "KEDA_CHECK_UNEXPECTED_SCALERS_PARAMS",
         |v| v == "enabled",
         true,
@@ -446,7 +439,6 @@ mod tests {
                 "--zap-stacktrace-level",
                 "--profiling-bind-address",
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
-                "KEDA_SCALEDJOB_CTRL_MAX_RECONCILES",
             ]
         );
         assert!(!named.iter().any(|n| n.contains("secret")), "{named:?}");
