@@ -85,14 +85,15 @@ pub struct OperatorConfig {
     pub service_tls: keda_scalers::tls::TlsProtocols,
 }
 
-/// Shared state of the controllers and loops.
+/// What the ScaledObject reconciles and scale loops share. The gRPC metrics service reads a few of the
+/// same parts through its own [`metrics_service::MetricsSource`].
 pub struct Context {
     pub client: Client,
     pub config: OperatorConfig,
-    pub targets: target::TargetResolver,
+    pub targets: Arc<target::TargetResolver>,
     pub statuses: status::StatusStore,
-    pub loops: scale_loop::Loops,
-    pub build: keda_scalers::BuildContext,
+    pub loops: Arc<scale_loop::Loops>,
+    pub build: Arc<keda_scalers::BuildContext>,
     pub metrics: Arc<metrics::Metrics>,
     /// Who publishes Events (a fresh `Recorder` per Event: kube's keeps every Event it sent in a cache
     /// that is only pruned when the next one is sent, ≈3 KiB per object at steady state).
@@ -465,7 +466,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
         loops: Default::default(),
         // KEDA_HTTP_DEFAULT_TIMEOUT bounds HTTP scalers without a timeout of their own; every other
         // scaler is bounded by its own timeouts (keda_scalers::timeouts).
-        build: keda_scalers::BuildContext {
+        build: Arc::new(keda_scalers::BuildContext {
             timeouts: keda_scalers::TimeoutDefaults {
                 http: config.scaler_timeout,
             },
@@ -479,7 +480,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
                 .with_tls(config.scaler_tls.clone())
                 .with_keep_alive(config.http_keep_alive),
             ..Default::default()
-        },
+        }),
         metrics,
         scaled_objects: store,
         resolver: keda_resolver::Resolver::new(
@@ -579,9 +580,16 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
                 let tls = Arc::new(tls);
                 tokio::spawn(tls.clone().watch_files());
                 grpc_tls = Some(tls.clone());
-                let ctx = ctx.clone();
+                let source = Arc::new(metrics_service::MetricsSource {
+                    client: client.clone(),
+                    scaled_objects: ctx.scaled_objects.clone(),
+                    loops: ctx.loops.clone(),
+                    targets: ctx.targets.clone(),
+                    build: ctx.build.clone(),
+                    metrics: ctx.metrics.clone(),
+                });
                 tokio::spawn(async move {
-                    if let Err(e) = metrics_service::serve(ctx, addr, tls).await {
+                    if let Err(e) = metrics_service::serve(source, addr, tls).await {
                         tracing::error!(error = %e, "gRPC metrics service stopped");
                     }
                 });

@@ -6,15 +6,32 @@ use std::sync::Arc;
 
 use keda_api::ScaledObject;
 use keda_api::consts::names::COMPOSITE_METRIC;
+use keda_core::fallback::{self, FallbackMetric, FallbackTarget, MetricState};
+use keda_core::hpa::MetricTargetType;
 use keda_proto::{
     ExternalMetricValue, ExternalMetricValueList, ListMeta, Quantity, ScaledObjectRef,
 };
-use keda_core::fallback::{self, FallbackMetric, FallbackTarget, MetricState};
-use keda_core::hpa::MetricTargetType;
-use kube::runtime::reflector::ObjectRef;
+use kube::Client;
+use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::Context;
-use crate::scale_loop::{MetricRecord, ObjectLoop, TriggerSlot};
+use crate::metrics::Metrics;
+use crate::scale_loop::{Loops, MetricRecord, ObjectLoop, TriggerSlot};
+use crate::target::TargetResolver;
+
+/// What `GetMetrics` reads, shared with the reconciles and scale loops that keep it up to date: the
+/// watched ScaledObjects, the running loops (parsed triggers, built scalers, cached values, health,
+/// replica count), and what a live sample or a `Value` fallback needs.
+pub struct MetricsSource {
+    /// Lists the target's ready pods for a `Value` metric in fallback; nothing else is requested.
+    pub client: Client,
+    pub scaled_objects: Store<ScaledObject>,
+    pub loops: Arc<Loops>,
+    pub targets: Arc<TargetResolver>,
+    /// Builds a loop's scaler for a live sample when the loop has not built it yet.
+    pub build: Arc<keda_scalers::BuildContext>,
+    /// Counts the empty upstream answers of live samples.
+    pub metrics: Arc<Metrics>,
+}
 
 /// Why a metric could not be served (becomes a gRPC status).
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +72,7 @@ fn to_milli(v: f64) -> i64 {
 /// A metric's value for one HPA fetch: the scale loop's cached poll (`useCachedMetrics`) or a live
 /// sample through the loop's own scaler.
 async fn raw_value(
-    ctx: &Context,
+    source: &MetricsSource,
     object: &(String, String),
     shared: &ObjectLoop,
     slot: &TriggerSlot,
@@ -69,10 +86,12 @@ async fn raw_value(
             _ => Err("no value yet".to_owned()),
         };
     }
-    slot.sample(ctx, object).await.map(|s| s.value)
+    slot.sample(&source.build, &source.metrics, object)
+        .await
+        .map(|s| s.value)
 }
 
-impl Context {
+impl MetricsSource {
     /// Answers one `GetMetrics` request from what the operator already holds: the ScaledObject from its
     /// watch, and the object's scale loop (parsed triggers, built scalers, cached values, each metric's
     /// health, the last observed replica count). No API request is made, except listing the target's
@@ -245,7 +264,7 @@ fn value_metric_type(so: &ScaledObject) -> bool {
 
 /// The tonic service.
 pub struct MetricsGrpc {
-    pub ctx: Arc<Context>,
+    pub source: Arc<MetricsSource>,
 }
 
 #[tonic::async_trait]
@@ -256,7 +275,7 @@ impl keda_proto::MetricsService for MetricsGrpc {
     ) -> Result<tonic::Response<ExternalMetricValueList>, tonic::Status> {
         let r = request.into_inner();
         let served = self
-            .ctx
+            .source
             .get_metrics(&r.namespace, &r.name, &r.metric_name)
             .await
             .map_err(|e| match e {
@@ -335,7 +354,7 @@ const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 ///
 /// [`ReloadingTls`]: crate::grpc_tls::ReloadingTls
 pub async fn serve(
-    ctx: Arc<Context>,
+    source: Arc<MetricsSource>,
     addr: std::net::SocketAddr,
     tls: Arc<crate::grpc_tls::ReloadingTls>,
 ) -> Result<(), crate::Error> {
@@ -376,7 +395,9 @@ pub async fn serve(
         rx.recv().await.map(|conn| (conn, rx))
     });
     tonic::transport::Server::builder()
-        .add_service(keda_proto::MetricsServiceServer::new(MetricsGrpc { ctx }))
+        .add_service(keda_proto::MetricsServiceServer::new(MetricsGrpc {
+            source,
+        }))
         .serve_with_incoming(incoming)
         .await
         .map_err(|e| crate::Error::Invalid(format!("gRPC metrics service on {addr}: {e}")))

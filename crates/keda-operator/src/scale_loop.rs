@@ -15,17 +15,17 @@ use k8s_openapi::jiff::Timestamp;
 use keda_api::ScaledObject;
 use keda_api::common::{HealthStatus, TriggerActivityStatus};
 use keda_api::consts::{condition_reasons, condition_types, event_reasons};
-use keda_scalers::Scaler;
-use keda_scalers::http::RequestLabels;
 use keda_core::activation::{Decision, ScaleLoopInput, ScaleReason, decide};
 use keda_core::fallback::{self, MetricState};
+use keda_scalers::http::RequestLabels;
+use keda_scalers::{BuildContext, Scaler};
 use kube::ResourceExt;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use tokio::task::JoinHandle;
 
 use crate::Context;
-use crate::metrics::{LoopLabels, ScalerLabels};
+use crate::metrics::{LoopLabels, Metrics, ScalerLabels};
 use crate::status::set_condition;
 use crate::target::Target;
 use crate::triggers::ParsedTrigger;
@@ -66,11 +66,11 @@ impl TriggerSlot {
     }
 
     /// The built scaler, building it first if needed (connect bounded by the trigger's build timeout).
-    pub async fn scaler(&self, ctx: &Context) -> Result<Arc<dyn Scaler>, String> {
+    pub async fn scaler(&self, build: &BuildContext) -> Result<Arc<dyn Scaler>, String> {
         if let Some(s) = self.built() {
             return Ok(s);
         }
-        let built = keda_scalers::build_with_timeout(&*self.parsed.config, &ctx.build)
+        let built = keda_scalers::build_with_timeout(&*self.parsed.config, build)
             .await
             .map_err(|e| e.to_string())?;
         if let Ok(mut s) = self.scaler.lock() {
@@ -83,23 +83,23 @@ impl TriggerSlot {
     /// empty upstream answer is counted in `keda_scaler_empty_upstream_responses_total` under `object`.
     pub async fn sample(
         &self,
-        ctx: &Context,
+        build: &BuildContext,
+        metrics: &Metrics,
         object: &(String, String),
     ) -> Result<keda_scalers::Sample, String> {
-        let scaler = self.scaler(ctx).await?;
+        let scaler = self.scaler(build).await?;
         let report =
-            keda_scalers::sample_with_timeout(&*self.parsed.config, &*scaler, &ctx.build.timeouts)
+            keda_scalers::sample_with_timeout(&*self.parsed.config, &*scaler, &build.timeouts)
                 .await;
         if let Some(empty) = report.empty_upstream_response {
-            ctx.metrics
-                .count_empty_upstream_response(&crate::metrics::EmptyResponseLabels {
-                    namespace: object.0.clone(),
-                    scaledResource: object.1.clone(),
-                    triggerName: self.parsed.name.clone().unwrap_or_default(),
-                    metricName: self.parsed.metric_name.clone(),
-                    resourceType: "ScaledObject".to_owned(),
-                    ignoreNullValues: empty.ignore_null_values.to_string(),
-                });
+            metrics.count_empty_upstream_response(&crate::metrics::EmptyResponseLabels {
+                namespace: object.0.clone(),
+                scaledResource: object.1.clone(),
+                triggerName: self.parsed.name.clone().unwrap_or_default(),
+                metricName: self.parsed.metric_name.clone(),
+                resourceType: "ScaledObject".to_owned(),
+                ignoreNullValues: empty.ignore_null_values.to_string(),
+            });
         }
         report.result.map_err(|e| e.to_string())
     }
@@ -450,7 +450,7 @@ async fn tick(
                 metric_name: t.metric_name.clone(),
             },
             ctx.metrics.clone(),
-            slot.sample(ctx, key),
+            slot.sample(&ctx.build, &ctx.metrics, key),
         )
         .await;
         Polled {
