@@ -10,6 +10,8 @@ use k8s_openapi::api::core::v1::{Container, PodSpec, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 
 use keda_api::ScaledObject;
+use keda_api::scaled_job::{RolloutStrategy, ScaledJob};
+use keda_core::scaled_job::{max_replica_count, min_replica_count};
 
 use crate::finding::{Finding, codes};
 
@@ -343,6 +345,65 @@ pub fn kubernetes_version(major: &str, minor: &str) -> Option<Finding> {
     ))
 }
 
+/// Whether a change of the ScaledJob's spec deletes the Jobs of its previous version: the deprecated
+/// `rolloutStrategy`, when set, wins over `rollout.strategy`; anything but `gradual` is immediate.
+pub fn immediate_rollout(sj: &ScaledJob) -> bool {
+    let strategy = sj
+        .spec
+        .rollout_strategy
+        .or_else(|| sj.spec.rollout.as_ref().and_then(|r| r.strategy));
+    strategy != Some(RolloutStrategy::Gradual)
+}
+
+/// The immediate rollout, said before it bites: any change of the spec (even `maxReplicaCount` or
+/// `pollingInterval`) deletes every Job of the previous version, running or finished. `jobs`: how many
+/// Jobs this change would delete, when the caller knows.
+pub fn rollout_deletes_jobs(sj: &ScaledJob, jobs: Option<usize>) -> Option<Finding> {
+    if !immediate_rollout(sj) {
+        return None;
+    }
+    let what = match jobs {
+        Some(n) => format!("this change deletes the {n} Job(s) of the previous version"),
+        None => "a change of the spec (any field, even maxReplicaCount or pollingInterval) deletes every Job of the previous version".to_owned(),
+    };
+    Some(Finding::warning(
+        "spec.rollout.strategy",
+        codes::ROLLOUT_DELETES_JOBS,
+        format!(
+            "{what}, running or finished, because the rollout is immediate (the default): set spec.rollout.strategy: gradual to let running Jobs finish with their old spec"
+        ),
+    ))
+}
+
+/// Replica bounds of a ScaledJob that do not mean what they seem to: `minReplicaCount` above
+/// `maxReplicaCount` (both become max, so up to twice max Jobs run), or no `maxReplicaCount` next to a
+/// minimum (100 queue-driven Jobs on top of the standing ones). The numbers are the effective ones.
+pub fn scaled_job_bounds(sj: &ScaledJob) -> Option<Finding> {
+    let spec = &sj.spec;
+    let min = spec.min_replica_count.filter(|m| *m > 0)?;
+    let standing = min_replica_count(spec);
+    let queue_driven = max_replica_count(spec);
+    let total = standing + queue_driven;
+    let (field, why) = match spec.max_replica_count {
+        Some(max) if min > max => (
+            "spec.minReplicaCount",
+            format!("minReplicaCount ({min}) is above maxReplicaCount ({max})"),
+        ),
+        None => (
+            "spec.maxReplicaCount",
+            format!("maxReplicaCount is unset next to minReplicaCount ({min})"),
+        ),
+        Some(_) => return None,
+    };
+    Some(Finding::warning(
+        field,
+        codes::SCALED_JOB_BOUNDS,
+        format!(
+            "{why}: {standing} standing Job(s) plus up to {queue_driven} from the queue, {total} in all"
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,6 +555,70 @@ mod tests {
                 warns,
                 "{major}.{minor}"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod scaled_job_tests {
+    use super::*;
+
+    fn sj(spec: &str) -> ScaledJob {
+        serde_yaml_ng::from_str(&format!(
+            "apiVersion: keda.sh/v1alpha1\nkind: ScaledJob\nmetadata: {{name: j}}\nspec:\n  jobTargetRef: {{template: {{spec: {{containers: [{{name: c, image: x}}]}}}}}}\n  triggers: [{{type: cron, metadata: {{}}}}]\n{spec}"
+        ))
+        .expect("ScaledJob")
+    }
+
+    #[test]
+    fn rollout_table() {
+        // (spec lines, immediate): the deprecated field wins when set; only gradual keeps Jobs.
+        let cases: &[(&str, bool)] = &[
+            ("", true),
+            ("  rollout: {strategy: immediate}\n", true),
+            ("  rollout: {strategy: gradual}\n", false),
+            ("  rollout: {propagationPolicy: foreground}\n", true),
+            ("  rolloutStrategy: gradual\n", false),
+            ("  rolloutStrategy: immediate\n  rollout: {strategy: gradual}\n", true),
+            ("  rolloutStrategy: gradual\n  rollout: {strategy: immediate}\n", false),
+        ];
+        for (spec, immediate) in cases {
+            let j = sj(spec);
+            assert_eq!(immediate_rollout(&j), *immediate, "{spec}");
+            assert_eq!(rollout_deletes_jobs(&j, None).is_some(), *immediate, "{spec}");
+        }
+        let f = rollout_deletes_jobs(&sj(""), Some(4)).expect("warning");
+        assert_eq!(f.code, codes::ROLLOUT_DELETES_JOBS);
+        assert!(f.message.contains("deletes the 4 Job(s)"), "{}", f.message);
+    }
+
+    #[test]
+    fn bounds_table() {
+        // (spec lines, the numbers the warning gives, or None): upstream's effective bounds.
+        let cases: &[(&str, Option<&str>)] = &[
+            ("", None),
+            ("  minReplicaCount: 2\n  maxReplicaCount: 10\n", None),
+            ("  maxReplicaCount: 10\n", None),
+            ("  minReplicaCount: 0\n", None),
+            (
+                "  minReplicaCount: 5\n  maxReplicaCount: 3\n",
+                Some("3 standing Job(s) plus up to 3 from the queue, 6 in all"),
+            ),
+            (
+                "  minReplicaCount: 5\n",
+                Some("5 standing Job(s) plus up to 100 from the queue, 105 in all"),
+            ),
+        ];
+        for (spec, said) in cases {
+            let found = scaled_job_bounds(&sj(spec));
+            match (said, found) {
+                (None, None) => {}
+                (Some(s), Some(f)) => {
+                    assert!(f.message.ends_with(s), "{spec}: {}", f.message);
+                    assert_eq!(f.code, codes::SCALED_JOB_BOUNDS);
+                }
+                (want, got) => panic!("{spec}: want {want:?}, got {got:?}"),
+            }
         }
     }
 }

@@ -80,6 +80,10 @@ pub mod codes {
     pub const UNSUPPORTED_KUBERNETES_VERSION: &str = "unsupported-kubernetes-version";
     /// Warning: no `scaleDown.stabilizationWindowSeconds`; replicas may flap.
     pub const NO_SCALE_DOWN_STABILIZATION: &str = "no-scale-down-stabilization";
+    /// Warning: a ScaledJob whose spec changes delete its Jobs (immediate rollout).
+    pub const ROLLOUT_DELETES_JOBS: &str = "rollout-deletes-jobs";
+    /// Warning: a ScaledJob's replica bounds allow more Jobs than they seem to.
+    pub const SCALED_JOB_BOUNDS: &str = "scaled-job-bounds";
     /// A document of a KEDA (or referenced) kind does not match its schema, or a review does not decode.
     pub const INVALID_OBJECT: &str = "invalid-object";
     /// The trigger's parse step rejected its metadata or parameters.

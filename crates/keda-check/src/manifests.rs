@@ -504,7 +504,9 @@ pub async fn check(
                 findings.extend(crate::rules::trigger_authentication(spec))
             }
             Ok(KedaObject::ScaledJob(sj)) => {
-                findings.extend(checker.scaled_job(&meta.namespace, sj).await)
+                findings.extend(checker.scaled_job(&meta.namespace, sj).await);
+                // Offline, whether Jobs run is unknown: the immediate rollout is said as advice.
+                findings.extend(advice::rollout_deletes_jobs(sj, None));
             }
             Ok(KedaObject::ScaledObject(so)) => {
                 let target = &so.spec.scale_target_ref;

@@ -101,6 +101,7 @@ impl<S: ObjectSource> Checker<'_, S> {
     /// A ScaledJob of `namespace`: rules, env of its job template, triggers.
     pub async fn scaled_job(&self, namespace: &str, sj: &ScaledJob) -> Vec<Finding> {
         let mut findings = rules::scaled_job(sj);
+        findings.extend(advice::scaled_job_bounds(sj));
         let empty = PodSpec::default();
         let pod_spec = sj
             .spec

@@ -1,10 +1,12 @@
 //! What the validators read besides the indexes: the scale target's pod template (GET) and the
 //! namespace's LimitRange container defaults (LIST) on demand, the Services, Ingresses and ALB
-//! IngressClasses from watches ([`crate::exposure`]), and the API server's version (read once at start).
+//! IngressClasses from watches ([`crate::exposure`]), the Jobs of a ScaledJob (LIST of metadata, on a
+//! ScaledJob update only), and the API server's version (read once at start).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{LimitRange, PodTemplateSpec};
@@ -27,6 +29,8 @@ pub trait Cluster: Send + Sync {
     /// The Services and Ingresses of the namespace, and the IngressClasses of the AWS Load Balancer
     /// Controller when an Ingress's class needs them (the workload warnings).
     async fn exposure(&self, namespace: &str) -> Result<Exposure, String>;
+    /// How many Jobs the ScaledJob `name` owns (label `scaledjob.keda.sh/name`).
+    async fn scaled_job_jobs(&self, namespace: &str, name: &str) -> Result<usize, String>;
     /// The API server's `/version` (`major`, `minor`), if known.
     fn server_version(&self) -> Option<(String, String)>;
 }
@@ -97,6 +101,15 @@ impl Cluster for KubeCluster {
         self.exposure.exposure(namespace)
     }
 
+    async fn scaled_job_jobs(&self, namespace: &str, name: &str) -> Result<usize, String> {
+        let selector = format!("{}={name}", keda_api::consts::labels::SCALED_JOB_NAME);
+        kube::Api::<Job>::namespaced(self.client.clone(), namespace)
+            .list_metadata(&kube::api::ListParams::default().labels(&selector))
+            .await
+            .map(|list| list.items.len())
+            .map_err(|e| format!("listing the Jobs of ScaledJob {namespace}/{name}: {e}"))
+    }
+
     fn server_version(&self) -> Option<(String, String)> {
         self.server_version.clone()
     }
@@ -111,6 +124,8 @@ pub struct MemoryCluster {
     /// Namespace → its Services, Ingresses and ALB IngressClasses.
     pub exposure: BTreeMap<String, Exposure>,
     pub server_version: Option<(String, String)>,
+    /// `(namespace, ScaledJob name)` → how many Jobs it owns.
+    pub scaled_job_jobs: BTreeMap<(String, String), usize>,
 }
 
 #[async_trait::async_trait]
@@ -137,6 +152,14 @@ impl Cluster for MemoryCluster {
 
     async fn exposure(&self, namespace: &str) -> Result<Exposure, String> {
         Ok(self.exposure.get(namespace).cloned().unwrap_or_default())
+    }
+
+    async fn scaled_job_jobs(&self, namespace: &str, name: &str) -> Result<usize, String> {
+        Ok(self
+            .scaled_job_jobs
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .copied()
+            .unwrap_or(0))
     }
 
     fn server_version(&self) -> Option<(String, String)> {

@@ -358,6 +358,24 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
         out
     }
 
+    /// A spec change under the immediate rollout deletes the ScaledJob's Jobs, running ones too: say how
+    /// many before it happens (a failed count still warns, without the number).
+    async fn rollout_warning(&self, sj: &ScaledJob, namespace: &str, out: &mut Outcome) {
+        if !advice::immediate_rollout(sj) {
+            return;
+        }
+        let name = sj.metadata.name.as_deref().unwrap_or_default();
+        let jobs = match self.cluster.scaled_job_jobs(namespace, name).await {
+            Ok(0) => return,
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::debug!(error = %e, "counting the Jobs of a ScaledJob");
+                None
+            }
+        };
+        out.findings(advice::rollout_deletes_jobs(sj, jobs).into_iter().collect());
+    }
+
     fn checker(&self) -> Checker<'_, S> {
         Checker {
             resolver: &self.resolver,
@@ -455,6 +473,8 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
                 let mut outcome = self.scaled_job(&sj, namespace).await;
                 if spec_unchanged {
                     admit_unchanged_spec(kind, &mut outcome);
+                } else if request.operation == Operation::Update {
+                    self.rollout_warning(&sj, namespace, &mut outcome).await;
                 }
                 Ok(outcome)
             }
