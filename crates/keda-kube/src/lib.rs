@@ -1,8 +1,10 @@
 //! What the operator, the metrics API server and the admission webhooks share about talking to the
 //! Kubernetes API: a client with client-go's client-side rate limit ([`RateLimit`], upstream's
 //! `--kube-api-qps` and `--kube-api-burst`) and label selectors written as `kubectl -l` takes them
-//! ([`parse_label_selector`], upstream's `WATCH_LABEL_SELECTOR`).
+//! ([`parse_label_selector`], upstream's `WATCH_LABEL_SELECTOR`). Also how each registers its Prometheus
+//! metrics ([`metrics::RegistryExt`]).
 
+pub mod metrics;
 mod rate_limit;
 mod selector;
 

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use http::{Method, StatusCode};
+use keda_kube::metrics::RegistryExt;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -82,47 +83,30 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::default();
-        let requests = Family::<RequestLabels, Counter>::default();
-        let request_duration: HistogramFamily<DurationLabels> =
-            Family::new_with_constructor(request_histogram);
-        registry.register(
+        let requests = registry.new_metric(
             "apiserver_request",
             "Requests served, by verb, group, version, resource and HTTP code",
-            requests.clone(),
         );
-        registry.register(
+        let request_duration: HistogramFamily<DurationLabels> = registry.add_metric(
             "apiserver_request_duration_seconds",
             "Time to answer a request, by verb, group, version and resource",
-            request_duration.clone(),
+            Family::new_with_constructor(request_histogram),
         );
-        let grpc_started = Family::<GrpcLabels, Counter>::default();
-        let grpc_handled = Family::<GrpcCodeLabels, Counter>::default();
-        let grpc_handling: HistogramFamily<GrpcLabels> =
-            Family::new_with_constructor(grpc_histogram);
-        let grpc_connected = Gauge::default();
-        {
-            let sub = registry.sub_registry_with_prefix("keda_internal_metricsservice");
-            sub.register(
-                "grpc_client_started",
-                "RPCs started by the client",
-                grpc_started.clone(),
-            );
-            sub.register(
-                "grpc_client_handled",
-                "RPCs completed by the client, by gRPC status code",
-                grpc_handled.clone(),
-            );
-            sub.register(
-                "grpc_client_handling_seconds",
-                "Response latency of RPCs until the client got the answer",
-                grpc_handling.clone(),
-            );
-            sub.register(
-                "grpc_client_connected",
-                "1 while the operator's metrics service answers, else 0 (keda-rs)",
-                grpc_connected.clone(),
-            );
-        }
+        let grpc = registry.sub_registry_with_prefix("keda_internal_metricsservice");
+        let grpc_started = grpc.new_metric("grpc_client_started", "RPCs started by the client");
+        let grpc_handled = grpc.new_metric(
+            "grpc_client_handled",
+            "RPCs completed by the client, by gRPC status code",
+        );
+        let grpc_handling: HistogramFamily<GrpcLabels> = grpc.add_metric(
+            "grpc_client_handling_seconds",
+            "Response latency of RPCs until the client got the answer",
+            Family::new_with_constructor(grpc_histogram),
+        );
+        let grpc_connected = grpc.new_metric(
+            "grpc_client_connected",
+            "1 while the operator's metrics service answers, else 0 (keda-rs)",
+        );
         Metrics {
             registry,
             requests,

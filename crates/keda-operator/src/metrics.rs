@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use keda_api::consts::prometheus as names;
+use keda_kube::metrics::RegistryExt;
 use keda_scalers::http::{HttpObserver, HttpOutcome, RequestLabels};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -192,91 +193,61 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::default();
         let m = Metrics {
-            scaler_metrics_value: Family::default(),
-            scaler_metrics_latency_seconds: Family::default(),
-            scaler_active: Family::default(),
-            scaler_detail_errors_total: Family::default(),
-            scaled_object_errors_total: Family::default(),
-            scaled_object_paused: Family::default(),
-            scale_loop_latency_seconds: Family::default(),
-            scaled_job_errors_total: Family::default(),
-            trigger_registered_total: Family::default(),
-            resource_registered_total: Family::default(),
-            scaler_http_requests_total: Family::default(),
-            scaler_empty_upstream_responses_total: Family::default(),
-            scaler_http_request_duration_seconds: Family::new_with_constructor(
-                http_duration_histogram,
+            scaler_metrics_value: registry.new_metric(
+                names::SCALER_METRICS_VALUE,
+                "The current value for each scaler's metric",
+            ),
+            scaler_metrics_latency_seconds: registry.new_metric(
+                names::SCALER_METRICS_LATENCY_SECONDS,
+                "The latency of retrieving current metric from each scaler, in seconds",
+            ),
+            scaler_active: registry.new_metric(names::SCALER_ACTIVE, "Activity of a Scaler Metric"),
+            scaler_detail_errors_total: registry.new_metric(
+                strip_total(names::SCALER_DETAIL_ERRORS_TOTAL),
+                "The total number of errors encountered for each scaler",
+            ),
+            scaled_object_errors_total: registry.new_metric(
+                strip_total(names::SCALED_OBJECT_ERRORS_TOTAL),
+                "Number of scaled object errors",
+            ),
+            scaled_object_paused: registry.new_metric(
+                names::SCALED_OBJECT_PAUSED,
+                "Indicates whether a ScaledObject is paused",
+            ),
+            scale_loop_latency_seconds: registry.new_metric(
+                names::INTERNAL_SCALE_LOOP_LATENCY_SECONDS,
+                "Total deviation (in seconds) between the expected execution time and the actual execution time for the scaling loop",
+            ),
+            scaled_job_errors_total: registry.new_metric(
+                strip_total(names::SCALED_JOB_ERRORS_TOTAL),
+                "Number of scaled job errors",
+            ),
+            // Gauges keep their `_total` suffix (prometheus-client only appends it to counters).
+            trigger_registered_total: registry.new_metric(
+                names::TRIGGER_REGISTERED_TOTAL,
+                "Total number of triggers per trigger type registered",
+            ),
+            resource_registered_total: registry.new_metric(
+                names::RESOURCE_REGISTERED_TOTAL,
+                "Total number of KEDA custom resources per namespace for each custom resource type (CRD) registered",
+            ),
+            scaler_http_requests_total: registry.new_metric(
+                strip_total(names::SCALER_HTTP_REQUESTS_TOTAL),
+                "Total number of outbound HTTP requests issued during scaler metric collection",
+            ),
+            scaler_empty_upstream_responses_total: registry.new_metric(
+                strip_total(names::SCALER_EMPTY_UPSTREAM_RESPONSES_TOTAL),
+                "Number of times a query returns an empty result",
+            ),
+            scaler_http_request_duration_seconds: registry.add_metric(
+                names::SCALER_HTTP_REQUEST_DURATION_SECONDS,
+                "Duration in seconds of outbound HTTP requests issued during scaler metric collection",
+                Family::new_with_constructor(http_duration_histogram),
             ),
             registrations: Mutex::default(),
             object_series: Mutex::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            names::SCALER_METRICS_VALUE,
-            "The current value for each scaler's metric",
-            m.scaler_metrics_value.clone(),
-        );
-        registry.register(
-            names::SCALER_METRICS_LATENCY_SECONDS,
-            "The latency of retrieving current metric from each scaler, in seconds",
-            m.scaler_metrics_latency_seconds.clone(),
-        );
-        registry.register(
-            names::SCALER_ACTIVE,
-            "Activity of a Scaler Metric",
-            m.scaler_active.clone(),
-        );
-        registry.register(
-            strip_total(names::SCALER_DETAIL_ERRORS_TOTAL),
-            "The total number of errors encountered for each scaler",
-            m.scaler_detail_errors_total.clone(),
-        );
-        registry.register(
-            strip_total(names::SCALED_OBJECT_ERRORS_TOTAL),
-            "Number of scaled object errors",
-            m.scaled_object_errors_total.clone(),
-        );
-        registry.register(
-            names::SCALED_OBJECT_PAUSED,
-            "Indicates whether a ScaledObject is paused",
-            m.scaled_object_paused.clone(),
-        );
-        registry.register(
-            names::INTERNAL_SCALE_LOOP_LATENCY_SECONDS,
-            "Total deviation (in seconds) between the expected execution time and the actual execution time for the scaling loop",
-            m.scale_loop_latency_seconds.clone(),
-        );
-        registry.register(
-            strip_total(names::SCALED_JOB_ERRORS_TOTAL),
-            "Number of scaled job errors",
-            m.scaled_job_errors_total.clone(),
-        );
-        // Gauges keep their `_total` suffix (prometheus-client only appends it to counters).
-        registry.register(
-            names::TRIGGER_REGISTERED_TOTAL,
-            "Total number of triggers per trigger type registered",
-            m.trigger_registered_total.clone(),
-        );
-        registry.register(
-            names::RESOURCE_REGISTERED_TOTAL,
-            "Total number of KEDA custom resources per namespace for each custom resource type (CRD) registered",
-            m.resource_registered_total.clone(),
-        );
-        registry.register(
-            strip_total(names::SCALER_HTTP_REQUESTS_TOTAL),
-            "Total number of outbound HTTP requests issued during scaler metric collection",
-            m.scaler_http_requests_total.clone(),
-        );
-        registry.register(
-            strip_total(names::SCALER_EMPTY_UPSTREAM_RESPONSES_TOTAL),
-            "Number of times a query returns an empty result",
-            m.scaler_empty_upstream_responses_total.clone(),
-        );
-        registry.register(
-            names::SCALER_HTTP_REQUEST_DURATION_SECONDS,
-            "Duration in seconds of outbound HTTP requests issued during scaler metric collection",
-            m.scaler_http_request_duration_seconds.clone(),
-        );
         let build: Family<BuildLabels, Gauge> = Family::default();
         build
             .get_or_create(&BuildLabels {
