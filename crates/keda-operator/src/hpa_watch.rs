@@ -16,7 +16,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 
-use crate::{HpaHealthMap, controller, hpa_health};
+use crate::{HpaHealthMap, hpa_health, scaled_object};
 
 /// What the filter keeps per HPA: its fingerprint and `(namespace, name)`, by uid.
 #[derive(Default)]
@@ -106,7 +106,7 @@ impl HpaChanges {
         let fingerprint = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            controller::metadata_fingerprint(&hpa.metadata).hash(&mut h);
+            scaled_object::metadata_fingerprint(&hpa.metadata).hash(&mut h);
             serde_json::to_vec(&hpa.spec)
                 .unwrap_or_default()
                 .hash(&mut h);

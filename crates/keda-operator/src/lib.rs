@@ -2,7 +2,6 @@
 //! election, health and Prometheus endpoints. `keda operator` is a thin wrapper around [`run`].
 
 pub mod certs;
-pub mod controller;
 pub mod error;
 pub mod grpc_tls;
 pub mod hpa_watch;
@@ -11,6 +10,7 @@ pub mod metrics;
 pub mod metrics_service;
 pub mod scale_loop;
 pub mod scaled_job;
+pub mod scaled_object;
 pub mod status;
 pub mod target;
 pub mod trigger_auth;
@@ -186,7 +186,7 @@ impl Context {
             secondary: None,
         };
         if let Err(e) = Recorder::new(self.client.clone(), self.reporter.clone())
-            .publish(&ev, &controller::object_ref(so))
+            .publish(&ev, &scaled_object::object_ref(so))
             .await
         {
             tracing::warn!(error = %e, reason, "publishing an Event failed");
@@ -393,7 +393,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
             .modify(|so: &mut ScaledObject| so.managed_fields_mut().clear())
             .reflect(writer)
             .touched_objects()
-            .predicate_filter(controller::reconcile_inputs, Default::default())
+            .predicate_filter(scaled_object::reconcile_inputs, Default::default())
             .for_each(move |change| {
                 // The watcher retries on its own; a failing list or watch is worth a line in the log,
                 // since until the first list succeeds this replica is not Ready.
@@ -550,10 +550,10 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
                     {
                         return Ok(kube::runtime::controller::Action::await_change());
                     }
-                    controller::reconcile(so, ctx).await
+                    scaled_object::reconcile(so, ctx).await
                 }
             },
-            controller::error_policy,
+            scaled_object::error_policy,
             ctx.clone(),
         )
         .for_each(|res| async move {
