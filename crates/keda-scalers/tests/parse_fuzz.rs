@@ -50,7 +50,10 @@ const SOURCES: &[(&str, &str)] = &[
         "new_relic",
         include_str!("../src/observability/new_relic.rs"),
     ),
-    ("datadog", include_str!("../src/observability/datadog.rs")),
+    (
+        "datadog",
+        include_str!("../src/observability/datadog/config.rs"),
+    ),
     ("http", include_str!("../src/http.rs")),
     ("redis", include_str!("../src/databases/redis.rs")),
     (
