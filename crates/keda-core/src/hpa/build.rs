@@ -1,191 +1,26 @@
-//! The autoscaling/v2 HorizontalPodAutoscaler a ScaledObject owns, built exactly as upstream's operator
-//! builds it, and the "does the live HPA need an update" check.
-//!
-//! The HPA handles 1↔N scaling; KEDA serves it one external metric per trigger (`s<index>-<name>`), or a
-//! single `composite-metric` when `advanced.scalingModifiers` is set.
+//! The HPA KEDA wants for a ScaledObject: metadata (labels, annotations, owner), target, replica bounds,
+//! behavior (with paused directions disabled) and one metric spec per trigger metric.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::autoscaling::v2::{
     ContainerResourceMetricSource, CrossVersionObjectReference, ExternalMetricSource,
-    HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior,
-    HorizontalPodAutoscalerSpec, MetricIdentifier, MetricSpec, MetricTarget, ResourceMetricSource,
+    HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec,
+    MetricIdentifier, MetricSpec, MetricTarget, ResourceMetricSource,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use keda_api::ScaledObject;
 use keda_api::consts::{annotations, labels, names};
-use keda_api::scaled_object::ModifierMetricType;
-use serde_json::Value;
 
+use super::metric::{MetricKind, MetricTargetType, ResourceTarget, TriggerMetric};
 use crate::Error;
-use crate::quantity::{metric_quantity, milli_quantity_from_f64, quantities_equal};
+use crate::quantity::{metric_quantity, milli_quantity_from_f64};
 
 /// HPA `selectPolicy` value that stops the HPA from scaling in that direction.
 pub const SELECT_POLICY_DISABLED: &str = "Disabled";
 /// Longest label value Kubernetes accepts.
 const MAX_LABEL_VALUE_LEN: usize = 63;
-
-/// `metric.target.type` of an HPA metric.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MetricTargetType {
-    AverageValue,
-    Value,
-    /// Only valid for cpu and memory (Resource) metrics.
-    Utilization,
-}
-
-impl MetricTargetType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MetricTargetType::AverageValue => "AverageValue",
-            MetricTargetType::Value => "Value",
-            MetricTargetType::Utilization => "Utilization",
-        }
-    }
-
-    /// `triggers[].metricType` as upstream reads it: unset or empty means `AverageValue`.
-    pub fn from_trigger(trigger_index: usize, metric_type: Option<&str>) -> Result<Self, Error> {
-        match metric_type.unwrap_or_default() {
-            "" | "AverageValue" => Ok(MetricTargetType::AverageValue),
-            "Value" => Ok(MetricTargetType::Value),
-            "Utilization" => Ok(MetricTargetType::Utilization),
-            other => Err(Error::UnsupportedMetricType {
-                trigger_index,
-                metric_type: other.to_owned(),
-                reason: "allowed values are AverageValue, Value and Utilization",
-            }),
-        }
-    }
-}
-
-impl From<ModifierMetricType> for MetricTargetType {
-    fn from(t: ModifierMetricType) -> Self {
-        match t {
-            ModifierMetricType::AverageValue => MetricTargetType::AverageValue,
-            ModifierMetricType::Value => MetricTargetType::Value,
-        }
-    }
-}
-
-/// The resource of a cpu or memory trigger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResourceName {
-    Cpu,
-    Memory,
-}
-
-impl ResourceName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResourceName::Cpu => "cpu",
-            ResourceName::Memory => "memory",
-        }
-    }
-}
-
-/// Target of a cpu or memory metric.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ResourceTarget {
-    /// Percent of the pods' requests.
-    Utilization(i32),
-    /// Absolute per-pod value, passed through as written (e.g. `"500Mi"`).
-    AverageValue(Quantity),
-}
-
-/// What one trigger contributes to the HPA.
-#[derive(Clone, Debug, PartialEq)]
-pub enum MetricKind {
-    /// Served by KEDA's metrics server.
-    External {
-        /// Already in the `s<index>-<name>` form, see [`external_metric_name`].
-        metric_name: String,
-        target_type: MetricTargetType,
-        target_value: f64,
-    },
-    /// cpu or memory, measured by metrics-server; `container` makes it a ContainerResource metric.
-    Resource {
-        name: ResourceName,
-        container: Option<String>,
-        target: ResourceTarget,
-    },
-}
-
-/// One metric of one trigger (a trigger may produce several).
-#[derive(Clone, Debug, PartialEq)]
-pub struct TriggerMetric {
-    pub trigger_index: usize,
-    pub kind: MetricKind,
-}
-
-impl TriggerMetric {
-    pub fn external(
-        trigger_index: usize,
-        metric_name: impl Into<String>,
-        target_type: MetricTargetType,
-        target_value: f64,
-    ) -> Self {
-        TriggerMetric {
-            trigger_index,
-            kind: MetricKind::External {
-                metric_name: metric_name.into(),
-                target_type,
-                target_value,
-            },
-        }
-    }
-
-    pub fn resource(
-        trigger_index: usize,
-        name: ResourceName,
-        container: Option<String>,
-        target: ResourceTarget,
-    ) -> Self {
-        TriggerMetric {
-            trigger_index,
-            kind: MetricKind::Resource {
-                name,
-                container,
-                target,
-            },
-        }
-    }
-}
-
-/// upstream's `NormalizeString`: characters that are not allowed in metric names become `-`.
-pub fn normalize_string(s: &str) -> String {
-    s.replace(['/', '.', ':', '%', '(', ')'], "-")
-}
-
-/// The external metric name of a trigger: `s<index>-<normalized name>`, e.g. `s0-new-relic`.
-pub fn external_metric_name(trigger_index: usize, raw_name: &str) -> String {
-    format!("s{trigger_index}-{}", normalize_string(raw_name))
-}
-
-/// Names written to `status.externalMetricNames` and `status.resourceMetricNames`, in trigger order.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct MetricNames {
-    pub external: Vec<String>,
-    /// Only plain Resource metrics; upstream leaves ContainerResource metrics out of this list.
-    pub resource: Vec<String>,
-}
-
-/// The metric names of `metrics` for the ScaledObject status.
-pub fn metric_names(metrics: &[TriggerMetric]) -> MetricNames {
-    let mut names = MetricNames::default();
-    for m in metrics {
-        match &m.kind {
-            MetricKind::External { metric_name, .. } => names.external.push(metric_name.clone()),
-            MetricKind::Resource {
-                name,
-                container: None,
-                ..
-            } => names.resource.push(name.as_str().to_owned()),
-            MetricKind::Resource { .. } => {}
-        }
-    }
-    names
-}
 
 /// The HPA metric list: one spec per trigger metric, external ones selected by the ScaledObject label,
 /// sorted by type (ContainerResource < External < Resource) so reconciles produce the same order.
@@ -471,172 +306,14 @@ pub fn build_hpa(
     })
 }
 
-/// Whether `existing` (as read from the API server) must be updated to match `desired` (from
-/// [`build_hpa`]). Follows upstream's checks — metric count, behavior, spec, labels, annotations — with
-/// one improvement: behaviors are compared after the API server's defaulting, so a user behavior that the
-/// server completed (e.g. only `scaleDown.stabilizationWindowSeconds` set) does not cause an update on
-/// every reconcile, while removing a paused-scale-in/out `Disabled` policy still does.
-pub fn hpa_needs_update(
-    existing: &HorizontalPodAutoscaler,
-    desired: &HorizontalPodAutoscaler,
-) -> bool {
-    let (Some(want), Some(have)) = (desired.spec.as_ref(), existing.spec.as_ref()) else {
-        return desired.spec.is_some();
-    };
-    let count = |s: &HorizontalPodAutoscalerSpec| s.metrics.as_ref().map_or(0, Vec::len);
-    if count(want) != count(have) {
-        return true;
-    }
-    let want_behavior = to_json(&want.behavior.clone().map(with_server_defaults));
-    let have_behavior = to_json(&have.behavior.clone().map(with_server_defaults));
-    if !(derives(&want_behavior, &have_behavior, None)
-        && derives(&have_behavior, &want_behavior, None))
-    {
-        return true;
-    }
-    // Behavior was compared above; the rest of the spec only has to be a "derivative" of the live one
-    // (fields we leave unset may hold server defaults).
-    let strip = |s: &HorizontalPodAutoscalerSpec| {
-        to_json(&HorizontalPodAutoscalerSpec {
-            behavior: None,
-            ..s.clone()
-        })
-    };
-    if !derives(&strip(want), &strip(have), None) {
-        return true;
-    }
-    let (dm, em) = (&desired.metadata, &existing.metadata);
-    if !derives(&to_json(&dm.labels), &to_json(&em.labels), None) {
-        return true;
-    }
-    (dm.annotations.is_none() && em.annotations.is_some())
-        || !derives(&to_json(&dm.annotations), &to_json(&em.annotations), None)
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
-}
-
-/// Keys whose string values are Kubernetes quantities and compare by value.
-fn is_quantity_key(key: &str) -> bool {
-    matches!(key, "value" | "averageValue" | "tolerance")
-}
-
-/// apimachinery's `DeepDerivative` over JSON: unset (null / missing) and empty strings in `want` match
-/// anything, arrays in `want` may be shorter, quantities compare by value.
-fn derives(want: &Value, have: &Value, key: Option<&str>) -> bool {
-    match want {
-        Value::Null => true,
-        Value::String(s) if s.is_empty() => true,
-        Value::String(s) if key.is_some_and(is_quantity_key) => {
-            have.as_str().is_some_and(|h| quantities_equal(s, h))
-        }
-        Value::Array(items) => match have {
-            Value::Array(have_items) => {
-                items.len() <= have_items.len()
-                    && items
-                        .iter()
-                        .zip(have_items)
-                        .all(|(w, h)| derives(w, h, None))
-            }
-            _ => items.is_empty(),
-        },
-        Value::Object(fields) => fields.iter().all(|(k, w)| {
-            let h = have.get(k).unwrap_or(&Value::Null);
-            derives(w, h, Some(k))
-        }),
-        _ => want == have,
-    }
-}
-
-/// What the API server stores for a behavior (autoscaling/v2 `SetDefaults_HorizontalPodAutoscalerBehavior`):
-/// every unset field of both rules filled with the Kubernetes defaults.
-fn with_server_defaults(
-    mut behavior: HorizontalPodAutoscalerBehavior,
-) -> HorizontalPodAutoscalerBehavior {
-    let policy = |type_: &str, value: i32| HPAScalingPolicy {
-        type_: type_.to_owned(),
-        value,
-        period_seconds: 15,
-    };
-    let fill = |rules: Option<HPAScalingRules>, defaults: HPAScalingRules| {
-        let rules = rules.unwrap_or_default();
-        HPAScalingRules {
-            policies: rules.policies.or(defaults.policies),
-            select_policy: rules.select_policy.or(defaults.select_policy),
-            stabilization_window_seconds: rules
-                .stabilization_window_seconds
-                .or(defaults.stabilization_window_seconds),
-            tolerance: rules.tolerance,
-        }
-    };
-    behavior.scale_up = Some(fill(
-        behavior.scale_up,
-        HPAScalingRules {
-            policies: Some(vec![policy("Pods", 4), policy("Percent", 100)]),
-            select_policy: Some("Max".to_owned()),
-            stabilization_window_seconds: Some(0),
-            tolerance: None,
-        },
-    ));
-    behavior.scale_down = Some(fill(
-        behavior.scale_down,
-        HPAScalingRules {
-            policies: Some(vec![policy("Percent", 100)]),
-            select_policy: Some("Max".to_owned()),
-            // Left unset: kube-controller-manager's --horizontal-pod-autoscaler-downscale-stabilization applies.
-            stabilization_window_seconds: None,
-            tolerance: None,
-        },
-    ));
-    behavior
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
     use pretty_assertions::assert_eq;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
-    const VERSION: &str = "2.20.2";
-
-    fn so(yaml: &str) -> ScaledObject {
-        serde_yaml_ng::from_str(yaml).expect("test ScaledObject parses")
-    }
-
-    /// The seed guide's ScaledObject: New Relic trigger, min 1, max 5.
-    fn seed_so() -> ScaledObject {
-        so(r#"
-apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata:
-  name: example-app-newrelic
-  namespace: example
-  uid: 1234-abcd
-  labels:
-    app.kubernetes.io/instance: example-app
-  annotations:
-    team: payments
-spec:
-  scaleTargetRef:
-    name: example-app
-  minReplicaCount: 1
-  maxReplicaCount: 5
-  triggers:
-    - type: new-relic
-      metadata:
-        threshold: "70"
-"#)
-    }
-
-    fn new_relic_metric() -> TriggerMetric {
-        TriggerMetric::external(
-            0,
-            external_metric_name(0, "new-relic"),
-            MetricTargetType::AverageValue,
-            70.0,
-        )
-    }
+    use super::*;
+    use crate::hpa::fixtures::{VERSION, new_relic_metric, seed_so, so};
+    use crate::hpa::{MetricNames, ResourceName, metric_names};
 
     #[test]
     fn seed_guide_scaled_object_produces_upstream_hpa() {
@@ -819,22 +496,6 @@ spec:
         );
     }
 
-    #[test]
-    fn metric_names_and_normalisation() {
-        let cases = [
-            (0, "new-relic", "s0-new-relic"),
-            (1, "rabbitmq-queue.name", "s1-rabbitmq-queue-name"),
-            (
-                2,
-                "http://host:80/path%20(x)",
-                "s2-http---host-80-path-20-x-",
-            ),
-        ];
-        for (i, raw, want) in cases {
-            assert_eq!(external_metric_name(i, raw), want);
-        }
-    }
-
     fn resource(i: usize, name: ResourceName, container: Option<&str>) -> TriggerMetric {
         TriggerMetric::resource(
             i,
@@ -950,15 +611,6 @@ spec:
                 field: "uid"
             })
         );
-        assert_eq!(
-            MetricTargetType::from_trigger(0, None),
-            Ok(MetricTargetType::AverageValue)
-        );
-        assert_eq!(
-            MetricTargetType::from_trigger(0, Some("Value")),
-            Ok(MetricTargetType::Value)
-        );
-        assert!(MetricTargetType::from_trigger(1, Some("Bogus")).is_err());
     }
 
     fn modifiers_so(modifiers: &str) -> ScaledObject {
@@ -1026,159 +678,5 @@ spec:
                 "{bad}"
             );
         }
-    }
-
-    fn hpa_of(s: &ScaledObject) -> HorizontalPodAutoscaler {
-        build_hpa(s, &[new_relic_metric()], VERSION).expect("builds")
-    }
-
-    #[test]
-    fn needs_update_only_on_real_change() {
-        let base = seed_so();
-        let desired = hpa_of(&base);
-        assert!(!hpa_needs_update(&desired, &desired), "identical");
-
-        // The API server fills defaults and may add foreign labels/annotations and a status.
-        let mut live = desired.clone();
-        if let Some(spec) = live.spec.as_mut() {
-            spec.behavior = None;
-        }
-        live.metadata
-            .labels
-            .get_or_insert_with(Default::default)
-            .insert("extra".into(), "x".into());
-        live.metadata
-            .annotations
-            .get_or_insert_with(Default::default)
-            .insert("extra".into(), "x".into());
-        live.metadata.resource_version = Some("42".into());
-        assert!(
-            !hpa_needs_update(&live, &desired),
-            "server additions are not a change"
-        );
-
-        // A quantity written differently but equal in value is not a change.
-        let mut requantified = desired.clone();
-        if let Some(t) = requantified
-            .spec
-            .as_mut()
-            .and_then(|s| s.metrics.as_mut())
-            .and_then(|m| m[0].external.as_mut())
-        {
-            t.target.average_value = Some(Quantity("70000m".into()));
-        }
-        assert!(!hpa_needs_update(&requantified, &desired));
-
-        let mut changed = base.clone();
-        changed.spec.max_replica_count = Some(6);
-        assert!(hpa_needs_update(&desired, &hpa_of(&changed)), "max changed");
-
-        let two = build_hpa(
-            &base,
-            &[
-                new_relic_metric(),
-                TriggerMetric::external(1, "s1-x", MetricTargetType::AverageValue, 1.0),
-            ],
-            VERSION,
-        )
-        .expect("builds");
-        assert!(hpa_needs_update(&two, &desired), "metric removed");
-        assert!(hpa_needs_update(&desired, &two), "metric added");
-
-        let other_target = build_hpa(
-            &base,
-            &[TriggerMetric::external(
-                0,
-                "s0-new-relic",
-                MetricTargetType::AverageValue,
-                80.0,
-            )],
-            VERSION,
-        )
-        .expect("builds");
-        assert!(hpa_needs_update(&desired, &other_target), "target changed");
-
-        let mut relabelled = base.clone();
-        relabelled
-            .metadata
-            .labels
-            .get_or_insert_with(Default::default)
-            .insert("tier".into(), "web".into());
-        assert!(
-            hpa_needs_update(&desired, &hpa_of(&relabelled)),
-            "label added"
-        );
-
-        let mut unannotated = base.clone();
-        unannotated.metadata.annotations = None;
-        assert!(
-            hpa_needs_update(&desired, &hpa_of(&unannotated)),
-            "annotations removed"
-        );
-
-        let mut moved = base.clone();
-        moved.spec.scale_target_ref.name = "other".into();
-        assert!(
-            hpa_needs_update(&desired, &hpa_of(&moved)),
-            "target ref changed"
-        );
-    }
-
-    #[test]
-    fn needs_update_compares_behavior_after_server_defaulting() {
-        let mut with_behavior = seed_so();
-        with_behavior.spec.advanced = Some(keda_api::scaled_object::AdvancedConfig {
-            horizontal_pod_autoscaler_config: Some(
-                keda_api::scaled_object::HorizontalPodAutoscalerConfig {
-                    behavior: Some(HorizontalPodAutoscalerBehavior {
-                        scale_down: Some(HPAScalingRules {
-                            stabilization_window_seconds: Some(600),
-                            ..Default::default()
-                        }),
-                        scale_up: None,
-                    }),
-                    name: None,
-                },
-            ),
-            ..Default::default()
-        });
-        let desired = hpa_of(&with_behavior);
-        // What the API server returns for it: every rule completed with defaults.
-        let mut live = desired.clone();
-        if let Some(spec) = live.spec.as_mut() {
-            spec.behavior = spec.behavior.clone().map(with_server_defaults);
-        }
-        assert!(
-            !hpa_needs_update(&live, &desired),
-            "defaulted behavior is the same behavior"
-        );
-
-        // paused-scale-in removed: the live HPA still has Disabled, the desired one has no behavior.
-        let mut paused = seed_so();
-        paused
-            .metadata
-            .annotations
-            .get_or_insert_with(Default::default)
-            .insert(annotations::PAUSED_SCALE_IN.into(), "true".into());
-        let unpaused = hpa_of(&seed_so());
-        let mut live_paused = unpaused.clone();
-        let mut desired_paused = unpaused.clone();
-        if let (Some(live), Some(want)) = (live_paused.spec.as_mut(), desired_paused.spec.as_mut())
-        {
-            live.behavior = hpa_behavior(&paused).map(with_server_defaults);
-            want.behavior = hpa_behavior(&paused);
-        }
-        assert!(
-            hpa_needs_update(&live_paused, &unpaused),
-            "Disabled must be removed"
-        );
-        assert!(
-            hpa_needs_update(&unpaused, &desired_paused),
-            "Disabled must be added"
-        );
-        assert!(
-            !hpa_needs_update(&live_paused, &desired_paused),
-            "already Disabled"
-        );
     }
 }
