@@ -579,13 +579,23 @@ mod scaled_job_tests {
             ("  rollout: {strategy: gradual}\n", false),
             ("  rollout: {propagationPolicy: foreground}\n", true),
             ("  rolloutStrategy: gradual\n", false),
-            ("  rolloutStrategy: immediate\n  rollout: {strategy: gradual}\n", true),
-            ("  rolloutStrategy: gradual\n  rollout: {strategy: immediate}\n", false),
+            (
+                "  rolloutStrategy: immediate\n  rollout: {strategy: gradual}\n",
+                true,
+            ),
+            (
+                "  rolloutStrategy: gradual\n  rollout: {strategy: immediate}\n",
+                false,
+            ),
         ];
         for (spec, immediate) in cases {
             let j = sj(spec);
             assert_eq!(immediate_rollout(&j), *immediate, "{spec}");
-            assert_eq!(rollout_deletes_jobs(&j, None).is_some(), *immediate, "{spec}");
+            assert_eq!(
+                rollout_deletes_jobs(&j, None).is_some(),
+                *immediate,
+                "{spec}"
+            );
         }
         let f = rollout_deletes_jobs(&sj(""), Some(4)).expect("warning");
         assert_eq!(f.code, codes::ROLLOUT_DELETES_JOBS);

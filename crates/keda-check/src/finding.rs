@@ -9,6 +9,8 @@ pub enum Severity {
     Error,
     /// Allowed but probably not what was meant.
     Warning,
+    /// What the object would do, asked for (`keda lint --queue-length`); never a problem.
+    Info,
 }
 
 impl Severity {
@@ -16,6 +18,7 @@ impl Severity {
         match self {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Info => "info",
         }
     }
 }
@@ -82,6 +85,8 @@ pub mod codes {
     pub const NO_SCALE_DOWN_STABILIZATION: &str = "no-scale-down-stabilization";
     /// Warning: a ScaledJob whose spec changes delete its Jobs (immediate rollout).
     pub const ROLLOUT_DELETES_JOBS: &str = "rollout-deletes-jobs";
+    /// Info: the Jobs a ScaledJob would create for a given queue length.
+    pub const SCALED_JOB_PROJECTION: &str = "scaled-job-projection";
     /// Warning: a ScaledJob's replica bounds allow more Jobs than they seem to.
     pub const SCALED_JOB_BOUNDS: &str = "scaled-job-bounds";
     /// A document of a KEDA (or referenced) kind does not match its schema, or a review does not decode.

@@ -468,12 +468,14 @@ fn ingress(value: &Value) -> IngressInfo {
 // ---------------------------------------------------------------------------------------------------
 // Checking the set
 
-/// Checks every object of `docs`: per object its errors first, then its warnings, then the advice about
-/// the workload it scales (once per workload).
+/// Checks every object of `docs`: per object its errors first, then its warnings (and, with
+/// `queue_length`, what each ScaledJob would create), then the advice about the workload it scales (once
+/// per workload).
 pub async fn check(
     docs: Vec<Doc>,
     cluster_object_namespace: &str,
     files: FileRoot,
+    queue_length: Option<f64>,
 ) -> Vec<ObjectFinding> {
     let set = collect(docs);
     let mut results = Vec::new();
@@ -485,6 +487,7 @@ pub async fn check(
     let checker = Checker {
         resolver: &resolver,
         sight: Sight::Manifests,
+        queue_length,
     };
     let workloads = set.workloads;
     let exposure = set.exposure;
@@ -572,11 +575,8 @@ pub async fn check(
             }
         }
         // Keep each object's findings together, errors first.
-        let (errors, warnings): (Vec<_>, Vec<_>) = findings
-            .into_iter()
-            .partition(|f| f.severity == Severity::Error);
-        results.extend(errors.into_iter().map(|f| meta.result(f)));
-        results.extend(warnings.into_iter().map(|f| meta.result(f)));
+        findings.sort_by_key(|f| f.severity);
+        results.extend(findings.into_iter().map(|f| meta.result(f)));
         results.extend(after);
     }
     results

@@ -46,6 +46,9 @@ pub enum Target<'a> {
 pub struct Checker<'r, S> {
     pub resolver: &'r Resolver<S>,
     pub sight: Sight,
+    /// `keda lint --queue-length`: report the Jobs each ScaledJob would create if every trigger reported
+    /// this queue with no Job running.
+    pub queue_length: Option<f64>,
 }
 
 impl<S: ObjectSource> Checker<'_, S> {
@@ -121,16 +124,20 @@ impl<S: ObjectSource> Checker<'_, S> {
             )
             .await;
         let env_used = self.env_used(namespace, &sj.spec.triggers).await;
-        self.triggers(
-            namespace,
-            &sj.spec.triggers,
-            &env,
-            Some(pod_spec),
-            env_used,
-            "spec.jobTargetRef",
-            &mut findings,
-        )
-        .await;
+        let targets = self
+            .triggers(
+                namespace,
+                &sj.spec.triggers,
+                &env,
+                Some(pod_spec),
+                env_used,
+                "spec.jobTargetRef",
+                &mut findings,
+            )
+            .await;
+        if let Some(queue) = self.queue_length {
+            findings.push(projection(sj, queue, &targets));
+        }
         findings
     }
 
@@ -226,7 +233,8 @@ impl<S: ObjectSource> Checker<'_, S> {
 
     /// Every trigger: authentication resolved, then the registry's parse with placeholders standing in
     /// for what comes from objects the checker cannot see. A failed resolution does not stop the parse:
-    /// the parameters count as unknown, so metadata errors still show.
+    /// the parameters count as unknown, so metadata errors still show. Returns each trigger's external
+    /// metric target when its parse succeeded (`None` otherwise, and for cpu/memory).
     #[allow(clippy::too_many_arguments)]
     async fn triggers(
         &self,
@@ -237,7 +245,8 @@ impl<S: ObjectSource> Checker<'_, S> {
         env_used: bool,
         target_field: &str,
         findings: &mut Vec<Finding>,
-    ) {
+    ) -> Vec<Option<f64>> {
+        let mut targets = Vec::with_capacity(triggers.len());
         let warn_assumed = self.sight == Sight::Manifests;
         let mut warned: BTreeSet<ObjectRef> = BTreeSet::new();
         if env_used && warn_assumed {
@@ -305,12 +314,68 @@ impl<S: ObjectSource> Checker<'_, S> {
                 ));
             }
             let files = &self.resolver.file_root;
+            let target = std::cell::Cell::new(None);
             if let Some(e) = parse::parse_with_assumptions(i, trigger, env, &auth, |input| {
-                keda_scalers::parse_trigger_confined(input, files).map(drop)
+                let config = keda_scalers::parse_trigger_confined(input, files)?;
+                if let keda_scalers::MetricSpec::External { target: t, .. } = config.metric_spec() {
+                    target.set(Some(t));
+                }
+                Ok(())
             }) {
                 findings.push(parse_finding(i, &e));
+                target.set(None);
             }
+            targets.push(target.get());
         }
+        targets
+    }
+}
+
+/// The Jobs a ScaledJob creates on its first two polls when every trigger reports `queue` and no Job
+/// ran before (the first poll's Jobs still running at the second, none pending), by
+/// keda-core's count (upstream's math): per trigger `min(queue / target, Max')`, the triggers combined by
+/// `multipleScalersCalculation`, then the scaling strategy. Triggers whose target is unknown (a parse
+/// error) are left out, as a failing scaler is.
+fn projection(sj: &ScaledJob, queue: f64, targets: &[Option<f64>]) -> Finding {
+    use keda_core::scaled_job as math;
+    let spec = &sj.spec;
+    let max = math::max_replica_count(spec);
+    let min = math::min_replica_count(spec);
+    let scalers: Vec<math::ScalerMetrics> = targets
+        .iter()
+        .flatten()
+        .map(|t| math::scaler_metrics(&[queue], &[Some(*t)], queue > 0.0, max))
+        .collect();
+    let activity = math::combine_scalers(
+        &scalers,
+        spec.scaling_strategy
+            .as_ref()
+            .and_then(|s| s.multiple_scalers_calculation),
+        min,
+        max,
+    );
+    let first = math::jobs_to_create(sj, &activity, 0, 0);
+    // Below the minimum a poll only tops up to it, so the queue shows on the poll after.
+    let second = math::jobs_to_create(sj, &activity, first, 0);
+    let strategy = match math::Strategy::from_spec(spec.scaling_strategy.as_ref()) {
+        math::Strategy::Default => "default",
+        math::Strategy::Custom { .. } => "custom",
+        math::Strategy::Accurate => "accurate",
+        math::Strategy::Eager => "eager",
+    };
+    let left_out = targets.iter().filter(|t| t.is_none()).count();
+    let note = if left_out > 0 {
+        format!("; {left_out} trigger(s) without a known target left out")
+    } else {
+        String::new()
+    };
+    Finding {
+        severity: Severity::Info,
+        field: "spec".to_owned(),
+        code: codes::SCALED_JOB_PROJECTION,
+        message: format!(
+            "a queue of {queue} in each trigger with no Job running creates {first} Job(s) on the first poll and {second} more on the next, once those run ({strategy} strategy; {min} standing Job(s), up to {max} from the queue){note}"
+        ),
     }
 }
 

@@ -97,6 +97,8 @@ impl Outcome {
                 }
                 Severity::Error => self.error(f.code, format!("{}: {}", f.field, f.message)),
                 Severity::Warning => self.warnings.push(format!("{}: {}", f.field, f.message)),
+                // Projections are asked for by `keda lint` only.
+                Severity::Info => {}
             }
         }
     }
@@ -380,6 +382,7 @@ impl<S: ObjectSource, C: Cluster> Webhook<S, C> {
         Checker {
             resolver: &self.resolver,
             sight: Sight::Cluster,
+            queue_length: None,
         }
     }
 

@@ -122,7 +122,7 @@ async fn lint_and_the_webhook_reach_the_same_verdict() {
         let mut docs = Vec::new();
         manifests::parse_text(name, &text, false, &mut docs).expect("test input parses");
         let lint_errors: Vec<ObjectFinding> =
-            manifests::check(docs, "keda", keda_scalers::files::FileRoot::unset())
+            manifests::check(docs, "keda", keda_scalers::files::FileRoot::unset(), None)
                 .await
                 .into_iter()
                 .filter(|r| r.is_error() && r.kind == "ScaledObject")

@@ -37,6 +37,10 @@ pub struct LintArgs {
     /// Empty: every such path is an error.
     #[arg(long, default_value = "", value_name = "DIR")]
     pub filepath_auth_root_path: String,
+    /// For each ScaledJob, report (severity `info`) how many Jobs it would create on one poll if every
+    /// trigger reported this queue length and no Job ran, with its effective bounds.
+    #[arg(long, value_name = "N")]
+    pub queue_length: Option<f64>,
 }
 
 /// One result as a line of text.
@@ -74,6 +78,7 @@ pub fn run(args: LintArgs) -> ExitCode {
         docs,
         &args.cluster_object_namespace,
         files,
+        args.queue_length,
     ));
     let failed = results.iter().any(ObjectFinding::is_error);
 

@@ -740,3 +740,61 @@ spec:
         unset.stdout
     );
 }
+
+/// Issue 16 (c): `--queue-length` reports what a ScaledJob would create on its first two polls, by
+/// upstream's math (the worked examples of its scaling-strategy reference), as `info` lines that never
+/// fail the run.
+#[test]
+fn queue_length_projects_the_jobs_a_scaled_job_creates() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // (spec lines, target, queue, what the info line says)
+        (
+            "  minReplicaCount: 2\n  maxReplicaCount: 10\n",
+            "1",
+            "3",
+            "creates 2 Job(s) on the first poll and 3 more on the next",
+        ),
+        (
+            "  minReplicaCount: 5\n  maxReplicaCount: 3\n",
+            "1",
+            "10",
+            "creates 3 Job(s) on the first poll and 3 more on the next",
+        ),
+        (
+            "  maxReplicaCount: 100\n",
+            "0.5",
+            "3",
+            "creates 3 Job(s) on the first poll",
+        ),
+        (
+            "  maxReplicaCount: 10\n  scalingStrategy: {strategy: eager}\n",
+            "1",
+            "6",
+            "creates 6 Job(s) on the first poll and 4 more on the next",
+        ),
+    ];
+    for (spec, target, queue, said) in cases {
+        let manifest = format!(
+            "apiVersion: keda.sh/v1alpha1\nkind: ScaledJob\nmetadata: {{name: runner, namespace: ci}}\nspec:\n  jobTargetRef: {{template: {{spec: {{containers: [{{name: c, image: x}}]}}}}}}\n  rollout: {{strategy: gradual}}\n{spec}  triggers:\n  - type: metrics-api\n    metadata: {{url: 'http://api.example/q', valueLocation: depth, targetValue: '{target}'}}\n"
+        );
+        let run = keda_lint(&["--queue-length", queue, "-"], Some(&manifest));
+        assert_eq!(run.code, 0, "{spec}: {}{}", run.stdout, run.stderr);
+        let info = run.lines("info");
+        assert_eq!(info.len(), 1, "{spec}: {}", run.stdout);
+        assert!(
+            info[0].contains(said) && info[0].ends_with("[scaled-job-projection]"),
+            "{spec}: {}",
+            info[0]
+        );
+    }
+    // Without the flag, no projection.
+    let run = stdin(
+        "apiVersion: keda.sh/v1alpha1\nkind: ScaledJob\nmetadata: {name: runner, namespace: ci}\nspec:\n  jobTargetRef: {template: {spec: {containers: [{name: c, image: x}]}}}\n  triggers:\n  - type: metrics-api\n    metadata: {url: 'http://api.example/q', valueLocation: depth, targetValue: '1'}\n",
+    );
+    assert!(run.lines("info").is_empty(), "{}", run.stdout);
+    assert!(
+        run.has_line(&["warning", "[rollout-deletes-jobs]"]),
+        "{}",
+        run.stdout
+    );
+}
