@@ -92,7 +92,7 @@ pub struct Context {
     pub config: OperatorConfig,
     pub targets: Arc<target::TargetResolver>,
     pub statuses: status::StatusStore,
-    pub loops: Arc<scale_loop::Loops>,
+    pub loops: Arc<scale_loop::ScaleLoops>,
     pub build: Arc<keda_scalers::BuildContext>,
     pub metrics: Arc<metrics::Metrics>,
     /// Who publishes Events (a fresh `Recorder` per Event: kube's keeps every Event it sent in a cache
@@ -393,7 +393,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
             .modify(|so: &mut ScaledObject| so.managed_fields_mut().clear())
             .reflect(writer)
             .touched_objects()
-            .predicate_filter(scaled_object::reconcile_inputs, Default::default())
+            .predicate_filter(scaled_object::reconcile_fingerprint, Default::default())
             .for_each(move |change| {
                 // The watcher retries on its own; a failing list or watch is worth a line in the log,
                 // since until the first list succeeds this replica is not Ready.

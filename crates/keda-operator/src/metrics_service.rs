@@ -15,7 +15,7 @@ use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::metrics::Metrics;
-use crate::scale_loop::{Loops, MetricRecord, ObjectLoop, TriggerSlot};
+use crate::scale_loop::{MetricRecord, ObjectLoop, ScaleLoops, TriggerSlot};
 use crate::target::TargetResolver;
 
 /// What `GetMetrics` reads, shared with the reconciles and scale loops that keep it up to date: the
@@ -25,7 +25,7 @@ pub struct MetricsSource {
     /// Lists the target's ready pods for a `Value` metric in fallback; nothing else is requested.
     pub client: Client,
     pub scaled_objects: Store<ScaledObject>,
-    pub loops: Arc<Loops>,
+    pub loops: Arc<ScaleLoops>,
     pub targets: Arc<TargetResolver>,
     /// Builds a loop's scaler for a live sample when the loop has not built it yet.
     pub build: Arc<keda_scalers::BuildContext>,
@@ -54,7 +54,7 @@ pub enum MetricError {
 
 /// One metric value in thousandths, as the HPA receives it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Served {
+pub struct MetricValue {
     pub metric_name: String,
     pub milli: i64,
 }
@@ -101,7 +101,7 @@ impl MetricsSource {
         ns: &str,
         name: &str,
         metric: &str,
-    ) -> Result<Vec<Served>, MetricError> {
+    ) -> Result<Vec<MetricValue>, MetricError> {
         let so = self
             .scaled_objects
             .get(&ObjectRef::new(name).within(ns))
@@ -175,11 +175,11 @@ impl MetricsSource {
             // In fallback the composite is the fallback value even though a trigger failed; otherwise a
             // failed trigger fails the fetch, as upstream.
             return match (summary.composite, first_error) {
-                (Some(v), None) => Ok(vec![Served {
+                (Some(v), None) => Ok(vec![MetricValue {
                     metric_name: COMPOSITE_METRIC.to_owned(),
                     milli: to_milli(v),
                 }]),
-                (Some(v), Some(_)) if summary.fallback_active => Ok(vec![Served {
+                (Some(v), Some(_)) if summary.fallback_active => Ok(vec![MetricValue {
                     metric_name: COMPOSITE_METRIC.to_owned(),
                     milli: to_milli(v),
                 }]),
@@ -200,7 +200,7 @@ impl MetricsSource {
             })?;
         let t = &slot.parsed;
         match raw_value(self, &object, &shared, slot).await {
-            Ok(v) => Ok(vec![Served {
+            Ok(v) => Ok(vec![MetricValue {
                 metric_name: t.metric_name.clone(),
                 milli: to_milli(v),
             }]),
@@ -228,7 +228,7 @@ impl MetricsSource {
                     None
                 };
                 match fallback::fallback_metric(&t.metric_name, fb, current, target, ready) {
-                    Ok(FallbackMetric::Milli(m)) => Ok(vec![Served {
+                    Ok(FallbackMetric::Milli(m)) => Ok(vec![MetricValue {
                         metric_name: t.metric_name.clone(),
                         milli: m.max(0),
                     }]),

@@ -168,13 +168,13 @@ struct Running {
     shared: Arc<ObjectLoop>,
 }
 
-/// The running loops.
+/// The running scale loops, one per ScaledObject (by namespace and name).
 #[derive(Default)]
-pub struct Loops {
+pub struct ScaleLoops {
     running: Mutex<HashMap<LoopKey, Running>>,
 }
 
-/// Whether [`Loops::ensure`] started a loop.
+/// Whether [`ScaleLoops::ensure`] started a loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Started {
     /// No loop ran for the object before.
@@ -185,7 +185,7 @@ pub enum Started {
     Unchanged,
 }
 
-impl Loops {
+impl ScaleLoops {
     /// Starts the loop for these inputs of the object (see [`crate::triggers::inputs_fingerprint`]),
     /// replacing one with other inputs. A loop with the same inputs is left alone (reconciles repeat;
     /// the loop must not restart each time), so a resync that resolves a rotated credential restarts
@@ -329,7 +329,7 @@ async fn run(
                 persisted
             }
         });
-    let mut observed: Option<Observed> = None;
+    let mut known_replicas: Option<KnownReplicas> = None;
     let mut refresh_auth = false;
     // Spread the first ticks over the interval so a restart does not poll every object at once.
     let offset = interval.mul_f64(fastrand::f64());
@@ -368,7 +368,7 @@ async fn run(
             &target,
             &shared,
             &mut last_active,
-            &mut observed,
+            &mut known_replicas,
         ))
         .await;
         if failed {
@@ -434,7 +434,7 @@ async fn tick(
     target: &Target,
     shared: &ObjectLoop,
     last_active: &mut Option<Timestamp>,
-    observed: &mut Option<Observed>,
+    known_replicas: &mut Option<KnownReplicas>,
 ) -> bool {
     let slots = shared.triggers();
     let polled: Vec<Polled> = futures::future::join_all(slots.iter().map(|slot| async move {
@@ -467,15 +467,15 @@ async fn tick(
     // delay a reaction to someone else's change but never cause a wrong write.
     let watched = ctx.replicas.get(target);
     if let Some(replicas) = watched {
-        *observed = Some(Observed {
+        *known_replicas = Some(KnownReplicas {
             replicas,
             at: Instant::now(),
         });
     }
-    let cached = observed.filter(|o| o.at.elapsed() < REPLICAS_REFRESH);
+    let cached = known_replicas.filter(|o| o.at.elapsed() < REPLICAS_REFRESH);
     let mut current = match cached {
         Some(o) => o.replicas,
-        None => match read_replicas(ctx, so, target, observed).await {
+        None => match read_replicas(ctx, so, target, known_replicas).await {
             Some(r) => r,
             None => return any_failed,
         },
@@ -500,7 +500,7 @@ async fn tick(
                 namespace: key.0.clone(),
                 metric: t.metric_name.clone(),
                 scaledObject: key.1.clone(),
-                scaler: t.scaler_name.clone(),
+                scaler: t.scaler_label.clone(),
                 triggerIndex: t.index.to_string(),
                 r#type: "scaledobject".into(),
             };
@@ -666,7 +666,7 @@ async fn tick(
     };
     let mut decision = decide_with(current);
     if cached.is_some() && matches!(decision, Decision::ScaleTo { .. }) {
-        current = match read_replicas(ctx, so, target, observed).await {
+        current = match read_replicas(ctx, so, target, known_replicas).await {
             Some(r) => r,
             None => return any_failed,
         };
@@ -690,7 +690,7 @@ async fn tick(
         };
         match target.scale_to(&ctx.client, replicas).await {
             Ok(()) => {
-                *observed = Some(Observed {
+                *known_replicas = Some(KnownReplicas {
                     replicas,
                     at: Instant::now(),
                 });
@@ -714,13 +714,13 @@ async fn tick(
             }
             Err(e) => {
                 scaled_ok = false;
-                *observed = None;
+                *known_replicas = None;
                 ctx.event(so, EventType::Warning, fail_reason, e.to_string(), "Scale")
                     .await;
             }
         }
     }
-    shared.state().replicas = observed.map(|o| o.replicas);
+    shared.state().replicas = known_replicas.map(|o| o.replicas);
 
     let mut fallback_change = None;
     let result = ctx
@@ -871,7 +871,7 @@ const REPLICAS_REFRESH: Duration = Duration::from_secs(60);
 
 /// The target's replica count as last read or written by this loop.
 #[derive(Clone, Copy, Debug)]
-struct Observed {
+struct KnownReplicas {
     replicas: i32,
     at: Instant,
 }
@@ -881,18 +881,18 @@ async fn read_replicas(
     ctx: &Context,
     so: &ScaledObject,
     target: &Target,
-    observed: &mut Option<Observed>,
+    known_replicas: &mut Option<KnownReplicas>,
 ) -> Option<i32> {
     match target.current_replicas(&ctx.client).await {
         Ok(r) => {
-            *observed = Some(Observed {
+            *known_replicas = Some(KnownReplicas {
                 replicas: r,
                 at: Instant::now(),
             });
             Some(r)
         }
         Err(e) => {
-            *observed = None;
+            *known_replicas = None;
             tracing::warn!(error = %e, "reading current replicas failed");
             let _ = ctx
                 .statuses

@@ -4,16 +4,17 @@
 use std::collections::BTreeMap;
 
 use keda_api::ScaledObject;
-use keda_scalers::{MetricSpec, TriggerConfig, TriggerInput};
 use keda_core::hpa::TriggerMetric;
+use keda_scalers::{MetricSpec, TriggerConfig, TriggerInput};
 
 /// One parsed trigger.
 #[derive(Debug)]
 pub struct ParsedTrigger {
     pub index: usize,
     pub trigger_type: String,
-    /// upstream's `scaler` label: `triggers[].name`, or the scaler's Go type name (`prometheusScaler`).
-    pub scaler_name: String,
+    /// The value of upstream's `scaler` Prometheus label: `triggers[].name`, or the scaler's Go type name
+    /// (`prometheusScaler`).
+    pub scaler_label: String,
     pub name: Option<String>,
     pub config: Box<dyn TriggerConfig>,
     pub metric_name: String,
@@ -76,7 +77,7 @@ pub fn parse_all(
         out.push(ParsedTrigger {
             index,
             trigger_type: trigger.r#type.clone(),
-            scaler_name: keda_scalers::scaler_label(&trigger.r#type, trigger.name.as_deref()),
+            scaler_label: keda_scalers::scaler_label(&trigger.r#type, trigger.name.as_deref()),
             name: trigger.name.clone(),
             config,
             metric_name,

@@ -4,7 +4,7 @@ use keda_api::ScaledObject;
 
 /// What a reconcile depends on besides `status`: a status-only change (ours, every poll that changes a
 /// condition) does not reconcile again. Deletion always changes it (deletionTimestamp is set first).
-pub fn reconcile_inputs(so: &ScaledObject) -> Option<u64> {
+pub fn reconcile_fingerprint(so: &ScaledObject) -> Option<u64> {
     Some(metadata_fingerprint(&so.metadata))
 }
 
@@ -36,14 +36,17 @@ mod tests {
     }
 
     #[test]
-    fn status_only_changes_do_not_change_reconcile_inputs() {
+    fn status_only_changes_do_not_change_reconcile_fingerprint() {
         let base = so(
             "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: a, generation: 1}\nspec:\n  scaleTargetRef: {name: w}\n  triggers: [{type: cron, metadata: {}}]\n",
         );
         let mut status_only = base.clone();
         status_only.status = Some(Default::default());
         status_only.metadata.resource_version = Some("42".into());
-        assert_eq!(reconcile_inputs(&base), reconcile_inputs(&status_only));
+        assert_eq!(
+            reconcile_fingerprint(&base),
+            reconcile_fingerprint(&status_only)
+        );
         let changes: [fn(&mut ScaledObject); 5] = [
             |so| so.metadata.generation = Some(2),
             |so| {
@@ -64,8 +67,8 @@ mod tests {
             let mut changed = base.clone();
             change(&mut changed);
             assert_ne!(
-                reconcile_inputs(&base),
-                reconcile_inputs(&changed),
+                reconcile_fingerprint(&base),
+                reconcile_fingerprint(&changed),
                 "change {i}"
             );
         }

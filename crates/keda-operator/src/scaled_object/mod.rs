@@ -34,7 +34,7 @@ use kube::{Resource, ResourceExt};
 
 pub use adoption::adoption_patch;
 pub use auth_status::update_auth_statuses;
-pub use fingerprint::{metadata_fingerprint, reconcile_inputs};
+pub use fingerprint::{metadata_fingerprint, reconcile_fingerprint};
 pub use refusal::validate;
 
 use crate::Context;
