@@ -266,6 +266,21 @@ impl Loops {
         }
     }
 
+    /// Stops counting Jobs this loop created that were deleted before the watch showed them (a rollout
+    /// right after a poll): they will never appear.
+    pub fn forget_created(&self, ns: &str, name: &str, deleted: &[String]) {
+        let shared = self.running.lock().ok().and_then(|r| {
+            r.get(&(ns.to_owned(), name.to_owned()))
+                .map(|r| r.shared.clone())
+        });
+        if let Some(shared) = shared {
+            shared
+                .state()
+                .unseen
+                .retain(|(job, _)| !deleted.contains(job));
+        }
+    }
+
     pub fn count(&self) -> usize {
         self.running.lock().map(|r| r.len()).unwrap_or(0)
     }

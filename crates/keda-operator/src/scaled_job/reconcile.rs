@@ -357,6 +357,11 @@ async fn roll_out(ctx: &JobsContext, sj: &ScaledJob) -> Result<(), String> {
             return Err(format!("Not able to delete job: {job_name}"));
         }
     }
+    let deleted: Vec<String> = outdated
+        .iter()
+        .filter_map(|j| j.metadata.name.clone())
+        .collect();
+    ctx.loops.forget_created(&ns, &sj.name_any(), &deleted);
     let completed = format!(
         "Deleted {} jobs owned by the previous version of the scaledJob",
         outdated.len()
