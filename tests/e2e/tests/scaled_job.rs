@@ -444,3 +444,81 @@ async fn scaled_job_pause_stops_and_unpause_resumes_job_creation() -> Result<()>
     );
     Ok(())
 }
+
+/// With nothing to do — an idle ScaledJob (queue 0) and a busy one whose Jobs already run — polls send
+/// no API request at all (Jobs and pods come from watches; status, `lastActiveTime` included, is written
+/// only on change). Only the Lease renewals and the watches remain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scaled_job_polls_send_no_request_when_nothing_changes() -> Result<()> {
+    ensure_crds().await?;
+    let c = client().await?;
+    let ns = namespace(&c, "sj-writes").await?;
+    let dir = keda_e2e::root().join("target/keda-e2e-apicount").join(&ns);
+    let counter = keda_e2e::apicount::ApiCounter::start(&dir, "operator").await?;
+    let _op = KedaProcess::operator_with_env(
+        &ns,
+        "op",
+        "127.0.0.1:0",
+        &[],
+        &[("KUBECONFIG", counter.kubeconfig.as_str())],
+    )?;
+    let idle = MetricServer::start(0.0).await?;
+    let busy = MetricServer::start(2.0).await?;
+    apply(&ns, &scaled_job("idle", &idle.url, "", ""))?;
+    apply(&ns, &scaled_job("busy", &busy.url, "", ""))?;
+    let sjs: Api<ScaledJob> = Api::namespaced(c.clone(), &ns);
+    wait_for(&sjs, "idle", T, |sj| {
+        condition(sj, "Active").is_some_and(|(s, _)| s == "False")
+    })
+    .await?;
+    wait_jobs(&c, &ns, "busy", "2 Jobs", |j| j.len() == 2).await?;
+    wait_for(&sjs, "busy", T, |sj| {
+        condition(sj, "Ready") == Some(("True".into(), "ScaledJobReady".into()))
+            && condition(sj, "Active").is_some_and(|(s, _)| s == "True")
+    })
+    .await?;
+    // Let the last writes of the start settle, then count over 8 polls of each.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let counted = |snapshot: keda_e2e::apicount::Counts| -> Vec<((String, String), f64)> {
+        snapshot
+            .into_iter()
+            .filter(|((verb, resource), _)| {
+                verb != "WATCH" && resource != "leases.coordination.k8s.io"
+            })
+            .collect()
+    };
+    let before = counted(counter.tally.snapshot());
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let after = counted(counter.tally.snapshot());
+    assert_eq!(before, after, "requests sent by 16 idle polls");
+    assert_eq!(jobs_of(&c, &ns, "busy").await?.len(), 2);
+    Ok(())
+}
+
+/// eager: the queue counts only messages nobody has taken, so while it stays at 3 every poll adds up to 3
+/// more Jobs, until `maxReplicaCount`; the default strategy stops at the queue length.
+#[tokio::test]
+async fn scaled_job_eager_fills_up_to_max_while_the_queue_stays() -> Result<()> {
+    ensure_crds().await?;
+    let c = client().await?;
+    let ns = namespace(&c, "sj-eager").await?;
+    let _op = KedaProcess::operator(&ns, "op")?;
+    let server = MetricServer::start(3.0).await?;
+    apply(
+        &ns,
+        &scaled_job(
+            "eager",
+            &server.url,
+            "  maxReplicaCount: 7\n  scalingStrategy: {strategy: eager}\n",
+            "",
+        ),
+    )?;
+    apply(
+        &ns,
+        &scaled_job("default", &server.url, "  maxReplicaCount: 7\n", ""),
+    )?;
+    wait_jobs(&c, &ns, "eager", "7 Jobs", |j| j.len() == 7).await?;
+    stays(&c, &ns, "eager", 7, Duration::from_secs(3)).await?;
+    stays(&c, &ns, "default", 3, Duration::from_secs(1)).await?;
+    Ok(())
+}
