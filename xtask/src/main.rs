@@ -44,9 +44,10 @@ enum Cmd {
     /// Show keda-rs working: the chart and the real processes on the local control plane scaling the example
     /// app 0 → N → 0 from a Redis list.
     Demo,
-    /// Benchmarks that print numbers: `operator` (1,000 ScaledObjects on the local control plane).
+    /// Benchmarks that print numbers: `operator` (1,000 ScaledObjects on the local control plane),
+    /// `scaledjob` (200 ScaledJobs polling an empty queue every second).
     Bench {
-        /// What to benchmark: `operator`.
+        /// What to benchmark: `operator` or `scaledjob`.
         what: String,
     },
 }
@@ -180,34 +181,34 @@ fn e2e_test_binaries() -> Result<Vec<String>> {
 }
 
 fn bench(what: &str) -> Result<()> {
-    match what {
-        "operator" => {
-            // KEDA_BIN picks another keda binary (e.g. a debug build: request counts do not depend on the
-            // build profile); without it the release build is benchmarked.
-            let keda = match std::env::var_os("KEDA_BIN") {
-                Some(bin) => std::path::absolute(bin)?,
-                None => {
-                    run(cargo().args(["build", "--release", "-p", "keda"]))?;
-                    root().join("target/release/keda")
-                }
-            };
-            run(cargo().args(["build", "-p", "keda-e2e", "--example", "bench_operator"]))?;
-            cluster::run(&root(), cluster::Action::Up)?;
-            let exe = root().join("target/debug/examples/bench_operator");
-            cluster::run(
-                &root(),
-                cluster::Action::Exec {
-                    command: vec![
-                        "env".into(),
-                        format!("KEDA_BIN={}", keda.display()),
-                        "RUST_LOG=warn".into(),
-                        exe.display().to_string(),
-                    ],
-                },
-            )
+    let example = match what {
+        "operator" => "bench_operator",
+        "scaledjob" => "bench_scaledjob",
+        other => bail!("unknown benchmark {other:?}; try `operator` or `scaledjob`"),
+    };
+    // KEDA_BIN picks another keda binary (e.g. a debug build: request counts do not depend on the build
+    // profile); without it the release build is benchmarked.
+    let keda = match std::env::var_os("KEDA_BIN") {
+        Some(bin) => std::path::absolute(bin)?,
+        None => {
+            run(cargo().args(["build", "--release", "-p", "keda"]))?;
+            root().join("target/release/keda")
         }
-        other => bail!("unknown benchmark {other:?}; try `operator`"),
-    }
+    };
+    run(cargo().args(["build", "-p", "keda-e2e", "--example", example]))?;
+    cluster::run(&root(), cluster::Action::Up)?;
+    let exe = root().join("target/debug/examples").join(example);
+    cluster::run(
+        &root(),
+        cluster::Action::Exec {
+            command: vec![
+                "env".into(),
+                format!("KEDA_BIN={}", keda.display()),
+                "RUST_LOG=warn".into(),
+                exe.display().to_string(),
+            ],
+        },
+    )
 }
 
 /// `cargo xtask demo`: builds keda and the demo (tests/e2e/examples/demo.rs), starts the local control plane
