@@ -59,59 +59,18 @@ use keda_api::ScaledObject;
 use keda_e2e::apicount::{
     Counts, KubectlProxy, Tally, counting_proxy, proxied_kubeconfig, resource_key,
 };
+use keda_e2e::bench::{counting_endpoint, proc_stat};
 use keda_e2e::{
     KedaProcess, NODE_IP, apply, client, cluster_scoped_lock, ensure_crds, free_port, kubectl,
     kubectl_ok, namespace, root,
 };
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Concurrent requests when creating or patching the objects (the operator is not involved).
 const CONCURRENCY: usize = 32;
 const APISERVICE: &str = "v1beta1.external.metrics.k8s.io";
 const METRICS_SERVICE: &str = "keda-operator-metrics-apiserver";
-
-struct ProcStat {
-    cpu_seconds: f64,
-    rss_kib: u64,
-    hwm_kib: u64,
-    /// Heap and other private memory; the rest of the RSS is mapped files (the binary's code).
-    anon_kib: u64,
-}
-
-fn proc_stat(pid: u32) -> ProcStat {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime + stime, in clock ticks (100 per second on Linux).
-    let cpu_seconds = (field(11) + field(12)) / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    ProcStat {
-        cpu_seconds,
-        rss_kib: kib("VmRSS:"),
-        hwm_kib: kib("VmHWM:"),
-        anon_kib: kib("RssAnon:"),
-    }
-}
 
 /// `name{labels} value` lines of a Prometheus text exposition, for one metric name.
 fn samples<'a>(text: &'a str, metric: &str) -> Vec<(&'a str, f64)> {
@@ -598,41 +557,9 @@ async fn main() -> Result<()> {
     let c = client().await?;
     let ns = namespace(&c, "bench").await?;
 
-    // The metric endpoint counts polls (keep-alive connections, as the scalers' shared client uses).
-    let polls = Arc::new(AtomicU64::new(0));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/m", listener.local_addr()?);
-    let counter = polls.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                continue;
-            };
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                loop {
-                    let n = sock.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    if buf[..n].starts_with(b"GET /slow") {
-                        // T4's injected slow upstream.
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                    let body = "{\"value\": 3}";
-                    let resp = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if sock.write_all(resp.as_bytes()).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
+    // The metric endpoint counts polls (the scale loops' and the live samples behind the HPA's fetches).
+    let (base, polls) = counting_endpoint(3.0).await?;
+    let url = format!("{base}/m");
 
     // Each keda process talks to the kube-apiserver through its own counting proxy.
     let kubectl_proxy = KubectlProxy::start()?;

@@ -16,7 +16,7 @@
 //! the build profile).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -24,44 +24,13 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use keda_api::ScaledJob;
 use keda_e2e::apicount::{Counts, KubectlProxy, Tally, counting_proxy, proxied_kubeconfig};
+use keda_e2e::bench::{counting_endpoint, proc_stat};
 use keda_e2e::{KedaProcess, client, ensure_crds, namespace, root};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Concurrent creates (the operator is not involved).
 const CONCURRENCY: usize = 32;
-
-/// utime + stime (seconds), RSS and anonymous RSS (KiB) of a process.
-fn proc_stat(pid: u32) -> (f64, u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (
-        (field(11) + field(12)) / 100.0,
-        kib("VmRSS:"),
-        kib("RssAnon:"),
-    )
-}
 
 fn is_write(verb: &str) -> bool {
     matches!(
@@ -112,37 +81,9 @@ async fn main() -> Result<()> {
     let c = client().await?;
     let ns = namespace(&c, "bench-sj").await?;
 
-    // The metric endpoint: an empty queue, every request counted (keep-alive connections).
-    let polls = Arc::new(AtomicU64::new(0));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/queue", listener.local_addr()?);
-    let counter = polls.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                continue;
-            };
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                loop {
-                    let got = sock.read(&mut buf).await.unwrap_or(0);
-                    if got == 0 {
-                        break;
-                    }
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    let body = "{\"value\": 0}";
-                    let resp = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if sock.write_all(resp.as_bytes()).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
+    // The metric endpoint: an empty queue, every request counted.
+    let (base, polls) = counting_endpoint(0.0).await?;
+    let url = format!("{base}/queue");
 
     let kubectl_proxy = KubectlProxy::start()?;
     let tally = Arc::new(Tally::default());
@@ -178,19 +119,50 @@ async fn main() -> Result<()> {
         bail!("creating the ScaledJobs: {e}");
     }
     println!(
-        "{n} ScaledJobs created in {:.1} s; warming up {} s",
+        "{n} ScaledJobs created in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // The window starts once the operator has reconciled every object (finalizer, status, Events are
+    // one-time writes), plus the warm-up.
+    loop {
+        let ready = api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|sj| {
+                sj.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.r#type == "Ready" && c.status == "True"))
+            })
+            .count();
+        if ready == n {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            bail!(
+                "{ready} of {n} ScaledJobs Ready after 300 s:\n{}",
+                op.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    println!(
+        "all Ready after {:.1} s; warming up {} s",
         started.elapsed().as_secs_f64(),
         warmup.as_secs()
     );
     tokio::time::sleep(warmup).await;
 
-    let (cpu0, _, _) = proc_stat(op.pid());
+    let cpu0 = proc_stat(op.pid()).cpu_seconds;
     let polls0 = polls.load(Ordering::Relaxed);
     let counts0 = tally.snapshot();
     let window = Instant::now();
     tokio::time::sleep(steady).await;
     let elapsed = window.elapsed().as_secs_f64();
-    let (cpu1, rss, anon) = proc_stat(op.pid());
+    let end = proc_stat(op.pid());
+    let (cpu1, rss, anon) = (end.cpu_seconds, end.rss_kib, end.anon_kib);
     let window_polls = (polls.load(Ordering::Relaxed) - polls0) as f64;
     let counts = delta(&tally.snapshot(), &counts0);
 

@@ -4,6 +4,7 @@
 //! the cluster's `kubectl` on PATH. Each test gets a fresh namespace; the cluster itself is shared.
 
 pub mod apicount;
+pub mod bench;
 pub mod webhooks;
 
 use anyhow::{Context, Result, bail};
