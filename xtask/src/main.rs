@@ -2,6 +2,7 @@
 
 mod cluster;
 mod generated;
+mod layers;
 mod packages;
 
 use anyhow::{Context, Result, bail};
@@ -36,6 +37,8 @@ enum Cmd {
     Gen,
     /// Fail if a generated file differs from what the code generates.
     CheckGenerated,
+    /// Fail if a crate depends on one of ours that docs/ARCHITECTURE.md's crate map does not allow.
+    CheckLayers,
     /// The local Kubernetes control plane: up | down | status | exec -- CMD...
     Cluster {
         #[command(subcommand)]
@@ -62,6 +65,7 @@ fn main() -> Result<()> {
         Cmd::E2e { args } => e2e(&args),
         Cmd::Gen => generated::write(&root()),
         Cmd::CheckGenerated => generated::check(&root()),
+        Cmd::CheckLayers => layers::check(),
         Cmd::Cluster { action } => cluster::run(&root(), action),
         Cmd::Demo => demo(),
         Cmd::Bench { what } => bench(&what),
@@ -107,6 +111,7 @@ fn test(no_cluster: bool, keep_cluster: bool) -> Result<()> {
         "warnings",
     ]))?;
     generated::check(&root())?;
+    layers::check()?;
     run(cargo().args(["test", "--workspace", "--exclude", "keda-e2e"]))?;
     if no_cluster {
         eprintln!("xtask: --no-cluster: control-plane tests skipped");
