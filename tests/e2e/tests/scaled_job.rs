@@ -35,7 +35,7 @@ spec:
     backoffLimit: 0
     template:
       metadata:
-        annotations: {{keda-rs.dev/run-for: "1h"}}
+        annotations: {{keda-rs.dev/run-for: "5m"}}
       spec:
 {pod_extra}        containers: [{{name: worker, image: example/worker:1}}]
   triggers:
@@ -43,6 +43,16 @@ spec:
     metadata: {{url: "{url}", valueLocation: value, targetValue: "1"}}
 "#
     )
+}
+
+/// Deletes the test's namespace when the test ends (pass or fail): its Jobs' pods run for minutes and
+/// would otherwise fill the kwok node (110 pods) for later runs.
+struct DeleteNamespace(String);
+
+impl Drop for DeleteNamespace {
+    fn drop(&mut self) {
+        let _ = kubectl_ok(&["delete", "namespace", &self.0, "--wait=false"], None);
+    }
 }
 
 async fn jobs_of(c: &kube::Client, ns: &str, name: &str) -> Result<Vec<Job>> {
@@ -161,6 +171,7 @@ async fn scaled_job_default_strategy_creates_the_queue_length_in_jobs() -> Resul
     ensure_crds().await?;
     let c = client().await?;
     let ns = namespace(&c, "sj-default").await?;
+    let _cleanup = DeleteNamespace(ns.clone());
     let _op = KedaProcess::operator(&ns, "op")?;
     let server = MetricServer::start(4.0).await?;
     apply(
@@ -258,12 +269,13 @@ async fn scaled_job_history_limits_remove_the_oldest_finished_jobs() -> Result<(
     ensure_crds().await?;
     let c = client().await?;
     let ns = namespace(&c, "sj-history").await?;
+    let _cleanup = DeleteNamespace(ns.clone());
     let _op = KedaProcess::operator(&ns, "op")?;
 
     // Succeeding Jobs: pods exit 0 after 1 s.
     let ok = MetricServer::start(3.0).await?;
     let spec = "  successfulJobsHistoryLimit: 2\n";
-    let yaml = scaled_job("ok", &ok.url, spec, "").replace("\"1h\"", "\"1s\"");
+    let yaml = scaled_job("ok", &ok.url, spec, "").replace("\"5m\"", "\"1s\"");
     apply(&ns, &yaml)?;
     wait_jobs(&c, &ns, "ok", "3 Jobs", |j| j.len() >= 3).await?;
     ok.set(Some(0.0));
@@ -279,8 +291,8 @@ async fn scaled_job_history_limits_remove_the_oldest_finished_jobs() -> Result<(
     let spec = "  failedJobsHistoryLimit: 1\n";
     let yaml = scaled_job("bad", &bad.url, spec, "")
         .replace(
-            "{keda-rs.dev/run-for: \"1h\"}",
-            "{keda-rs.dev/run-for: \"1h\", keda-rs.dev/outcome: fail}",
+            "{keda-rs.dev/run-for: \"5m\"}",
+            "{keda-rs.dev/run-for: \"5m\", keda-rs.dev/outcome: fail}",
         )
         .replace(
             "    backoffLimit: 0\n",
@@ -303,6 +315,7 @@ async fn scaled_job_pending_pods_are_counted_and_never_duplicated() -> Result<()
     ensure_crds().await?;
     let c = client().await?;
     let ns = namespace(&c, "sj-pending").await?;
+    let _cleanup = DeleteNamespace(ns.clone());
     let _op = KedaProcess::operator(&ns, "op")?;
     let unschedulable = "        nodeSelector: {keda-rs.dev/no-such-node: \"true\"}\n";
 
@@ -345,6 +358,7 @@ async fn scaled_job_rollout_immediate_deletes_and_gradual_keeps_running_jobs() -
     ensure_crds().await?;
     let c = client().await?;
     let ns = namespace(&c, "sj-rollout").await?;
+    let _cleanup = DeleteNamespace(ns.clone());
     let _op = KedaProcess::operator(&ns, "op")?;
     let server = MetricServer::start(2.0).await?;
 
@@ -405,6 +419,7 @@ async fn scaled_job_pause_stops_and_unpause_resumes_job_creation() -> Result<()>
     ensure_crds().await?;
     let c = client().await?;
     let ns = namespace(&c, "sj-pause").await?;
+    let _cleanup = DeleteNamespace(ns.clone());
     let _op = KedaProcess::operator(&ns, "op")?;
     let server = MetricServer::start(1.0).await?;
     apply(&ns, &scaled_job("p", &server.url, "", ""))?;
@@ -453,6 +468,7 @@ async fn scaled_job_polls_send_no_request_when_nothing_changes() -> Result<()> {
     ensure_crds().await?;
     let c = client().await?;
     let ns = namespace(&c, "sj-writes").await?;
+    let _cleanup = DeleteNamespace(ns.clone());
     let dir = keda_e2e::root().join("target/keda-e2e-apicount").join(&ns);
     let counter = keda_e2e::apicount::ApiCounter::start(&dir, "operator").await?;
     let _op = KedaProcess::operator_with_env(
@@ -502,6 +518,7 @@ async fn scaled_job_eager_fills_up_to_max_while_the_queue_stays() -> Result<()> 
     ensure_crds().await?;
     let c = client().await?;
     let ns = namespace(&c, "sj-eager").await?;
+    let _cleanup = DeleteNamespace(ns.clone());
     let _op = KedaProcess::operator(&ns, "op")?;
     let server = MetricServer::start(3.0).await?;
     apply(
@@ -520,5 +537,93 @@ async fn scaled_job_eager_fills_up_to_max_while_the_queue_stays() -> Result<()> 
     wait_jobs(&c, &ns, "eager", "7 Jobs", |j| j.len() == 7).await?;
     stays(&c, &ns, "eager", 7, Duration::from_secs(3)).await?;
     stays(&c, &ns, "default", 3, Duration::from_secs(1)).await?;
+    Ok(())
+}
+
+async fn scrape(port: u16) -> Result<String> {
+    Ok(reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await?
+        .text()
+        .await?)
+}
+
+/// A failing trigger: Ready=False `TriggerError` while inactive, `PartialTriggerError` when
+/// minReplicaCount keeps it active, one `KEDAScalerFailed` Event, `keda_scaled_job_errors_total` and the
+/// per-trigger series with upstream's labels; a spec the rules refuse (metricType) is
+/// `ScaledJobCheckFailed` and creates nothing; deleting the ScaledJob removes its series.
+#[tokio::test]
+async fn scaled_job_trigger_errors_are_reported_as_upstream() -> Result<()> {
+    ensure_crds().await?;
+    let c = client().await?;
+    let ns = namespace(&c, "sj-errors").await?;
+    let _cleanup = DeleteNamespace(ns.clone());
+    let port = keda_e2e::free_port("127.0.0.1")?;
+    let _op = KedaProcess::operator_with(&ns, "op", &format!("127.0.0.1:{port}"), &[])?;
+    let server = MetricServer::start(1.0).await?;
+    apply(&ns, &scaled_job("flaky", &server.url, "", ""))?;
+    wait_jobs(&c, &ns, "flaky", "1 Job", |j| j.len() == 1).await?;
+    let text = scrape(port).await?;
+    let series = format!(
+        r#"keda_scaler_metrics_value{{namespace="{ns}",metric="s0-metric-api-value",scaledObject="flaky",scaler="metricsAPIScaler",triggerIndex="0",type="scaledjob"}} 1.0"#
+    );
+    assert!(text.contains(&series), "{series} missing in\n{text}");
+    assert!(
+        text.contains(&format!(
+            r#"keda_scaled_job_errors_total{{namespace="{ns}",scaledJob="flaky"}} 0"#
+        )),
+        "{text}"
+    );
+
+    server.set(None);
+    let sjs: Api<ScaledJob> = Api::namespaced(c.clone(), &ns);
+    wait_for(&sjs, "flaky", T, |sj| {
+        condition(sj, "Ready") == Some(("False".into(), "TriggerError".into()))
+    })
+    .await?;
+    assert_eq!(events_with_reason(&ns, "KEDAScalerFailed")?, 1);
+    let text = scrape(port).await?;
+    assert!(
+        !text.contains(&format!(
+            r#"keda_scaled_job_errors_total{{namespace="{ns}",scaledJob="flaky"}} 0"#
+        )),
+        "the error counter moved: {text}"
+    );
+
+    apply(
+        &ns,
+        &scaled_job("flaky", &server.url, "  minReplicaCount: 1\n", ""),
+    )?;
+    wait_for(&sjs, "flaky", T, |sj| {
+        condition(sj, "Ready") == Some(("Unknown".into(), "PartialTriggerError".into()))
+    })
+    .await?;
+
+    let refused = scaled_job("refused", &server.url, "", "").replace(
+        "targetValue: \"1\"}",
+        "targetValue: \"1\"}\n    metricType: Value",
+    );
+    apply(&ns, &refused)?;
+    let sj = wait_for(&sjs, "refused", T, |sj| {
+        condition(sj, "Ready") == Some(("False".into(), "ScaledJobCheckFailed".into()))
+    })
+    .await?;
+    assert_eq!(
+        condition(&sj, "Active"),
+        Some(("Unknown".into(), "UnknownState".into()))
+    );
+    assert!(jobs_of(&c, &ns, "refused").await?.is_empty());
+
+    sjs.delete("flaky", &DeleteParams::default()).await?;
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let text = scrape(port).await?;
+        if !text.contains("scaledObject=\"flaky\"") && !text.contains("scaledJob=\"flaky\"") {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("series of the deleted ScaledJob remain:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     Ok(())
 }

@@ -46,6 +46,8 @@ type Key = (String, String);
 pub struct JobTrigger {
     pub index: usize,
     pub trigger_type: String,
+    /// `triggers[].name`.
+    pub name: Option<String>,
     /// upstream's `scaler` label: the trigger's name, or the scaler's Go type name.
     pub scaler_name: String,
     pub metric_name: String,
@@ -58,6 +60,7 @@ impl JobTrigger {
         JobTrigger {
             index,
             trigger_type: trigger.r#type.clone(),
+            name: trigger.name.clone(),
             scaler_name: keda_scalers::scaler_label(&trigger.r#type, trigger.name.as_deref()),
             metric_name: config.metric_spec().metric_name(),
             config,
@@ -333,21 +336,29 @@ async fn sample_triggers(
         any_error: false,
         new_failures: Vec::new(),
     };
-    let mut series = Vec::with_capacity(shared.triggers.len());
+    // Known before any series is written, so a loop stopped in the middle of a poll leaves none behind.
+    let labels_of = |t: &JobTrigger| {
+        telemetry::scaler_labels(&key.0, &key.1, &t.metric_name, &t.scaler_name, t.index)
+    };
+    shared.state().series = shared
+        .triggers
+        .iter()
+        .filter(|t| t.target().is_some())
+        .map(labels_of)
+        .collect();
     for t in &shared.triggers {
         // cpu and memory have no value outside an HPA: they contribute nothing, as upstream.
         let Some(target) = t.target() else {
             continue;
         };
-        let labels =
-            telemetry::scaler_labels(&key.0, &key.1, &t.metric_name, &t.scaler_name, t.index);
+        let labels = labels_of(t);
         let started = Instant::now();
         let result = keda_scalers::http::observe(
             keda_scalers::http::RequestLabels {
                 namespace: key.0.clone(),
                 scaled_resource: key.1.clone(),
                 scaler: t.trigger_type.clone(),
-                trigger_name: String::new(),
+                trigger_name: t.name.clone().unwrap_or_default(),
                 metric_name: t.metric_name.clone(),
             },
             ctx.deps.metrics.clone(),
@@ -390,9 +401,7 @@ async fn sample_triggers(
                 }
             }
         }
-        series.push(labels);
     }
-    shared.state().series = series;
     out
 }
 
@@ -613,7 +622,8 @@ async fn write_status(
             {
                 s.last_active_time = Some(Time(t));
             }
-            s.triggers_activity = Some(sampled.activity.clone());
+            // Left out when no trigger answered: the API server refuses an empty map written as null.
+            s.triggers_activity = Some(sampled.activity.clone()).filter(|a| !a.is_empty());
         })
         .await;
     match result {
