@@ -6,9 +6,7 @@
 use std::collections::HashMap;
 
 use keda_core::Error;
-use keda_core::formula::{
-    FORMULA_FIELD, MAX_FORMULA_BYTES, MAX_FORMULA_DEPTH, compile, validate,
-};
+use keda_core::formula::{FORMULA_FIELD, MAX_FORMULA_BYTES, MAX_FORMULA_DEPTH, compile, validate};
 use proptest::prelude::*;
 
 const NAMES: [&str; 3] = ["a", "b", "c"];
