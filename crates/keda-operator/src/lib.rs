@@ -91,7 +91,7 @@ pub struct Context {
     pub client: Client,
     pub config: OperatorConfig,
     pub targets: Arc<target::TargetResolver>,
-    pub statuses: status::StatusStore,
+    pub statuses: status::StatusStore<ScaledObject>,
     pub loops: Arc<scale_loop::ScaleLoops>,
     pub build: Arc<keda_scalers::BuildContext>,
     pub metrics: Arc<metrics::Metrics>,

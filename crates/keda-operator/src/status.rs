@@ -1,14 +1,18 @@
-//! Status writes. Both the reconciler and the scale loop change a ScaledObject's status; each object has
-//! one in-memory copy of the status this operator owns, changed under a per-object lock and written with
-//! server-side apply only when it really changed (no read-modify-write round trip per poll).
+//! Status writes of ScaledObjects and ScaledJobs. Both a kind's reconciler and its poll loop change an
+//! object's status; each object has one in-memory copy of the status this operator owns, changed under a
+//! per-object lock and written with server-side apply only when it really changed (no read-modify-write
+//! round trip per poll). One store type serves both kinds ([`OwnedStatus`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use keda_api::common::{Condition, initial_conditions};
+use keda_api::scaled_job::{ScaledJob, ScaledJobStatus};
 use keda_api::{ScaledObject, ScaledObjectStatus};
 use kube::api::{Api, Patch, PatchParams};
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
 use crate::error::Error;
@@ -53,21 +57,65 @@ pub fn condition<'a>(status: &'a ScaledObjectStatus, type_: &str) -> Option<&'a 
         .find(|c| c.r#type == type_)
 }
 
+/// A kind whose status this operator owns.
+pub trait OwnedStatus:
+    Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    type Status: Clone + PartialEq + Default + Serialize + Send + Sync + 'static;
+    fn status(&self) -> Option<&Self::Status>;
+    fn conditions_mut(status: &mut Self::Status) -> &mut Option<Vec<Condition>>;
+}
+
+impl OwnedStatus for ScaledObject {
+    type Status = ScaledObjectStatus;
+    fn status(&self) -> Option<&ScaledObjectStatus> {
+        self.status.as_ref()
+    }
+    fn conditions_mut(status: &mut ScaledObjectStatus) -> &mut Option<Vec<Condition>> {
+        &mut status.conditions
+    }
+}
+
+impl OwnedStatus for ScaledJob {
+    type Status = ScaledJobStatus;
+    fn status(&self) -> Option<&ScaledJobStatus> {
+        self.status.as_ref()
+    }
+    fn conditions_mut(status: &mut ScaledJobStatus) -> &mut Option<Vec<Condition>> {
+        &mut status.conditions
+    }
+}
+
 /// The status last written for one object, with the uid of the object it was written to (None until
 /// first used), behind its own lock.
-type StatusSlot = Arc<Mutex<Option<(String, ScaledObjectStatus)>>>;
+type StatusSlot<S> = Arc<Mutex<Option<(String, S)>>>;
+/// (namespace, name) → the object's slot.
+type Slots<S> = std::sync::Mutex<HashMap<(String, String), StatusSlot<S>>>;
 
 /// Per-object status copies. An entry is dropped by the object's cleanup ([`StatusStore::forget`]) and, for
 /// objects deleted without it (finalizer removed by hand, deleted while another replica led), by
 /// [`StatusStore::retain`] against the watch cache ([`forget_deleted`]). A copy belongs to one uid: an
 /// object re-created under the same name starts from its own status, not the old object's.
-#[derive(Default)]
-pub struct StatusStore {
-    entries: std::sync::Mutex<HashMap<(String, String), StatusSlot>>,
+pub struct StatusStore<K: OwnedStatus> {
+    entries: Slots<K::Status>,
 }
 
-impl StatusStore {
-    fn entry(&self, ns: &str, name: &str) -> StatusSlot {
+impl<K: OwnedStatus> Default for StatusStore<K> {
+    fn default() -> Self {
+        StatusStore {
+            entries: Default::default(),
+        }
+    }
+}
+
+impl<K: OwnedStatus> StatusStore<K> {
+    fn entry(&self, ns: &str, name: &str) -> StatusSlot<K::Status> {
         let mut map = match self.entries.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
@@ -108,34 +156,49 @@ impl StatusStore {
         self.len() == 0
     }
 
-    /// Applies `change` to the object's status and writes it if it changed. The first use seeds the copy
-    /// from `so.status`. Returns the status after the change.
-    pub async fn update(
+    /// The status as this operator last wrote it (or as the object showed it), without writing.
+    pub async fn current(&self, obj: &K) -> K::Status {
+        let uid = obj.uid().unwrap_or_default();
+        let entry = self.entry(&obj.namespace().unwrap_or_default(), &obj.name_any());
+        let guard = entry.lock().await;
+        guard
+            .as_ref()
+            .filter(|(written_to, _)| *written_to == uid)
+            .map(|(_, status)| status.clone())
+            .unwrap_or_else(|| obj.status().cloned().unwrap_or_default())
+    }
+
+    /// Applies `change` to the object's status (conditions initialised first, as upstream) and writes it
+    /// if it changed. The first use seeds the copy from the object's status. Returns the status before
+    /// and after the change; the error names the failed write.
+    pub async fn change(
         &self,
         client: &Client,
-        so: &ScaledObject,
-        change: impl FnOnce(&mut ScaledObjectStatus),
-    ) -> Result<ScaledObjectStatus, Error> {
-        let ns = so.namespace().unwrap_or_default();
-        let name = so.name_any();
-        let uid = so.uid().unwrap_or_default();
+        obj: &K,
+        change: impl FnOnce(&mut K::Status),
+    ) -> Result<(K::Status, K::Status), (String, kube::Error)> {
+        let ns = obj.namespace().unwrap_or_default();
+        let name = obj.name_any();
+        let uid = obj.uid().unwrap_or_default();
         let entry = self.entry(&ns, &name);
         let mut guard = entry.lock().await;
         let current = guard
             .as_ref()
             .filter(|(written_to, _)| *written_to == uid)
             .map(|(_, status)| status.clone())
-            .unwrap_or_else(|| so.status.clone().unwrap_or_default());
+            .unwrap_or_else(|| obj.status().cloned().unwrap_or_default());
         let mut next = current.clone();
-        if next.conditions.as_ref().is_none_or(|c| c.is_empty()) {
-            next.conditions = Some(initial_conditions());
+        let conditions = K::conditions_mut(&mut next);
+        if conditions.as_ref().is_none_or(|c| c.is_empty()) {
+            *conditions = Some(initial_conditions());
         }
         change(&mut next);
         if next != current {
-            let api: Api<ScaledObject> = Api::namespaced(client.clone(), &ns);
+            let kind = K::kind(&());
+            let api: Api<K> = Api::namespaced(client.clone(), &ns);
             let body = serde_json::json!({
-                "apiVersion": keda_api::API_VERSION,
-                "kind": "ScaledObject",
+                "apiVersion": K::api_version(&()),
+                "kind": kind,
                 "status": next,
             });
             api.patch_status(
@@ -144,12 +207,25 @@ impl StatusStore {
                 &Patch::Apply(&body),
             )
             .await
-            .map_err(|e| {
-                Error::kube(format!("writing the status of ScaledObject {ns}/{name}"), e)
-            })?;
+            .map_err(|e| (format!("writing the status of {kind} {ns}/{name}"), e))?;
         }
         *guard = Some((uid, next.clone()));
-        Ok(next)
+        Ok((current, next))
+    }
+}
+
+impl StatusStore<ScaledObject> {
+    /// [`StatusStore::change`] for the ScaledObject path: the status after the change.
+    pub async fn update(
+        &self,
+        client: &Client,
+        so: &ScaledObject,
+        change: impl FnOnce(&mut ScaledObjectStatus),
+    ) -> Result<ScaledObjectStatus, Error> {
+        self.change(client, so, change)
+            .await
+            .map(|(_, after)| after)
+            .map_err(|(action, e)| Error::kube(action, e))
     }
 }
 
@@ -174,7 +250,7 @@ pub async fn forget_deleted(ctx: Arc<crate::Context>, period: std::time::Duratio
 mod tests {
     use super::*;
 
-    fn slot(uid: &str) -> StatusSlot {
+    fn slot(uid: &str) -> StatusSlot<ScaledObjectStatus> {
         Arc::new(Mutex::new(Some((
             uid.to_owned(),
             ScaledObjectStatus::default(),
@@ -183,7 +259,7 @@ mod tests {
 
     #[test]
     fn deleted_and_recreated_objects_leave_no_copy() {
-        let store = StatusStore::default();
+        let store = StatusStore::<ScaledObject>::default();
         {
             let mut map = store.entries.lock().expect("lock");
             for (name, uid) in [("kept", "u1"), ("deleted", "u2"), ("recreated", "u3")] {
@@ -208,7 +284,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_copy_being_written_is_kept() {
-        let store = StatusStore::default();
+        let store = StatusStore::<ScaledObject>::default();
         let entry = store.entry("shop", "busy");
         *entry.lock().await = Some(("u1".into(), ScaledObjectStatus::default()));
         let _writing = entry.lock().await;
