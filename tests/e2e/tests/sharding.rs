@@ -102,6 +102,23 @@ async fn reporters(events: &Api<Event>, name: &str) -> Result<Vec<String>> {
     Ok(who)
 }
 
+/// Events are recorded asynchronously, after the status write a test waits for: poll until the
+/// reporters satisfy `cond`, and return the last list seen so the caller's assertion shows it.
+async fn wait_reporters(
+    events: &Api<Event>,
+    name: &str,
+    cond: impl Fn(&[String]) -> bool,
+) -> Result<Vec<String>> {
+    let deadline = Instant::now() + T;
+    loop {
+        let who = reporters(events, name).await?;
+        if cond(&who) || Instant::now() > deadline {
+            return Ok(who);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn scrape(port: u16) -> Result<String> {
     Ok(reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await?
@@ -184,7 +201,9 @@ async fn label_sharded_operators_each_own_their_objects() -> Result<()> {
         let hpa = wait_for(&hpas, &format!("keda-hpa-{name}"), T, |_| true).await?;
         let labels = hpa.metadata.labels.unwrap_or_default();
         assert_eq!(labels.get("shard").map(String::as_str), Some(shard));
-        assert_eq!(reporters(&events, name).await?, [format!("op-{shard}")]);
+        let expected = [format!("op-{shard}")];
+        let who = wait_reporters(&events, name, |w| w == expected).await?;
+        assert_eq!(who, expected);
     }
     for (lease, holder) in [("shard-a.keda.sh", "op-a"), ("shard-b.keda.sh", "op-b")] {
         let l = leases.get(lease).await?;
@@ -200,7 +219,10 @@ async fn label_sharded_operators_each_own_their_objects() -> Result<()> {
     .await?;
     let (_, message) = condition(&x, "Ready").unwrap_or_default();
     assert!(message.contains("auth-b"), "{message}");
-    assert_eq!(reporters(&events, "app-x").await?, ["op-a"]);
+    assert_eq!(
+        wait_reporters(&events, "app-x", |w| w == ["op-a"]).await?,
+        ["op-a"]
+    );
     // Each operator writes the status of its own TriggerAuthentication only.
     let tas: Api<TriggerAuthentication> = Api::namespaced(c.clone(), &ns);
     for (ta, users) in [("auth-a", "app-a"), ("auth-b", "app-b")] {
@@ -233,7 +255,10 @@ async fn label_sharded_operators_each_own_their_objects() -> Result<()> {
     )?;
     wait_for(&sos, "app-c", T, ready).await?;
     wait_for(&hpas, "keda-hpa-app-c", T, |_| true).await?;
-    assert_eq!(reporters(&events, "app-c").await?, ["op-a"]);
+    assert_eq!(
+        wait_reporters(&events, "app-c", |w| w == ["op-a"]).await?,
+        ["op-a"]
+    );
 
     // app-b moves from shard b to shard a (with a shard-a TriggerAuthentication): operator a adopts it
     // and its HPA, operator b lets go (its loop and series end).
@@ -268,7 +293,7 @@ async fn label_sharded_operators_each_own_their_objects() -> Result<()> {
         has_series(t, "app-b")
     })
     .await?;
-    let who = reporters(&events, "app-b").await?;
+    let who = wait_reporters(&events, "app-b", |w| w.iter().any(|r| r == "op-a")).await?;
     assert!(who.contains(&"op-a".to_owned()), "{who:?}");
 
     assert!(op_a.is_running(), "{}", op_a.log_tail());
