@@ -101,6 +101,7 @@ fn cargo() -> Command {
 fn test(no_cluster: bool, keep_cluster: bool) -> Result<()> {
     let started = std::time::Instant::now();
     packages::ensure(&root().join("tests/backends/debian-packages.txt"))?;
+    packages::ensure_scripted(&root().join("hack/backends"))?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args([
         "clippy",

@@ -63,3 +63,21 @@ pub fn ensure(list: &Path) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// Runs every `hack/backends/*.sh` (sorted by name): each installs one backend server that Debian does not
+/// carry (from Maven Central, the Go module proxy, PyPI or npm) into `~/.cache/keda-rs/` and returns at once
+/// when it is already there, so only a cold machine pays for the download or build.
+pub fn ensure_scripted(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut scripts: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "sh"))
+        .collect();
+    scripts.sort();
+    for script in scripts {
+        crate::run(Command::new("bash").arg(&script))?;
+    }
+    Ok(())
+}

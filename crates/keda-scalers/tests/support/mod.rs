@@ -10,6 +10,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Where `hack/backends/<name>.sh` installed a backend: `${KEDA_RS_CACHE:-~/.cache/keda-rs}/<dir>`.
+/// Panics naming the script when it is not there (`cargo xtask test` runs every script first).
+pub fn cached_backend(dir: &str, script: &str) -> PathBuf {
+    let root = std::env::var_os("KEDA_RS_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/keda-rs")))
+        .expect("KEDA_RS_CACHE or HOME is set");
+    let path = root.join(dir);
+    assert!(
+        path.exists(),
+        "{} is missing: run `bash hack/backends/{script}.sh` (cargo xtask test does)",
+        path.display()
+    );
+    path
+}
+
 /// A free loopback TCP port (bind to :0, read it back, release it).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
