@@ -14,7 +14,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("keda-tls", &[]),
     ("keda-kube", &[]),
     ("keda-proto", &[]),
-    ("keda-scalers", &["keda-api", "keda-core", "keda-tls"]),
+    (
+        "keda-scalers",
+        &["keda-api", "keda-core", "keda-tls", "keda-kube"],
+    ),
     ("keda-resolver", &["keda-api", "keda-scalers"]),
     (
         "keda-check",

@@ -315,13 +315,17 @@ impl<S: ObjectSource> Checker<'_, S> {
             }
             let files = &self.resolver.file_root;
             let target = std::cell::Cell::new(None);
-            if let Some(e) = parse::parse_with_assumptions(i, trigger, env, &auth, |input| {
-                let config = keda_scalers::parse_trigger_confined(input, files)?;
-                if let keda_scalers::MetricSpec::External { target: t, .. } = config.metric_spec() {
-                    target.set(Some(t));
-                }
-                Ok(())
-            }) {
+            if let Some(e) =
+                parse::parse_with_assumptions(i, namespace, trigger, env, &auth, |input| {
+                    let config = keda_scalers::parse_trigger_confined(input, files)?;
+                    if let keda_scalers::MetricSpec::External { target: t, .. } =
+                        config.metric_spec()
+                    {
+                        target.set(Some(t));
+                    }
+                    Ok(())
+                })
+            {
                 findings.push(parse_finding(i, &e));
                 target.set(None);
             }

@@ -22,6 +22,7 @@ const MAX_PARSE_ATTEMPTS: usize = 64;
 /// object), and dropped when no placeholder is accepted (the real value cannot be known).
 pub fn parse_with_assumptions(
     index: usize,
+    namespace: &str,
     trigger: &ScaleTriggers,
     env: &ResolvedEnv,
     auth: &ResolvedAuth,
@@ -43,6 +44,7 @@ pub fn parse_with_assumptions(
         let input = TriggerInput {
             index,
             trigger_type: &trigger.r#type,
+            namespace,
             name: trigger.name.as_deref(),
             metadata: &trigger.metadata,
             resolved_env: &vars,
@@ -146,6 +148,7 @@ mod tests {
         assert_eq!(
             field_of(parse_with_assumptions(
                 0,
+                "default",
                 &trigger(nr),
                 &known_env,
                 &unknown_auth,
@@ -158,6 +161,7 @@ mod tests {
         assert_eq!(
             field_of(parse_with_assumptions(
                 0,
+                "default",
                 &trigger(no_nrql),
                 &known_env,
                 &unknown_auth,
@@ -169,6 +173,7 @@ mod tests {
         assert_eq!(
             field_of(parse_with_assumptions(
                 0,
+                "default",
                 &trigger(nr),
                 &known_env,
                 &ResolvedAuth::default(),
@@ -184,6 +189,7 @@ mod tests {
         assert_eq!(
             field_of(parse_with_assumptions(
                 0,
+                "default",
                 &trigger(nr),
                 &known_env,
                 &assumed,
@@ -196,6 +202,7 @@ mod tests {
         assert_eq!(
             field_of(parse_with_assumptions(
                 0,
+                "default",
                 &trigger(redis),
                 &ResolvedEnv::unknown(),
                 &ResolvedAuth::default(),
@@ -206,6 +213,7 @@ mod tests {
         assert_eq!(
             field_of(parse_with_assumptions(
                 0,
+                "default",
                 &trigger(redis),
                 &known_env,
                 &ResolvedAuth::default(),

@@ -474,6 +474,8 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
             service_endpoints: Some(Arc::new(
                 keda_scalers::service_endpoints::KubeServiceEndpoints::new(client.clone()),
             )),
+            // kubernetes-workload lists the pods of its namespace and selector through it, per poll.
+            pods: Some(Arc::new(keda_scalers::pods::KubePods::new(client.clone()))),
             files: config.file_root.clone(),
             tls: config.scaler_tls.clone(),
             http: keda_scalers::http::HttpClients::default()

@@ -60,10 +60,12 @@ pub fn parse_all(
     files: &keda_scalers::files::FileRoot,
 ) -> Result<Vec<ParsedTrigger>, String> {
     let mut out = Vec::with_capacity(so.spec.triggers.len());
+    let namespace = so.metadata.namespace.as_deref().unwrap_or_default();
     for (index, (trigger, inputs)) in so.spec.triggers.iter().zip(resolved).enumerate() {
         let input = TriggerInput {
             index,
             trigger_type: &trigger.r#type,
+            namespace,
             name: trigger.name.as_deref(),
             metadata: &trigger.metadata,
             resolved_env: &inputs.env,

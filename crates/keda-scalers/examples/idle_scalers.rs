@@ -66,6 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let input = TriggerInput {
             index: i % 4,
             trigger_type: "metrics-api",
+            namespace: "default",
             name: None,
             metadata: &md,
             resolved_env: &env,

@@ -36,6 +36,9 @@ pub struct TriggerInput<'a> {
     /// Position of the trigger in `spec.triggers` (the `s<index>-` of metric names).
     pub index: usize,
     pub trigger_type: &'a str,
+    /// Namespace of the ScaledObject or ScaledJob the trigger belongs to (`kubernetes-workload` counts
+    /// the pods of this namespace and names its metric after it).
+    pub namespace: &'a str,
     /// `triggers[].name`.
     pub name: Option<&'a str>,
     pub metadata: &'a BTreeMap<String, String>,
@@ -312,6 +315,7 @@ mod tests {
         let input = TriggerInput {
             index: 0,
             trigger_type: "redis",
+            namespace: "default",
             name: None,
             metadata: &md,
             resolved_env: &env,
@@ -375,6 +379,7 @@ mod tests {
         let input = TriggerInput {
             index: 2,
             trigger_type: "metrics-api",
+            namespace: "default",
             name: None,
             metadata: &md,
             resolved_env: &empty,

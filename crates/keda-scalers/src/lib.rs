@@ -14,6 +14,7 @@ mod client_cache;
 pub mod error;
 pub mod files;
 pub mod input;
+pub mod pods;
 pub mod quantity;
 mod registry;
 pub mod service_endpoints;
@@ -164,4 +165,7 @@ pub struct BuildContext {
     /// operator sets one backed by the Kubernetes API; `None` where there is no API access (sampling such
     /// a trigger then fails with an error naming the option).
     pub service_endpoints: Option<Arc<dyn service_endpoints::ServiceEndpoints>>,
+    /// The pods of a namespace by label selector (`kubernetes-workload`). The operator sets one backed by
+    /// the Kubernetes API; `None` where there is no API access (building such a trigger then fails).
+    pub pods: Option<Arc<dyn pods::Pods>>,
 }

@@ -31,6 +31,12 @@ static REGISTRY: &[Registration] = &[
         parse: crate::kubernetes::cpu_memory::parse,
         upstream_scaler_name: "cpuMemoryScaler",
     },
+    #[cfg(feature = "kubernetes-workload")]
+    Registration {
+        trigger_type: "kubernetes-workload",
+        parse: crate::kubernetes::workload::parse,
+        upstream_scaler_name: "kubernetesWorkloadScaler",
+    },
     #[cfg(feature = "cron")]
     Registration {
         trigger_type: "cron",

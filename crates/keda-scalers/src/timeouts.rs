@@ -13,6 +13,7 @@
 //! | `redis*` | 15 s: two connection attempts of 5 s and a `PING` of 3 s (go-redis' dial and read timeouts) | a reconnection (10 s, a sentinel lookup included) plus 3 s per command |
 //! | `postgresql` | the connection string's `connect_timeout` (default 10 s) per host | connect bound + [`SQL_QUERY_TIMEOUT`] |
 //! | `mysql` | the DSN's `timeout` (default 10 s) | connect bound + the DSN's `readTimeout`, or [`SQL_QUERY_TIMEOUT`] |
+//! | `kubernetes-workload` | no IO | `KEDA_HTTP_DEFAULT_TIMEOUT` for the one pod LIST (upstream reads its cache, unbounded) |
 //! | `cron`, `cpu`, `memory` | no IO | no IO (cpu and memory are read by the HPA, never sampled for a value) |
 //!
 //! Upstream lets SQL queries run without any limit; keda-rs bounds them (see [`SQL_QUERY_TIMEOUT`]). A

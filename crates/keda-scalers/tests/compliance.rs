@@ -18,6 +18,7 @@ type Pairs = Vec<(&'static str, &'static str)>;
 fn minimal(trigger_type: &str) -> (Pairs, Pairs) {
     match trigger_type {
         "cpu" | "memory" => (vec![("value", "50")], vec![]),
+        "kubernetes-workload" => (vec![("podSelector", "app=demo"), ("value", "1")], vec![]),
         "cron" => (
             vec![
                 ("timezone", "UTC"),
@@ -114,6 +115,7 @@ fn every_registered_scaler_is_compliant() {
         let input = |index, metric_type| TriggerInput {
             index,
             trigger_type: ty,
+            namespace: "default",
             name: None,
             metadata: &md,
             resolved_env: &env,
@@ -176,6 +178,7 @@ fn every_registered_scaler_is_compliant() {
         let bare = TriggerInput {
             index: 1,
             trigger_type: ty,
+            namespace: "default",
             name: None,
             metadata: &empty,
             resolved_env: &env,
@@ -203,6 +206,7 @@ fn unknown_types_are_permanent_errors() {
     let input = TriggerInput {
         index: 0,
         trigger_type: "no-such-scaler",
+        namespace: "default",
         name: None,
         metadata: &empty,
         resolved_env: &empty,

@@ -24,6 +24,7 @@ const NOT_HTTP: &[&str] = &[
     "cpu",
     "memory",
     "cron",
+    "kubernetes-workload",
     "redis",
     "redis-cluster",
     "redis-sentinel",
@@ -153,6 +154,7 @@ async fn sample(
     let input = TriggerInput {
         index: 0,
         trigger_type: scaler.trigger_type,
+        namespace: "default",
         name: None,
         metadata: &metadata,
         resolved_env: &env,

@@ -37,6 +37,7 @@ fn parse_typed(
     parse_config(&TriggerInput {
         index,
         trigger_type: "datadog",
+        namespace: "default",
         name: None,
         metadata: &md,
         resolved_env: &env,
@@ -684,6 +685,7 @@ async fn sample(
     let config = parse_trigger(&TriggerInput {
         index: 0,
         trigger_type: "datadog",
+        namespace: "default",
         name: None,
         metadata: &md,
         resolved_env: &env,

@@ -81,6 +81,7 @@ async fn sample(
     let input = TriggerInput {
         index: 0,
         trigger_type: "metrics-api",
+        namespace: "default",
         name: None,
         metadata: &md,
         resolved_env: &env,
@@ -281,6 +282,7 @@ async fn poll(ctx: &BuildContext, md: &[(&str, &str)]) -> Result<f64, ScalerErro
     let config = parse_trigger(&TriggerInput {
         index: 0,
         trigger_type: "metrics-api",
+        namespace: "default",
         name: None,
         metadata: &md,
         resolved_env: &env,

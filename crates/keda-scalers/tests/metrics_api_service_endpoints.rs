@@ -162,6 +162,7 @@ async fn sample(
     let input = TriggerInput {
         index: 0,
         trigger_type: "metrics-api",
+        namespace: "default",
         name: None,
         metadata: &all,
         resolved_env: &empty,
@@ -328,6 +329,7 @@ async fn no_ready_endpoint_and_a_failing_listing_are_errors() {
     let config = parse_trigger(&TriggerInput {
         index: 0,
         trigger_type: "metrics-api",
+        namespace: "default",
         name: None,
         metadata: &md,
         resolved_env: &empty,

@@ -65,6 +65,7 @@ async fn build(
     let input = TriggerInput {
         index: 0,
         trigger_type: "mysql",
+        namespace: "default",
         name: None,
         metadata: &md,
         resolved_env: &env,

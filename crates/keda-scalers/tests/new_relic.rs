@@ -33,6 +33,7 @@ fn parse_at(
     parse_trigger(&TriggerInput {
         index,
         trigger_type: "new-relic",
+        namespace: "default",
         name: None,
         metadata: &md,
         resolved_env: &env,
@@ -235,6 +236,7 @@ fn auth_params_win_over_metadata() {
     let cfg = keda_scalers::observability::new_relic::parse_config(&TriggerInput {
         index: 0,
         trigger_type: "new-relic",
+        namespace: "default",
         name: None,
         metadata: &map(&[
             ("account", "1"),

@@ -55,6 +55,7 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../src/observability/datadog/config.rs"),
     ),
     ("http", include_str!("../src/http.rs")),
+    ("workload", include_str!("../src/kubernetes/workload.rs")),
     ("redis", include_str!("../src/databases/redis.rs")),
     (
         "redis_streams",
@@ -69,6 +70,7 @@ const SOURCES: &[(&str, &str)] = &[
 fn sources_of(trigger_type: &str) -> Vec<&'static str> {
     let modules: &[&str] = match trigger_type {
         "cpu" | "memory" => &["cpu_memory"],
+        "kubernetes-workload" => &["workload"],
         "cron" => &["cron"],
         "metrics-api" => &["metrics_api", "http"],
         "prometheus" => &["prometheus", "http"],
@@ -164,6 +166,7 @@ fn minimal(trigger_type: &str) -> (BTreeMap<String, String>, BTreeMap<String, St
     type Pairs = &'static [(&'static str, &'static str)];
     let (md, auth): (Pairs, Pairs) = match trigger_type {
         "cpu" | "memory" => (&[("value", "50")], &[]),
+        "kubernetes-workload" => (&[("podSelector", "app=demo"), ("value", "1")], &[]),
         "cron" => (
             &[
                 ("timezone", "UTC"),
@@ -675,6 +678,7 @@ fn parse_as(trigger_type: &str, seed: &Seed, case: &Case) {
     let input = TriggerInput {
         index: case.index,
         trigger_type,
+        namespace: "default",
         name: case.name.as_deref(),
         metadata: &seed.metadata,
         resolved_env: &seed.env,
@@ -843,6 +847,7 @@ fn regressions() {
         let input = TriggerInput {
             index: 0,
             trigger_type: ty,
+            namespace: "default",
             name: None,
             metadata: &metadata,
             resolved_env: &env,

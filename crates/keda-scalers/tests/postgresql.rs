@@ -49,6 +49,7 @@ async fn build(
     let input = TriggerInput {
         index: 0,
         trigger_type: "postgresql",
+        namespace: "default",
         name: None,
         metadata: &md,
         resolved_env: &env,

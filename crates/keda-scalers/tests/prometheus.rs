@@ -35,6 +35,7 @@ fn parse_at(
     parse_trigger(&TriggerInput {
         index,
         trigger_type: "prometheus",
+        namespace: "default",
         name: None,
         metadata: &md,
         resolved_env: &env,

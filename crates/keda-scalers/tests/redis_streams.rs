@@ -54,6 +54,7 @@ async fn build(
     let input = TriggerInput {
         index: 0,
         trigger_type,
+        namespace: "default",
         name: None,
         metadata: &md,
         resolved_env: &env,

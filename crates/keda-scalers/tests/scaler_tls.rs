@@ -44,6 +44,7 @@ async fn sample(ctx: &BuildContext, addr: SocketAddr) -> Result<f64, ScalerError
     let input = TriggerInput {
         index: 0,
         trigger_type: "metrics-api",
+        namespace: "default",
         name: None,
         metadata: &md,
         resolved_env: &empty,

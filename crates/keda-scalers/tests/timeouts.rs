@@ -24,6 +24,7 @@ fn timeouts(
     let config = parse_trigger(&TriggerInput {
         index: 0,
         trigger_type,
+        namespace: "default",
         name: None,
         metadata: &md,
         resolved_env: &env,

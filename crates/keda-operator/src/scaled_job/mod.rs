@@ -84,8 +84,9 @@ impl Deps {
                     http: config.scaler_timeout,
                 },
                 service_endpoints: Some(Arc::new(
-                    keda_scalers::service_endpoints::KubeServiceEndpoints::new(client),
+                    keda_scalers::service_endpoints::KubeServiceEndpoints::new(client.clone()),
                 )),
+                pods: Some(Arc::new(keda_scalers::pods::KubePods::new(client))),
                 files: config.file_root.clone(),
                 tls: config.scaler_tls.clone(),
                 http: keda_scalers::http::HttpClients::default()

@@ -293,6 +293,7 @@ pub async fn resolve_and_parse(
         let input = keda_scalers::TriggerInput {
             index,
             trigger_type: &t.r#type,
+            namespace: &ns,
             name: t.name.as_deref(),
             metadata: &t.metadata,
             resolved_env: &env.vars,

@@ -174,6 +174,7 @@ mod tests {
         parse_config(&TriggerInput {
             index: 0,
             trigger_type: "cron",
+            namespace: "default",
             name: None,
             metadata: &md,
             resolved_env: &empty,

@@ -737,6 +737,7 @@ mod aggregation_tests {
         parse_config(&TriggerInput {
             index: 0,
             trigger_type: "metrics-api",
+            namespace: "default",
             name: None,
             metadata: &all,
             resolved_env: &empty,

@@ -125,6 +125,7 @@ mod tests {
         parse_config(&TriggerInput {
             index: 1,
             trigger_type: ty,
+            namespace: "default",
             name: None,
             metadata: &md,
             resolved_env: &empty,

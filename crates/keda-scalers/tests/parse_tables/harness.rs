@@ -2,7 +2,8 @@
 //! step; rejected cases must name the expected field with a permanent error, accepted cases must match the
 //! listed properties of the scaler's typed config and the listed metric names.
 //!
-//! Case format: `name`, `type` (trigger type), `metadata`, `auth`, `env` (maps of strings), then either
+//! Case format: `name`, `type` (trigger type), optionally `namespace` (the object's; default `default`),
+//! `metadata`, `auth`, `env` (maps of strings), then either
 //! `error: <field>` or `expect: {property: value}`, and optionally `metrics: [{index, name}]`.
 
 #![allow(dead_code)]
@@ -15,6 +16,8 @@ use serde_json::{Map, Value};
 pub struct Case {
     pub name: String,
     pub trigger_type: String,
+    /// The object's namespace (`namespace` in the case; default `default`).
+    pub namespace: String,
     pub metadata: BTreeMap<String, String>,
     pub auth: BTreeMap<String, String>,
     pub env: BTreeMap<String, String>,
@@ -28,6 +31,7 @@ impl Case {
         TriggerInput {
             index,
             trigger_type: &self.trigger_type,
+            namespace: &self.namespace,
             name: None,
             metadata: &self.metadata,
             resolved_env: &self.env,
@@ -66,6 +70,11 @@ pub fn load(file: &str) -> Vec<Case> {
         .map(|c| Case {
             name: c["name"].as_str().expect("case name").to_owned(),
             trigger_type: c["type"].as_str().expect("case type").to_owned(),
+            namespace: c
+                .get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+                .to_owned(),
             metadata: string_map(c.get("metadata")),
             auth: string_map(c.get("auth")),
             env: string_map(c.get("env")),
