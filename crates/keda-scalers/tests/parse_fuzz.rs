@@ -56,12 +56,42 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("http", include_str!("../src/http.rs")),
     ("workload", include_str!("../src/kubernetes/workload.rs")),
-    ("redis", include_str!("../src/databases/redis.rs")),
+    // A scaler split into a folder contributes every file of it, under the one module name.
+    ("redis", include_str!("../src/databases/redis/mod.rs")),
+    (
+        "redis",
+        include_str!("../src/databases/redis/connection.rs"),
+    ),
+    ("redis", include_str!("../src/databases/redis/client.rs")),
+    ("redis", include_str!("../src/databases/redis/list.rs")),
     (
         "redis_streams",
         include_str!("../src/databases/redis_streams.rs"),
     ),
-    ("postgresql", include_str!("../src/databases/postgresql.rs")),
+    (
+        "postgresql",
+        include_str!("../src/databases/postgresql/mod.rs"),
+    ),
+    (
+        "postgresql",
+        include_str!("../src/databases/postgresql/config.rs"),
+    ),
+    (
+        "postgresql",
+        include_str!("../src/databases/postgresql/connection_string.rs"),
+    ),
+    (
+        "postgresql",
+        include_str!("../src/databases/postgresql/tls.rs"),
+    ),
+    (
+        "postgresql",
+        include_str!("../src/databases/postgresql/client.rs"),
+    ),
+    (
+        "postgresql",
+        include_str!("../src/databases/postgresql/scaler.rs"),
+    ),
     ("mysql", include_str!("../src/databases/mysql.rs")),
     ("input", include_str!("../src/input.rs")),
 ];
