@@ -157,7 +157,7 @@ pub struct JobsContext {
     pub scaled_jobs: Store<ScaledJob>,
     pub index: Arc<index::JobIndex>,
     pub statuses: status::StatusStore,
-    pub loops: poll::Loops,
+    pub loops: poll::JobScaleLoops,
 }
 
 impl JobsContext {
@@ -215,7 +215,7 @@ impl Error {
 /// What a reconcile depends on: generation, the paused annotation, finalizers and deletion. Status
 /// writes (ours, every poll that changes something) and other metadata edits do not reconcile again; a
 /// poll reads labels and annotations from the cache each time.
-pub fn reconcile_inputs(sj: &ScaledJob) -> Option<u64> {
+pub fn reconcile_fingerprint(sj: &ScaledJob) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     sj.metadata.generation.hash(&mut h);
@@ -251,7 +251,7 @@ pub async fn run(deps: Deps) {
         .modify(|sj: &mut ScaledJob| sj.managed_fields_mut().clear())
         .reflect(writer)
         .touched_objects()
-        .predicate_filter(reconcile_inputs, Default::default());
+        .predicate_filter(reconcile_fingerprint, Default::default());
     // The rollout and the first polls read the Jobs: start once they are listed.
     index.wait_synced().await;
     tracing::info!("ScaledJob controller started");
@@ -299,12 +299,12 @@ mod tests {
             "apiVersion: keda.sh/v1alpha1\nkind: ScaledJob\nmetadata: {name: a, generation: 1}\nspec:\n  jobTargetRef: {template: {}}\n  triggers: [{type: cron, metadata: {}}]\n",
         )
         .expect("parses");
-        let base = reconcile_inputs(&sj);
+        let base = reconcile_fingerprint(&sj);
         sj.status = Some(Default::default());
         sj.metadata.labels = Some([("x".to_owned(), "y".to_owned())].into());
-        assert_eq!(reconcile_inputs(&sj), base);
+        assert_eq!(reconcile_fingerprint(&sj), base);
         sj.metadata.annotations =
             Some([("autoscaling.keda.sh/paused".to_owned(), "true".to_owned())].into());
-        assert_ne!(reconcile_inputs(&sj), base);
+        assert_ne!(reconcile_fingerprint(&sj), base);
     }
 }

@@ -49,7 +49,7 @@ pub struct JobTrigger {
     /// `triggers[].name`.
     pub name: Option<String>,
     /// upstream's `scaler` label: the trigger's name, or the scaler's Go type name.
-    pub scaler_name: String,
+    pub scaler_label: String,
     pub metric_name: String,
     pub config: Box<dyn TriggerConfig>,
     scaler: Mutex<Option<Arc<dyn Scaler>>>,
@@ -61,7 +61,7 @@ impl JobTrigger {
             index,
             trigger_type: trigger.r#type.clone(),
             name: trigger.name.clone(),
-            scaler_name: keda_scalers::scaler_label(&trigger.r#type, trigger.name.as_deref()),
+            scaler_label: keda_scalers::scaler_label(&trigger.r#type, trigger.name.as_deref()),
             metric_name: config.metric_spec().metric_name(),
             config,
             scaler: Mutex::new(None),
@@ -162,13 +162,13 @@ impl Shared {
     }
 }
 
-/// The running loops.
+/// The running poll loops, one per ScaledJob (by namespace and name).
 #[derive(Default)]
-pub struct Loops {
+pub struct JobScaleLoops {
     running: Mutex<HashMap<Key, Running>>,
 }
 
-/// Whether [`Loops::ensure`] started a loop.
+/// Whether [`JobScaleLoops::ensure`] started a loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Started {
     New,
@@ -176,7 +176,7 @@ pub enum Started {
     Unchanged,
 }
 
-impl Loops {
+impl JobScaleLoops {
     /// Starts the ScaledJob's loop for these inputs, replacing one with other inputs; one with the same
     /// inputs keeps running (a resync must not restart it).
     pub fn ensure(
@@ -338,7 +338,7 @@ async fn sample_triggers(
     };
     // Known before any series is written, so a loop stopped in the middle of a poll leaves none behind.
     let labels_of = |t: &JobTrigger| {
-        telemetry::scaler_labels(&key.0, &key.1, &t.metric_name, &t.scaler_name, t.index)
+        telemetry::scaler_labels(&key.0, &key.1, &t.metric_name, &t.scaler_label, t.index)
     };
     shared.state().series = shared
         .triggers
