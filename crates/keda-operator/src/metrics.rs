@@ -162,7 +162,8 @@ pub struct Metrics {
     pub scaled_object_errors_total: Family<ObjectLabels, Counter>,
     pub scaled_object_paused: Family<ObjectLabels, FloatGauge>,
     pub scale_loop_latency_seconds: Family<LoopLabels, FloatGauge>,
-    /// Registered but not written yet: the ScaledJob controller does not exist.
+    /// Per ScaledJob, the triggers that failed a poll (written by `scaled_job::telemetry`); a poll
+    /// without errors creates it at 0, and it is removed with the ScaledJob.
     pub scaled_job_errors_total: Family<JobLabels, Counter>,
     pub trigger_registered_total: Family<TriggerTypeLabels, Gauge>,
     pub resource_registered_total: Family<ResourceLabels, Gauge>,
