@@ -29,6 +29,7 @@ pub mod http;
 pub mod databases;
 pub mod generic;
 pub mod kubernetes;
+pub mod messaging;
 pub mod observability;
 
 pub use error::{ScalerError, TriggerRef};

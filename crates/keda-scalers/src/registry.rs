@@ -115,6 +115,12 @@ static REGISTRY: &[Registration] = &[
         parse: crate::databases::mysql::parse,
         upstream_scaler_name: "mySQLScaler",
     },
+    #[cfg(feature = "beanstalkd")]
+    Registration {
+        trigger_type: "beanstalkd",
+        parse: crate::messaging::beanstalkd::parse,
+        upstream_scaler_name: "BeanstalkdScaler",
+    },
 ];
 
 /// Parses a trigger with its type's parse step; an unknown type is a permanent error.

@@ -33,6 +33,7 @@ const NOT_HTTP: &[&str] = &[
     "redis-sentinel-streams",
     "postgresql",
     "mysql",
+    "beanstalkd",
 ];
 
 /// One HTTP scaler: a trigger aimed at the stand-in, its activation parameter, and a well-formed answer

@@ -93,6 +93,7 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../src/databases/postgresql/scaler.rs"),
     ),
     ("mysql", include_str!("../src/databases/mysql.rs")),
+    ("beanstalkd", include_str!("../src/messaging/beanstalkd.rs")),
     ("input", include_str!("../src/input.rs")),
 ];
 
@@ -112,6 +113,7 @@ fn sources_of(trigger_type: &str) -> Vec<&'static str> {
         }
         "postgresql" => &["postgresql"],
         "mysql" => &["mysql"],
+        "beanstalkd" => &["beanstalkd"],
         _ => &[],
     };
     SOURCES
@@ -266,6 +268,14 @@ fn minimal(trigger_type: &str) -> (BTreeMap<String, String>, BTreeMap<String, St
         "mysql" => (
             &[("query", "select 1"), ("queryValue", "5")],
             &[("connectionString", "u:p@tcp(db:3306)/d")],
+        ),
+        "beanstalkd" => (
+            &[
+                ("server", "beanstalkd:11300"),
+                ("tube", "jobs"),
+                ("value", "5"),
+            ],
+            &[],
         ),
         _ => (&[], &[]),
     };

@@ -1,0 +1,5 @@
+//! Scalers that read a broker or queue: how many messages or jobs wait (and, where the broker knows it,
+//! for which consumer).
+
+#[cfg(feature = "beanstalkd")]
+pub mod beanstalkd;
