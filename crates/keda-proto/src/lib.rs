@@ -2,6 +2,11 @@
 //! [`api::metrics_service_server::MetricsService`], the metrics API server calls it through
 //! [`api::metrics_service_client::MetricsServiceClient`]. Also a few helpers both sides need to build
 //! the Kubernetes-shaped values (canonical quantities, timestamps).
+//!
+//! Also `proto/externalscaler.proto` (package `externalscaler`, upstream's contract with external
+//! scalers): the `external` and `external-push` scalers call
+//! [`externalscaler::external_scaler_client::ExternalScalerClient`]; the server side exists for tests
+//! and for anyone writing an external scaler in Rust.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,6 +14,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod api {
     tonic::include_proto!("api");
+}
+
+/// Everything generated from `proto/externalscaler.proto`.
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod externalscaler {
+    tonic::include_proto!("externalscaler");
 }
 
 pub use api::metrics_service_client::MetricsServiceClient;
@@ -164,6 +175,44 @@ mod tests {
         let back =
             ExternalMetricValueList::decode(list.encode_to_vec().as_slice()).expect("decodes");
         assert_eq!(back.items, vec![v]);
+    }
+
+    #[test]
+    fn external_scaler_messages_match_the_upstream_wire_format() {
+        use externalscaler::{GetMetricsRequest, MetricSpec, MetricValue};
+        // ScaledObjectRef{name=1, namespace=2, scalerMetadata=3 (map entry: key=1, value=2)}.
+        let r = externalscaler::ScaledObjectRef {
+            name: "a".into(),
+            namespace: "b".into(),
+            scaler_metadata: [("k".to_owned(), "v".to_owned())].into(),
+        };
+        assert_eq!(
+            r.encode_to_vec(),
+            [
+                0x0a, 1, b'a', 0x12, 1, b'b', 0x1a, 6, 0x0a, 1, b'k', 0x12, 1, b'v'
+            ]
+        );
+        // MetricSpec{metricName=1, targetSize=2 (varint), targetSizeFloat=3 (double)}.
+        let spec = MetricSpec {
+            metric_name: "m".into(),
+            target_size: 5,
+            target_size_float: 1.5,
+        };
+        let mut want = vec![0x0a, 1, b'm', 0x10, 5, 0x19];
+        want.extend(1.5f64.to_le_bytes());
+        assert_eq!(spec.encode_to_vec(), want);
+        // MetricValue has the same shape; GetMetricsRequest{scaledObjectRef=1, metricName=2}.
+        let v = MetricValue {
+            metric_name: "m".into(),
+            metric_value: 2,
+            metric_value_float: 0.0,
+        };
+        assert_eq!(v.encode_to_vec(), [0x0a, 1, b'm', 0x10, 2]);
+        let req = GetMetricsRequest {
+            scaled_object_ref: None,
+            metric_name: "m".into(),
+        };
+        assert_eq!(req.encode_to_vec(), [0x12, 1, b'm']);
     }
 
     #[test]
