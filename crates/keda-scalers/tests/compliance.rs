@@ -100,6 +100,15 @@ fn minimal(trigger_type: &str) -> (Pairs, Pairs) {
             ],
             vec![],
         ),
+        "nats-jetstream" => (
+            vec![
+                ("natsServerMonitoringEndpoint", "nats:8222"),
+                ("account", "$G"),
+                ("stream", "s"),
+                ("consumer", "c"),
+            ],
+            vec![],
+        ),
         other => panic!("no minimal trigger for {other}: add one to the compliance table"),
     }
 }
@@ -259,6 +268,8 @@ const UPSTREAM_SCALER_NAMES: &[(&str, &str)] = &[
     ("postgresql", "postgreSQLScaler"),
     // pkg/scalers/mysql_scaler.go
     ("mysql", "mySQLScaler"),
+    // pkg/scalers/nats_jetstream_scaler.go
+    ("nats-jetstream", "natsJetStreamScaler"),
     // pkg/scalers/beanstalkd_scaler.go (an exported struct)
     ("beanstalkd", "BeanstalkdScaler"),
 ];

@@ -94,6 +94,10 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("mysql", include_str!("../src/databases/mysql.rs")),
     ("beanstalkd", include_str!("../src/messaging/beanstalkd.rs")),
+    (
+        "nats_jetstream",
+        include_str!("../src/messaging/nats_jetstream.rs"),
+    ),
     ("input", include_str!("../src/input.rs")),
 ];
 
@@ -114,6 +118,7 @@ fn sources_of(trigger_type: &str) -> Vec<&'static str> {
         "postgresql" => &["postgresql"],
         "mysql" => &["mysql"],
         "beanstalkd" => &["beanstalkd"],
+        "nats-jetstream" => &["nats_jetstream", "http"],
         _ => &[],
     };
     SOURCES
@@ -274,6 +279,15 @@ fn minimal(trigger_type: &str) -> (BTreeMap<String, String>, BTreeMap<String, St
                 ("server", "beanstalkd:11300"),
                 ("tube", "jobs"),
                 ("value", "5"),
+            ],
+            &[],
+        ),
+        "nats-jetstream" => (
+            &[
+                ("natsServerMonitoringEndpoint", "nats:8222"),
+                ("account", "$G"),
+                ("stream", "s"),
+                ("consumer", "c"),
             ],
             &[],
         ),

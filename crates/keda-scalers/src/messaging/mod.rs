@@ -3,3 +3,6 @@
 
 #[cfg(feature = "beanstalkd")]
 pub mod beanstalkd;
+
+#[cfg(feature = "nats-jetstream")]
+pub mod nats_jetstream;
