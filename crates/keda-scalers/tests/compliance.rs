@@ -246,6 +246,8 @@ const UPSTREAM_SCALER_NAMES: &[(&str, &str)] = &[
     // pkg/scalers/cpu_memory_scaler.go: NewCPUMemoryScaler(corev1.ResourceCPU / ResourceMemory, …)
     ("cpu", "cpuMemoryScaler"),
     ("memory", "cpuMemoryScaler"),
+    // pkg/scalers/kubernetes_workload_scaler.go
+    ("kubernetes-workload", "kubernetesWorkloadScaler"),
     // pkg/scalers/cron_scaler.go
     ("cron", "cronScaler"),
     // pkg/scalers/metrics_api_scaler.go
