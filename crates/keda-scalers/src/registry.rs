@@ -121,6 +121,12 @@ static REGISTRY: &[Registration] = &[
         parse: crate::messaging::beanstalkd::parse,
         upstream_scaler_name: "BeanstalkdScaler",
     },
+    #[cfg(feature = "activemq")]
+    Registration {
+        trigger_type: "activemq",
+        parse: crate::messaging::activemq::parse,
+        upstream_scaler_name: "activeMQScaler",
+    },
     #[cfg(feature = "nats-jetstream")]
     Registration {
         trigger_type: "nats-jetstream",

@@ -92,6 +92,14 @@ fn minimal(trigger_type: &str) -> (Pairs, Pairs) {
             vec![("query", "select 1"), ("queryValue", "5")],
             vec![("connectionString", "u:p@tcp(db:3306)/d")],
         ),
+        "activemq" => (
+            vec![
+                ("managementEndpoint", "activemq:8161"),
+                ("destinationName", "jobs"),
+                ("brokerName", "localhost"),
+            ],
+            vec![("username", "admin"), ("password", "admin")],
+        ),
         "beanstalkd" => (
             vec![
                 ("server", "beanstalkd:11300"),
@@ -274,6 +282,8 @@ const UPSTREAM_SCALER_NAMES: &[(&str, &str)] = &[
     ("nats-jetstream", "natsJetStreamScaler"),
     // pkg/scalers/beanstalkd_scaler.go (an exported struct)
     ("beanstalkd", "BeanstalkdScaler"),
+    // pkg/scalers/activemq_scaler.go
+    ("activemq", "activeMQScaler"),
 ];
 
 #[test]

@@ -94,6 +94,7 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("mysql", include_str!("../src/databases/mysql.rs")),
     ("beanstalkd", include_str!("../src/messaging/beanstalkd.rs")),
+    ("activemq", include_str!("../src/messaging/activemq.rs")),
     (
         "nats_jetstream",
         include_str!("../src/messaging/nats_jetstream.rs"),
@@ -118,6 +119,7 @@ fn sources_of(trigger_type: &str) -> Vec<&'static str> {
         "postgresql" => &["postgresql"],
         "mysql" => &["mysql"],
         "beanstalkd" => &["beanstalkd"],
+        "activemq" => &["activemq", "http"],
         "nats-jetstream" => &["nats_jetstream", "http"],
         _ => &[],
     };
@@ -273,6 +275,14 @@ fn minimal(trigger_type: &str) -> (BTreeMap<String, String>, BTreeMap<String, St
         "mysql" => (
             &[("query", "select 1"), ("queryValue", "5")],
             &[("connectionString", "u:p@tcp(db:3306)/d")],
+        ),
+        "activemq" => (
+            &[
+                ("managementEndpoint", "activemq:8161"),
+                ("destinationName", "jobs"),
+                ("brokerName", "localhost"),
+            ],
+            &[("username", "admin"), ("password", "admin")],
         ),
         "beanstalkd" => (
             &[
