@@ -43,6 +43,18 @@ static REGISTRY: &[Registration] = &[
         parse: crate::generic::cron::parse,
         upstream_scaler_name: "cronScaler",
     },
+    #[cfg(feature = "external")]
+    Registration {
+        trigger_type: "external",
+        parse: crate::generic::external::parse,
+        upstream_scaler_name: "externalScaler",
+    },
+    #[cfg(feature = "external")]
+    Registration {
+        trigger_type: "external-push",
+        parse: crate::generic::external::parse,
+        upstream_scaler_name: "externalPushScaler",
+    },
     #[cfg(feature = "metrics-api")]
     Registration {
         trigger_type: "metrics-api",
@@ -120,18 +132,6 @@ static REGISTRY: &[Registration] = &[
         trigger_type: "beanstalkd",
         parse: crate::messaging::beanstalkd::parse,
         upstream_scaler_name: "BeanstalkdScaler",
-    },
-    #[cfg(feature = "activemq")]
-    Registration {
-        trigger_type: "activemq",
-        parse: crate::messaging::activemq::parse,
-        upstream_scaler_name: "activeMQScaler",
-    },
-    #[cfg(feature = "nats-jetstream")]
-    Registration {
-        trigger_type: "nats-jetstream",
-        parse: crate::messaging::nats_jetstream::parse,
-        upstream_scaler_name: "natsJetStreamScaler",
     },
 ];
 

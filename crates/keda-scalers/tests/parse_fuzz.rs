@@ -42,6 +42,11 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("cron", include_str!("../src/generic/cron.rs")),
     ("metrics_api", include_str!("../src/generic/metrics_api.rs")),
+    ("external", include_str!("../src/generic/external/mod.rs")),
+    (
+        "external",
+        include_str!("../src/generic/external/channel.rs"),
+    ),
     (
         "prometheus",
         include_str!("../src/observability/prometheus.rs"),
@@ -94,11 +99,6 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("mysql", include_str!("../src/databases/mysql.rs")),
     ("beanstalkd", include_str!("../src/messaging/beanstalkd.rs")),
-    ("activemq", include_str!("../src/messaging/activemq.rs")),
-    (
-        "nats_jetstream",
-        include_str!("../src/messaging/nats_jetstream.rs"),
-    ),
     ("input", include_str!("../src/input.rs")),
 ];
 
@@ -108,6 +108,7 @@ fn sources_of(trigger_type: &str) -> Vec<&'static str> {
         "cpu" | "memory" => &["cpu_memory"],
         "kubernetes-workload" => &["workload"],
         "cron" => &["cron"],
+        "external" | "external-push" => &["external"],
         "metrics-api" => &["metrics_api", "http"],
         "prometheus" => &["prometheus", "http"],
         "new-relic" => &["new_relic", "http"],
@@ -119,8 +120,6 @@ fn sources_of(trigger_type: &str) -> Vec<&'static str> {
         "postgresql" => &["postgresql"],
         "mysql" => &["mysql"],
         "beanstalkd" => &["beanstalkd"],
-        "activemq" => &["activemq", "http"],
-        "nats-jetstream" => &["nats_jetstream", "http"],
         _ => &[],
     };
     SOURCES
@@ -276,28 +275,11 @@ fn minimal(trigger_type: &str) -> (BTreeMap<String, String>, BTreeMap<String, St
             &[("query", "select 1"), ("queryValue", "5")],
             &[("connectionString", "u:p@tcp(db:3306)/d")],
         ),
-        "activemq" => (
-            &[
-                ("managementEndpoint", "activemq:8161"),
-                ("destinationName", "jobs"),
-                ("brokerName", "localhost"),
-            ],
-            &[("username", "admin"), ("password", "admin")],
-        ),
         "beanstalkd" => (
             &[
                 ("server", "beanstalkd:11300"),
                 ("tube", "jobs"),
                 ("value", "5"),
-            ],
-            &[],
-        ),
-        "nats-jetstream" => (
-            &[
-                ("natsServerMonitoringEndpoint", "nats:8222"),
-                ("account", "$G"),
-                ("stream", "s"),
-                ("consumer", "c"),
             ],
             &[],
         ),
