@@ -133,6 +133,18 @@ static REGISTRY: &[Registration] = &[
         parse: crate::messaging::beanstalkd::parse,
         upstream_scaler_name: "BeanstalkdScaler",
     },
+    #[cfg(feature = "activemq")]
+    Registration {
+        trigger_type: "activemq",
+        parse: crate::messaging::activemq::parse,
+        upstream_scaler_name: "activeMQScaler",
+    },
+    #[cfg(feature = "nats-jetstream")]
+    Registration {
+        trigger_type: "nats-jetstream",
+        parse: crate::messaging::nats_jetstream::parse,
+        upstream_scaler_name: "natsJetStreamScaler",
+    },
 ];
 
 /// Parses a trigger with its type's parse step; an unknown type is a permanent error.

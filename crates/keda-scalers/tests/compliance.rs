@@ -93,11 +93,28 @@ fn minimal(trigger_type: &str) -> (Pairs, Pairs) {
             vec![("query", "select 1"), ("queryValue", "5")],
             vec![("connectionString", "u:p@tcp(db:3306)/d")],
         ),
+        "activemq" => (
+            vec![
+                ("managementEndpoint", "activemq:8161"),
+                ("destinationName", "jobs"),
+                ("brokerName", "localhost"),
+            ],
+            vec![("username", "admin"), ("password", "admin")],
+        ),
         "beanstalkd" => (
             vec![
                 ("server", "beanstalkd:11300"),
                 ("tube", "jobs"),
                 ("value", "5"),
+            ],
+            vec![],
+        ),
+        "nats-jetstream" => (
+            vec![
+                ("natsServerMonitoringEndpoint", "nats:8222"),
+                ("account", "$G"),
+                ("stream", "s"),
+                ("consumer", "c"),
             ],
             vec![],
         ),
@@ -238,6 +255,8 @@ const UPSTREAM_SCALER_NAMES: &[(&str, &str)] = &[
     // pkg/scalers/cpu_memory_scaler.go: NewCPUMemoryScaler(corev1.ResourceCPU / ResourceMemory, …)
     ("cpu", "cpuMemoryScaler"),
     ("memory", "cpuMemoryScaler"),
+    // pkg/scalers/kubernetes_workload_scaler.go
+    ("kubernetes-workload", "kubernetesWorkloadScaler"),
     // pkg/scalers/cron_scaler.go
     ("cron", "cronScaler"),
     // pkg/scalers/external_scaler.go: NewExternalScaler / NewExternalPushScaler (which embeds it)
@@ -263,8 +282,12 @@ const UPSTREAM_SCALER_NAMES: &[(&str, &str)] = &[
     ("postgresql", "postgreSQLScaler"),
     // pkg/scalers/mysql_scaler.go
     ("mysql", "mySQLScaler"),
+    // pkg/scalers/nats_jetstream_scaler.go
+    ("nats-jetstream", "natsJetStreamScaler"),
     // pkg/scalers/beanstalkd_scaler.go (an exported struct)
     ("beanstalkd", "BeanstalkdScaler"),
+    // pkg/scalers/activemq_scaler.go
+    ("activemq", "activeMQScaler"),
 ];
 
 #[test]

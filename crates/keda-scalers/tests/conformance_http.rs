@@ -36,6 +36,13 @@ const NOT_HTTP: &[&str] = &[
     "postgresql",
     "mysql",
     "beanstalkd",
+    // HTTP, but a queue size is a whole number, which the activation check here (5.5) cannot give:
+    // its answers are checked in messaging::activemq's unit tests and against a real broker
+    // (tests/activemq.rs).
+    "activemq",
+    // HTTP, but its lag is a whole number, which the activation check here (5.5) cannot give: its
+    // stand-in checks (errors, empty and malformed answers) are in tests/nats_jetstream.rs.
+    "nats-jetstream",
 ];
 
 /// One HTTP scaler: a trigger aimed at the stand-in, its activation parameter, and a well-formed answer

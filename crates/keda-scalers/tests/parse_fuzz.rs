@@ -99,6 +99,11 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("mysql", include_str!("../src/databases/mysql.rs")),
     ("beanstalkd", include_str!("../src/messaging/beanstalkd.rs")),
+    ("activemq", include_str!("../src/messaging/activemq.rs")),
+    (
+        "nats_jetstream",
+        include_str!("../src/messaging/nats_jetstream.rs"),
+    ),
     ("input", include_str!("../src/input.rs")),
 ];
 
@@ -120,6 +125,8 @@ fn sources_of(trigger_type: &str) -> Vec<&'static str> {
         "postgresql" => &["postgresql"],
         "mysql" => &["mysql"],
         "beanstalkd" => &["beanstalkd"],
+        "activemq" => &["activemq", "http"],
+        "nats-jetstream" => &["nats_jetstream", "http"],
         _ => &[],
     };
     SOURCES
@@ -275,11 +282,28 @@ fn minimal(trigger_type: &str) -> (BTreeMap<String, String>, BTreeMap<String, St
             &[("query", "select 1"), ("queryValue", "5")],
             &[("connectionString", "u:p@tcp(db:3306)/d")],
         ),
+        "activemq" => (
+            &[
+                ("managementEndpoint", "activemq:8161"),
+                ("destinationName", "jobs"),
+                ("brokerName", "localhost"),
+            ],
+            &[("username", "admin"), ("password", "admin")],
+        ),
         "beanstalkd" => (
             &[
                 ("server", "beanstalkd:11300"),
                 ("tube", "jobs"),
                 ("value", "5"),
+            ],
+            &[],
+        ),
+        "nats-jetstream" => (
+            &[
+                ("natsServerMonitoringEndpoint", "nats:8222"),
+                ("account", "$G"),
+                ("stream", "s"),
+                ("consumer", "c"),
             ],
             &[],
         ),

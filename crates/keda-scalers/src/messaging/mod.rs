@@ -1,5 +1,10 @@
 //! Scalers that read a broker or queue: how many messages or jobs wait (and, where the broker knows it,
 //! for which consumer).
 
+#[cfg(feature = "activemq")]
+pub mod activemq;
 #[cfg(feature = "beanstalkd")]
 pub mod beanstalkd;
+
+#[cfg(feature = "nats-jetstream")]
+pub mod nats_jetstream;
