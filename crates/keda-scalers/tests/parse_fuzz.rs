@@ -104,6 +104,7 @@ const SOURCES: &[(&str, &str)] = &[
         "nats_jetstream",
         include_str!("../src/messaging/nats_jetstream.rs"),
     ),
+    ("etcd", include_str!("../src/databases/etcd.rs")),
     ("input", include_str!("../src/input.rs")),
 ];
 
@@ -127,6 +128,7 @@ fn sources_of(trigger_type: &str) -> Vec<&'static str> {
         "beanstalkd" => &["beanstalkd"],
         "activemq" => &["activemq", "http"],
         "nats-jetstream" => &["nats_jetstream", "http"],
+        "etcd" => &["etcd"],
         _ => &[],
     };
     SOURCES
@@ -304,6 +306,14 @@ fn minimal(trigger_type: &str) -> (BTreeMap<String, String>, BTreeMap<String, St
                 ("account", "$G"),
                 ("stream", "s"),
                 ("consumer", "c"),
+            ],
+            &[],
+        ),
+        "etcd" => (
+            &[
+                ("endpoints", "etcd:2379"),
+                ("watchKey", "length"),
+                ("value", "5"),
             ],
             &[],
         ),
