@@ -43,18 +43,6 @@ static REGISTRY: &[Registration] = &[
         parse: crate::generic::cron::parse,
         upstream_scaler_name: "cronScaler",
     },
-    #[cfg(feature = "external")]
-    Registration {
-        trigger_type: "external",
-        parse: crate::generic::external::parse,
-        upstream_scaler_name: "externalScaler",
-    },
-    #[cfg(feature = "external")]
-    Registration {
-        trigger_type: "external-push",
-        parse: crate::generic::external::parse,
-        upstream_scaler_name: "externalPushScaler",
-    },
     #[cfg(feature = "metrics-api")]
     Registration {
         trigger_type: "metrics-api",
@@ -127,6 +115,12 @@ static REGISTRY: &[Registration] = &[
         parse: crate::databases::mysql::parse,
         upstream_scaler_name: "mySQLScaler",
     },
+    #[cfg(feature = "rabbitmq")]
+    Registration {
+        trigger_type: "rabbitmq",
+        parse: crate::messaging::rabbitmq::parse,
+        upstream_scaler_name: "rabbitMQScaler",
+    },
     #[cfg(feature = "beanstalkd")]
     Registration {
         trigger_type: "beanstalkd",
@@ -144,12 +138,6 @@ static REGISTRY: &[Registration] = &[
         trigger_type: "nats-jetstream",
         parse: crate::messaging::nats_jetstream::parse,
         upstream_scaler_name: "natsJetStreamScaler",
-    },
-    #[cfg(feature = "etcd")]
-    Registration {
-        trigger_type: "etcd",
-        parse: crate::databases::etcd::parse,
-        upstream_scaler_name: "etcdScaler",
     },
 ];
 

@@ -28,7 +28,6 @@ fn minimal(trigger_type: &str) -> (Pairs, Pairs) {
             ],
             vec![],
         ),
-        "external" | "external-push" => (vec![("scalerAddress", "scaler.example:6000")], vec![]),
         "metrics-api" => (
             vec![
                 ("url", "http://api.example/m"),
@@ -118,12 +117,8 @@ fn minimal(trigger_type: &str) -> (Pairs, Pairs) {
             ],
             vec![],
         ),
-        "etcd" => (
-            vec![
-                ("endpoints", "etcd:2379"),
-                ("watchKey", "length"),
-                ("value", "5"),
-            ],
+        "rabbitmq" => (
+            vec![("host", "amqp://rabbitmq:5672"), ("queueName", "jobs")],
             vec![],
         ),
         other => panic!("no minimal trigger for {other}: add one to the compliance table"),
@@ -267,9 +262,6 @@ const UPSTREAM_SCALER_NAMES: &[(&str, &str)] = &[
     ("kubernetes-workload", "kubernetesWorkloadScaler"),
     // pkg/scalers/cron_scaler.go
     ("cron", "cronScaler"),
-    // pkg/scalers/external_scaler.go: NewExternalScaler / NewExternalPushScaler (which embeds it)
-    ("external", "externalScaler"),
-    ("external-push", "externalPushScaler"),
     // pkg/scalers/metrics_api_scaler.go
     ("metrics-api", "metricsAPIScaler"),
     // pkg/scalers/prometheus_scaler.go
@@ -290,12 +282,11 @@ const UPSTREAM_SCALER_NAMES: &[(&str, &str)] = &[
     ("postgresql", "postgreSQLScaler"),
     // pkg/scalers/mysql_scaler.go
     ("mysql", "mySQLScaler"),
-    // pkg/scalers/etcd_scaler.go
-    ("etcd", "etcdScaler"),
     // pkg/scalers/nats_jetstream_scaler.go
     ("nats-jetstream", "natsJetStreamScaler"),
     // pkg/scalers/beanstalkd_scaler.go (an exported struct)
     ("beanstalkd", "BeanstalkdScaler"),
+    ("rabbitmq", "rabbitMQScaler"),
     // pkg/scalers/activemq_scaler.go
     ("activemq", "activeMQScaler"),
 ];

@@ -24,8 +24,6 @@ const NOT_HTTP: &[&str] = &[
     "cpu",
     "memory",
     "cron",
-    "external",
-    "external-push",
     "kubernetes-workload",
     "redis",
     "redis-cluster",
@@ -43,7 +41,6 @@ const NOT_HTTP: &[&str] = &[
     // HTTP, but its lag is a whole number, which the activation check here (5.5) cannot give: its
     // stand-in checks (errors, empty and malformed answers) are in tests/nats_jetstream.rs.
     "nats-jetstream",
-    "etcd",
 ];
 
 /// One HTTP scaler: a trigger aimed at the stand-in, its activation parameter, and a well-formed answer
@@ -58,6 +55,24 @@ struct HttpScaler {
 
 fn http_scalers() -> Vec<HttpScaler> {
     vec![
+        // MessageRate: the publish rate is a float, and activity is the rate or the queue length
+        // (0 here) above the threshold.
+        HttpScaler {
+            trigger_type: "rabbitmq",
+            metadata: vec![
+                ("host", "https://backend.test"),
+                ("queueName", "orders"),
+                ("mode", "MessageRate"),
+                ("value", "10"),
+            ],
+            auth: vec![],
+            activation_key: "activationValue",
+            answer: |v| {
+                json!({"name": "orders", "messages": 0,
+                    "message_stats": {"publish_details": {"rate": v}}})
+                .to_string()
+            },
+        },
         HttpScaler {
             trigger_type: "metrics-api",
             metadata: vec![

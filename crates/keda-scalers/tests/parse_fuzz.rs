@@ -42,11 +42,6 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("cron", include_str!("../src/generic/cron.rs")),
     ("metrics_api", include_str!("../src/generic/metrics_api.rs")),
-    ("external", include_str!("../src/generic/external/mod.rs")),
-    (
-        "external",
-        include_str!("../src/generic/external/channel.rs"),
-    ),
     (
         "prometheus",
         include_str!("../src/observability/prometheus.rs"),
@@ -104,7 +99,18 @@ const SOURCES: &[(&str, &str)] = &[
         "nats_jetstream",
         include_str!("../src/messaging/nats_jetstream.rs"),
     ),
-    ("etcd", include_str!("../src/databases/etcd.rs")),
+    (
+        "rabbitmq",
+        include_str!("../src/messaging/rabbitmq/mod.rs"),
+    ),
+    (
+        "rabbitmq",
+        include_str!("../src/messaging/rabbitmq/management.rs"),
+    ),
+    (
+        "rabbitmq",
+        include_str!("../src/messaging/rabbitmq/amqp.rs"),
+    ),
     ("input", include_str!("../src/input.rs")),
 ];
 
@@ -114,7 +120,6 @@ fn sources_of(trigger_type: &str) -> Vec<&'static str> {
         "cpu" | "memory" => &["cpu_memory"],
         "kubernetes-workload" => &["workload"],
         "cron" => &["cron"],
-        "external" | "external-push" => &["external"],
         "metrics-api" => &["metrics_api", "http"],
         "prometheus" => &["prometheus", "http"],
         "new-relic" => &["new_relic", "http"],
@@ -126,9 +131,9 @@ fn sources_of(trigger_type: &str) -> Vec<&'static str> {
         "postgresql" => &["postgresql"],
         "mysql" => &["mysql"],
         "beanstalkd" => &["beanstalkd"],
+        "rabbitmq" => &["rabbitmq", "http"],
         "activemq" => &["activemq", "http"],
         "nats-jetstream" => &["nats_jetstream", "http"],
-        "etcd" => &["etcd"],
         _ => &[],
     };
     SOURCES
@@ -306,14 +311,6 @@ fn minimal(trigger_type: &str) -> (BTreeMap<String, String>, BTreeMap<String, St
                 ("account", "$G"),
                 ("stream", "s"),
                 ("consumer", "c"),
-            ],
-            &[],
-        ),
-        "etcd" => (
-            &[
-                ("endpoints", "etcd:2379"),
-                ("watchKey", "length"),
-                ("value", "5"),
             ],
             &[],
         ),

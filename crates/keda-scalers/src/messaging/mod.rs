@@ -8,3 +8,5 @@ pub mod beanstalkd;
 
 #[cfg(feature = "nats-jetstream")]
 pub mod nats_jetstream;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
