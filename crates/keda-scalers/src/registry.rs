@@ -139,6 +139,12 @@ static REGISTRY: &[Registration] = &[
         parse: crate::messaging::nats_jetstream::parse,
         upstream_scaler_name: "natsJetStreamScaler",
     },
+    #[cfg(feature = "etcd")]
+    Registration {
+        trigger_type: "etcd",
+        parse: crate::databases::etcd::parse,
+        upstream_scaler_name: "etcdScaler",
+    },
 ];
 
 /// Parses a trigger with its type's parse step; an unknown type is a permanent error.

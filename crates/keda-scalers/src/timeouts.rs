@@ -18,6 +18,7 @@
 //! | `nats-jetstream` | no IO | 8 × `KEDA_HTTP_DEFAULT_TIMEOUT`: each request has the HTTP timeout, and finding a consumer's leader in a 3-node cluster takes up to 8 requests |
 //! | `rabbitmq` over AMQP | 30 s (amqp091-go's dial timeout) for TCP, TLS and the AMQP handshake | a reconnection (30 s) plus 10 s for the passive `queue.declare`, which upstream leaves unbounded |
 //! | `rabbitmq` over HTTP | no IO | the trigger's `timeout` (absent or 0: `KEDA_HTTP_DEFAULT_TIMEOUT`) |
+//! | `etcd` | no IO (channels connect on first use) | 5 s, upstream's bound of one `Get`, connecting and authenticating included |
 //! | `cron`, `cpu`, `memory` | no IO | no IO (cpu and memory are read by the HPA, never sampled for a value) |
 //!
 //! Upstream lets SQL queries run without any limit; keda-rs bounds them (see [`SQL_QUERY_TIMEOUT`]). A

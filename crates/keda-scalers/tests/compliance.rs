@@ -121,6 +121,14 @@ fn minimal(trigger_type: &str) -> (Pairs, Pairs) {
             vec![("host", "amqp://rabbitmq:5672"), ("queueName", "jobs")],
             vec![],
         ),
+        "etcd" => (
+            vec![
+                ("endpoints", "etcd:2379"),
+                ("watchKey", "length"),
+                ("value", "5"),
+            ],
+            vec![],
+        ),
         other => panic!("no minimal trigger for {other}: add one to the compliance table"),
     }
 }
@@ -282,6 +290,8 @@ const UPSTREAM_SCALER_NAMES: &[(&str, &str)] = &[
     ("postgresql", "postgreSQLScaler"),
     // pkg/scalers/mysql_scaler.go
     ("mysql", "mySQLScaler"),
+    // pkg/scalers/etcd_scaler.go
+    ("etcd", "etcdScaler"),
     // pkg/scalers/nats_jetstream_scaler.go
     ("nats-jetstream", "natsJetStreamScaler"),
     // pkg/scalers/beanstalkd_scaler.go (an exported struct)

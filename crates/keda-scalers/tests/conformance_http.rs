@@ -41,6 +41,7 @@ const NOT_HTTP: &[&str] = &[
     // HTTP, but its lag is a whole number, which the activation check here (5.5) cannot give: its
     // stand-in checks (errors, empty and malformed answers) are in tests/nats_jetstream.rs.
     "nats-jetstream",
+    "etcd",
 ];
 
 /// One HTTP scaler: a trigger aimed at the stand-in, its activation parameter, and a well-formed answer

@@ -111,6 +111,7 @@ const SOURCES: &[(&str, &str)] = &[
         "rabbitmq",
         include_str!("../src/messaging/rabbitmq/amqp.rs"),
     ),
+    ("etcd", include_str!("../src/databases/etcd.rs")),
     ("input", include_str!("../src/input.rs")),
 ];
 
@@ -134,6 +135,7 @@ fn sources_of(trigger_type: &str) -> Vec<&'static str> {
         "rabbitmq" => &["rabbitmq", "http"],
         "activemq" => &["activemq", "http"],
         "nats-jetstream" => &["nats_jetstream", "http"],
+        "etcd" => &["etcd"],
         _ => &[],
     };
     SOURCES
@@ -311,6 +313,14 @@ fn minimal(trigger_type: &str) -> (BTreeMap<String, String>, BTreeMap<String, St
                 ("account", "$G"),
                 ("stream", "s"),
                 ("consumer", "c"),
+            ],
+            &[],
+        ),
+        "etcd" => (
+            &[
+                ("endpoints", "etcd:2379"),
+                ("watchKey", "length"),
+                ("value", "5"),
             ],
             &[],
         ),
