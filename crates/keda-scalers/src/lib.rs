@@ -13,7 +13,8 @@
     feature = "redis",
     feature = "postgresql",
     feature = "mysql",
-    feature = "rabbitmq"
+    feature = "rabbitmq",
+    feature = "kafka"
 ))]
 mod client_cache;
 pub mod error;
@@ -170,6 +171,9 @@ pub struct BuildContext {
     /// RabbitMQ AMQP connections, shared per broker, credentials, vhost and TLS settings.
     #[cfg(feature = "rabbitmq")]
     pub rabbitmq: messaging::rabbitmq::AmqpConnections,
+    /// Kafka clients, shared per bootstrap servers, credentials and TLS settings.
+    #[cfg(feature = "kafka")]
+    pub kafka: messaging::kafka::KafkaClients,
     /// The EndpointSlices of a Service (`metrics-api` with `aggregateFromKubeServiceEndpoints`). The
     /// operator sets one backed by the Kubernetes API; `None` where there is no API access (sampling such
     /// a trigger then fails with an error naming the option).

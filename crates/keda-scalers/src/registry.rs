@@ -115,6 +115,18 @@ static REGISTRY: &[Registration] = &[
         parse: crate::databases::mysql::parse,
         upstream_scaler_name: "mySQLScaler",
     },
+    #[cfg(feature = "kafka")]
+    Registration {
+        trigger_type: "kafka",
+        parse: crate::messaging::kafka::parse,
+        upstream_scaler_name: "kafkaScaler",
+    },
+    #[cfg(feature = "apache-kafka")]
+    Registration {
+        trigger_type: "apache-kafka",
+        parse: crate::messaging::apache_kafka::parse,
+        upstream_scaler_name: "apacheKafkaScaler",
+    },
     #[cfg(feature = "rabbitmq")]
     Registration {
         trigger_type: "rabbitmq",

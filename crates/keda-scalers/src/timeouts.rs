@@ -19,6 +19,7 @@
 //! | `rabbitmq` over AMQP | 30 s (amqp091-go's dial timeout) for TCP, TLS and the AMQP handshake | a reconnection (30 s) plus 10 s for the passive `queue.declare`, which upstream leaves unbounded |
 //! | `rabbitmq` over HTTP | no IO | the trigger's `timeout` (absent or 0: `KEDA_HTTP_DEFAULT_TIMEOUT`) |
 //! | `etcd` | no IO (channels connect on first use) | 5 s, upstream's bound of one `Get`, connecting and authenticating included |
+//! | `kafka`, `apache-kafka` | 20 s: one connection to a bootstrap server (TCP, TLS, ApiVersions, SASL) is bounded by 10 s, so a second server gets its chance | 30 s (sarama's read timeout): a reconnection plus 10 s per request (Metadata, FindCoordinator, OffsetFetch and ListOffsets) |
 //! | `cron`, `cpu`, `memory` | no IO | no IO (cpu and memory are read by the HPA, never sampled for a value) |
 //!
 //! Upstream lets SQL queries run without any limit; keda-rs bounds them (see [`SQL_QUERY_TIMEOUT`]). A

@@ -129,6 +129,14 @@ fn minimal(trigger_type: &str) -> (Pairs, Pairs) {
             ],
             vec![],
         ),
+        "kafka" | "apache-kafka" => (
+            vec![
+                ("bootstrapServers", "kafka:9092"),
+                ("consumerGroup", "g"),
+                ("topic", "t"),
+            ],
+            vec![],
+        ),
         other => panic!("no minimal trigger for {other}: add one to the compliance table"),
     }
 }
@@ -290,6 +298,10 @@ const UPSTREAM_SCALER_NAMES: &[(&str, &str)] = &[
     ("postgresql", "postgreSQLScaler"),
     // pkg/scalers/mysql_scaler.go
     ("mysql", "mySQLScaler"),
+    // pkg/scalers/kafka_scaler.go
+    ("kafka", "kafkaScaler"),
+    // pkg/scalers/apache_kafka_scaler.go
+    ("apache-kafka", "apacheKafkaScaler"),
     // pkg/scalers/etcd_scaler.go
     ("etcd", "etcdScaler"),
     // pkg/scalers/nats_jetstream_scaler.go

@@ -33,6 +33,8 @@ const NOT_HTTP: &[&str] = &[
     "redis-sentinel-streams",
     "postgresql",
     "mysql",
+    "kafka",
+    "apache-kafka",
     "beanstalkd",
     // HTTP, but a queue size is a whole number, which the activation check here (5.5) cannot give:
     // its answers are checked in messaging::activemq's unit tests and against a real broker

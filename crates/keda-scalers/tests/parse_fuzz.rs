@@ -112,6 +112,14 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../src/messaging/rabbitmq/amqp.rs"),
     ),
     ("etcd", include_str!("../src/databases/etcd.rs")),
+    (
+        "kafka",
+        include_str!("../src/messaging/kafka/config.rs"),
+    ),
+    (
+        "apache_kafka",
+        include_str!("../src/messaging/apache_kafka.rs"),
+    ),
     ("input", include_str!("../src/input.rs")),
 ];
 
@@ -131,6 +139,8 @@ fn sources_of(trigger_type: &str) -> Vec<&'static str> {
         }
         "postgresql" => &["postgresql"],
         "mysql" => &["mysql"],
+        "kafka" => &["kafka"],
+        "apache-kafka" => &["apache_kafka", "kafka"],
         "beanstalkd" => &["beanstalkd"],
         "rabbitmq" => &["rabbitmq", "http"],
         "activemq" => &["activemq", "http"],

@@ -5,6 +5,10 @@
 pub mod activemq;
 #[cfg(feature = "beanstalkd")]
 pub mod beanstalkd;
+#[cfg(feature = "apache-kafka")]
+pub mod apache_kafka;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 
 #[cfg(feature = "nats-jetstream")]
 pub mod nats_jetstream;
