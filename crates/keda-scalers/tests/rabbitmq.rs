@@ -638,7 +638,10 @@ async fn a_wrong_password_is_a_backend_error_naming_the_trigger() {
     assert!(matches!(err, ScalerError::Backend { .. }), "{err}");
     let msg = err.to_string();
     assert!(msg.starts_with("trigger 3 (rabbitmq): "), "{msg}");
-    assert!(!msg.contains("bad-secret"), "no credentials in errors: {msg}");
+    assert!(
+        !msg.contains("bad-secret"),
+        "no credentials in errors: {msg}"
+    );
     let http = format!("http://guest:bad-secret@127.0.0.1:{}", r.http);
     let scaler = build(&ctx, &[("queueName", "authfail"), ("host", &http)], &[])
         .await
@@ -648,7 +651,60 @@ async fn a_wrong_password_is_a_backend_error_naming_the_trigger() {
     let msg = err.to_string();
     assert!(msg.starts_with("trigger 3 (rabbitmq): "), "{msg}");
     assert!(msg.contains("401"), "{msg}");
-    assert!(!msg.contains("bad-secret"), "no credentials in errors: {msg}");
+    assert!(
+        !msg.contains("bad-secret"),
+        "no credentials in errors: {msg}"
+    );
+}
+
+#[tokio::test]
+async fn the_shared_connection_closes_with_its_last_scaler() {
+    let r = rabbit();
+    r.api(reqwest::Method::PUT, "vhosts/closing", None).await;
+    r.api(
+        reqwest::Method::PUT,
+        "permissions/closing/guest",
+        Some(json!({"configure": ".*", "write": ".*", "read": ".*"})),
+    )
+    .await;
+    r.queue_with("closing", "q", 1).await;
+    let keda_connections = || async {
+        let list = r
+            .api(reqwest::Method::GET, "vhosts/closing/connections", None)
+            .await;
+        list.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|c| c["client_properties"]["connection_name"] == "keda-rs")
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let wait_for = |want: usize| async move {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while keda_connections().await != want {
+            assert!(
+                Instant::now() < deadline,
+                "never {want} keda-rs connections"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let ctx = BuildContext::default();
+    let host = r.amqp_url("closing");
+    let a = build(&ctx, &[("queueName", "q"), ("host", &host)], &[])
+        .await
+        .expect("scaler");
+    let b = build(&ctx, &[("queueName", "q"), ("host", &host)], &[])
+        .await
+        .expect("scaler");
+    assert_eq!(a.sample().await.expect("sample").value, 1.0);
+    assert_eq!(b.sample().await.expect("sample").value, 1.0);
+    wait_for(1).await;
+    drop(a);
+    assert_eq!(b.sample().await.expect("still open").value, 1.0);
+    drop(b);
+    wait_for(0).await;
 }
 
 #[tokio::test]

@@ -164,7 +164,8 @@ impl AmqpConnection {
             self.uri.clone(),
             runtime,
             connect,
-            ConnectionProperties::default(),
+            // Upstream names each connection after its object; a shared one is named after the operator.
+            ConnectionProperties::default().with_connection_name("keda-rs".into()),
         )
         .await
         .map_err(|e| redact_url(&e.to_string()))
