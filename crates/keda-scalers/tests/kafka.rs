@@ -2,7 +2,8 @@
 //! one JVM, from the Maven artifacts `hack/backends/kafka.sh` caches) shared by every test of this file.
 //! The tests create topics, produce records and commit group offsets themselves (`admin` below: a
 //! small blocking client on kafka-protocol, independent of the scaler's own), then check the lag the
-//! scaler reports.
+//! scaler reports. The JVM stops when the test binary exits (a shell wrapper waits on a pipe from it);
+//! `KEDA_RS_KEEP_KAFKA=1` keeps its scratch directory (server.properties, kafka.log) for a look.
 
 #![cfg(feature = "kafka")]
 

@@ -133,6 +133,9 @@ pub(crate) fn split_list(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// The most partitions one range of `partitionLimitation` may name (Kafka clusters stay far below).
+const MAX_PARTITIONS: i64 = 1_000_000;
+
 /// `partitionLimitation`: `1,2,3`, ranges `1-4`, or both (`1-4,8,10-12`).
 pub fn parse_partition_limitation(s: &str) -> Result<Vec<i32>, String> {
     let mut out = Vec::new();
@@ -148,6 +151,12 @@ pub fn parse_partition_limitation(s: &str) -> Result<Vec<i32>, String> {
                 return Err(format!("invalid partition limitation range: {part}"));
             }
             let (start, end) = (int(bounds[0])?, int(bounds[1])?);
+            // A typo such as `0-2147483647` must not allocate gigabytes.
+            if i64::from(end) - i64::from(start) >= MAX_PARTITIONS {
+                return Err(format!(
+                    "invalid partition limitation range: {part} (more than {MAX_PARTITIONS} partitions)"
+                ));
+            }
             out.extend(start..=end);
         } else {
             out.push(int(part)?);
@@ -489,7 +498,7 @@ mod tests {
                 "{input}"
             );
         }
-        for bad in ["a,b,c", "1-2-3", "a-3", "1-b"] {
+        for bad in ["a,b,c", "1-2-3", "a-3", "1-b", "0-2147483647"] {
             assert!(parse_partition_limitation(bad).is_err(), "{bad}");
         }
     }
