@@ -476,6 +476,10 @@ pub async fn run(config: OperatorConfig) -> Result<(), Error> {
             )),
             // kubernetes-workload lists the pods of its namespace and selector through it, per poll.
             pods: Some(Arc::new(keda_scalers::pods::KubePods::new(client.clone()))),
+            // kubernetes-resource reads its ConfigMap or Secret key through it, one GET per poll.
+            config_data: Some(Arc::new(keda_scalers::config_data::KubeConfigData::new(
+                client.clone(),
+            ))),
             files: config.file_root.clone(),
             tls: config.scaler_tls.clone(),
             http: keda_scalers::http::HttpClients::default()

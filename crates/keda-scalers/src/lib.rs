@@ -17,6 +17,7 @@
     feature = "kafka"
 ))]
 mod client_cache;
+pub mod config_data;
 pub mod error;
 pub mod files;
 pub mod input;
@@ -181,4 +182,7 @@ pub struct BuildContext {
     /// The pods of a namespace by label selector (`kubernetes-workload`). The operator sets one backed by
     /// the Kubernetes API; `None` where there is no API access (building such a trigger then fails).
     pub pods: Option<Arc<dyn pods::Pods>>,
+    /// Keys of ConfigMaps and Secrets (`kubernetes-resource`). The operator sets one backed by the
+    /// Kubernetes API; `None` where there is no API access (building such a trigger then fails).
+    pub config_data: Option<Arc<dyn config_data::ConfigData>>,
 }

@@ -37,6 +37,12 @@ static REGISTRY: &[Registration] = &[
         parse: crate::kubernetes::workload::parse,
         upstream_scaler_name: "kubernetesWorkloadScaler",
     },
+    #[cfg(feature = "kubernetes-resource")]
+    Registration {
+        trigger_type: "kubernetes-resource",
+        parse: crate::kubernetes::resource::parse,
+        upstream_scaler_name: "kubernetesResourceScaler",
+    },
     #[cfg(feature = "cron")]
     Registration {
         trigger_type: "cron",

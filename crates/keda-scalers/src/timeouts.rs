@@ -13,7 +13,7 @@
 //! | `redis*` | 15 s: two connection attempts of 5 s and a `PING` of 3 s (go-redis' dial and read timeouts) | a reconnection (10 s, a sentinel lookup included) plus 3 s per command |
 //! | `postgresql` | the connection string's `connect_timeout` (default 10 s) per host | connect bound + [`SQL_QUERY_TIMEOUT`] |
 //! | `mysql` | the DSN's `timeout` (default 10 s) | connect bound + the DSN's `readTimeout`, or [`SQL_QUERY_TIMEOUT`] |
-//! | `kubernetes-workload` | no IO | `KEDA_HTTP_DEFAULT_TIMEOUT` for the one pod LIST (upstream reads its cache, unbounded) |
+//! | `kubernetes-workload`, `kubernetes-resource` | no IO | `KEDA_HTTP_DEFAULT_TIMEOUT` for the one pod LIST or ConfigMap/Secret GET (upstream reads its cache, unbounded) |
 //! | `beanstalkd` | the trigger's `timeout` (the connect; milliseconds or a Go duration, default 30 ms as upstream) | `timeout` (a new connection after a failure) plus `KEDA_HTTP_DEFAULT_TIMEOUT` for the `stats-tube` round trip, which upstream leaves unbounded |
 //! | `nats-jetstream` | no IO | 8 × `KEDA_HTTP_DEFAULT_TIMEOUT`: each request has the HTTP timeout, and finding a consumer's leader in a 3-node cluster takes up to 8 requests |
 //! | `rabbitmq` over AMQP | 30 s (amqp091-go's dial timeout) for TCP, TLS and the AMQP handshake | a reconnection (30 s) plus 10 s for the passive `queue.declare`, which upstream leaves unbounded |

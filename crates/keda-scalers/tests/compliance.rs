@@ -19,6 +19,15 @@ fn minimal(trigger_type: &str) -> (Pairs, Pairs) {
     match trigger_type {
         "cpu" | "memory" => (vec![("value", "50")], vec![]),
         "kubernetes-workload" => (vec![("podSelector", "app=demo"), ("value", "1")], vec![]),
+        "kubernetes-resource" => (
+            vec![
+                ("resourceKind", "ConfigMap"),
+                ("resourceName", "scaling"),
+                ("key", "threshold"),
+                ("targetValue", "10"),
+            ],
+            vec![],
+        ),
         "cron" => (
             vec![
                 ("timezone", "UTC"),
@@ -276,6 +285,8 @@ const UPSTREAM_SCALER_NAMES: &[(&str, &str)] = &[
     ("memory", "cpuMemoryScaler"),
     // pkg/scalers/kubernetes_workload_scaler.go
     ("kubernetes-workload", "kubernetesWorkloadScaler"),
+    // pkg/scalers/kubernetes_resource_scaler.go
+    ("kubernetes-resource", "kubernetesResourceScaler"),
     // pkg/scalers/cron_scaler.go
     ("cron", "cronScaler"),
     // pkg/scalers/metrics_api_scaler.go

@@ -25,6 +25,7 @@ const NOT_HTTP: &[&str] = &[
     "memory",
     "cron",
     "kubernetes-workload",
+    "kubernetes-resource",
     "redis",
     "redis-cluster",
     "redis-sentinel",

@@ -56,6 +56,7 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("http", include_str!("../src/http.rs")),
     ("workload", include_str!("../src/kubernetes/workload.rs")),
+    ("resource", include_str!("../src/kubernetes/resource.rs")),
     // A scaler split into a folder contributes every file of it, under the one module name.
     ("redis", include_str!("../src/databases/redis/mod.rs")),
     (
@@ -99,10 +100,7 @@ const SOURCES: &[(&str, &str)] = &[
         "nats_jetstream",
         include_str!("../src/messaging/nats_jetstream.rs"),
     ),
-    (
-        "rabbitmq",
-        include_str!("../src/messaging/rabbitmq/mod.rs"),
-    ),
+    ("rabbitmq", include_str!("../src/messaging/rabbitmq/mod.rs")),
     (
         "rabbitmq",
         include_str!("../src/messaging/rabbitmq/management.rs"),
@@ -112,10 +110,7 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../src/messaging/rabbitmq/amqp.rs"),
     ),
     ("etcd", include_str!("../src/databases/etcd.rs")),
-    (
-        "kafka",
-        include_str!("../src/messaging/kafka/config.rs"),
-    ),
+    ("kafka", include_str!("../src/messaging/kafka/config.rs")),
     (
         "apache_kafka",
         include_str!("../src/messaging/apache_kafka.rs"),
@@ -128,6 +123,7 @@ fn sources_of(trigger_type: &str) -> Vec<&'static str> {
     let modules: &[&str] = match trigger_type {
         "cpu" | "memory" => &["cpu_memory"],
         "kubernetes-workload" => &["workload"],
+        "kubernetes-resource" => &["resource"],
         "cron" => &["cron"],
         "metrics-api" => &["metrics_api", "http"],
         "prometheus" => &["prometheus", "http"],
@@ -231,6 +227,15 @@ fn minimal(trigger_type: &str) -> (BTreeMap<String, String>, BTreeMap<String, St
     let (md, auth): (Pairs, Pairs) = match trigger_type {
         "cpu" | "memory" => (&[("value", "50")], &[]),
         "kubernetes-workload" => (&[("podSelector", "app=demo"), ("value", "1")], &[]),
+        "kubernetes-resource" => (
+            &[
+                ("resourceKind", "ConfigMap"),
+                ("resourceName", "scaling"),
+                ("key", "threshold"),
+                ("targetValue", "10"),
+            ],
+            &[],
+        ),
         "cron" => (
             &[
                 ("timezone", "UTC"),

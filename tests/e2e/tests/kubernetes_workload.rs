@@ -445,3 +445,65 @@ async fn the_charts_operator_role_lets_it_list_pods() -> Result<()> {
     );
     result
 }
+
+/// `kubernetes-resource` through the same path: the operator GETs ConfigMap `scaling` of the ScaledObject's
+/// namespace each poll and reads `depth` from the JSON under key `queue`; the real HPA follows the number
+/// (targetValue 1: one replica per unit), and 0 deactivates the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hpa_follows_a_number_kept_in_a_configmap() -> Result<()> {
+    ensure_crds().await?;
+    let c = client().await?;
+    let ns = namespace(&c, "kresource").await?;
+    let configmap = |depth: u32| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: scaling}}\ndata:\n  queue: '{{\"depth\": {depth}}}'\n"
+        )
+    };
+    apply(&ns, &configmap(0))?;
+    apply(&ns, &deployment("target", "{app: target}", 0))?;
+    let stack = Stack::start(&ns).await?;
+    apply(
+        &ns,
+        "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: target}\nspec:\n  scaleTargetRef: {name: target}\n  pollingInterval: 1\n  cooldownPeriod: 1\n  minReplicaCount: 0\n  maxReplicaCount: 10\n  advanced:\n    horizontalPodAutoscalerConfig:\n      behavior:\n        scaleDown: {stabilizationWindowSeconds: 0}\n  triggers:\n  - type: kubernetes-resource\n    metadata: {resourceKind: ConfigMap, resourceName: scaling, key: queue, format: json, valueLocation: depth, targetValue: '1'}\n",
+    )?;
+    let path = format!(
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/s0-configmap-scaling-queue?labelSelector=scaledobject.keda.sh%2Fname%3Dtarget"
+    );
+    let read = |path: String| {
+        let out = kubectl(&["get", "--raw", &path], None).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["items"][0]["value"].as_str().map(str::to_owned)
+    };
+    let deadline = Instant::now() + T;
+    loop {
+        let p = path.clone();
+        let got = tokio::task::spawn_blocking(move || read(p)).await?;
+        if got.as_deref() == Some("0") {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{path}: last {got:?}\n{}",
+            stack.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    apply(&ns, &configmap(4))?;
+    let up = wait_replicas(&stack, &c, &ns, 4).await?;
+    apply(&ns, &configmap(2))?;
+    let down = wait_replicas(&stack, &c, &ns, 2).await?;
+    apply(&ns, &configmap(0))?;
+    let off = wait_replicas(&stack, &c, &ns, 0).await?;
+    eprintln!("0 → 4 in {up:?}, 4 → 2 in {down:?}, 2 → 0 in {off:?}");
+    let _ = kubectl(
+        &[
+            "delete",
+            "namespace",
+            &ns,
+            "--wait=false",
+            "--ignore-not-found",
+        ],
+        None,
+    );
+    Ok(())
+}

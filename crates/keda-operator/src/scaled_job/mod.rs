@@ -86,7 +86,10 @@ impl Deps {
                 service_endpoints: Some(Arc::new(
                     keda_scalers::service_endpoints::KubeServiceEndpoints::new(client.clone()),
                 )),
-                pods: Some(Arc::new(keda_scalers::pods::KubePods::new(client))),
+                pods: Some(Arc::new(keda_scalers::pods::KubePods::new(client.clone()))),
+                config_data: Some(Arc::new(keda_scalers::config_data::KubeConfigData::new(
+                    client,
+                ))),
                 files: config.file_root.clone(),
                 tls: config.scaler_tls.clone(),
                 http: keda_scalers::http::HttpClients::default()
