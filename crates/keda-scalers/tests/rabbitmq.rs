@@ -73,7 +73,8 @@ fn parse_table() {
 
 /// One RabbitMQ node with the management plugin, on free loopback ports, in a scratch directory; its own
 /// epmd on a free port, so nothing is shared with (or left to) other Erlang nodes. A watchdog kills
-/// both when the test process exits (the shared node lives in a static and is never dropped).
+/// both and removes the directory when the test process exits (the shared node lives in a static and is
+/// never dropped).
 struct Rabbit {
     amqp: u16,
     http: u16,
@@ -165,10 +166,11 @@ impl Rabbit {
         let watchdog = Command::new("sh")
             .args([
                 "-c",
-                "while kill -0 \"$0\" 2>/dev/null; do sleep 0.5; done; kill -9 \"$1\" \"$2\" 2>/dev/null",
+                "while kill -0 \"$0\" 2>/dev/null; do sleep 0.5; done; kill -9 \"$1\" \"$2\" 2>/dev/null; sleep 1; rm -rf \"$3\"",
                 &std::process::id().to_string(),
                 &beam.id().to_string(),
                 &epmd.id().to_string(),
+                &root.display().to_string(),
             ])
             .stdin(Stdio::null())
             .spawn()
