@@ -151,6 +151,12 @@ static REGISTRY: &[Registration] = &[
         parse: crate::messaging::activemq::parse,
         upstream_scaler_name: "activeMQScaler",
     },
+    #[cfg(feature = "artemis-queue")]
+    Registration {
+        trigger_type: "artemis-queue",
+        parse: crate::messaging::artemis_queue::parse,
+        upstream_scaler_name: "artemisScaler",
+    },
     #[cfg(feature = "nats-jetstream")]
     Registration {
         trigger_type: "nats-jetstream",

@@ -101,6 +101,15 @@ fn minimal(trigger_type: &str) -> (Pairs, Pairs) {
             vec![("query", "select 1"), ("queryValue", "5")],
             vec![("connectionString", "u:p@tcp(db:3306)/d")],
         ),
+        "artemis-queue" => (
+            vec![
+                ("managementEndpoint", "artemis:8161"),
+                ("queueName", "jobs"),
+                ("brokerName", "broker"),
+                ("brokerAddress", "jobs"),
+            ],
+            vec![("username", "admin"), ("password", "admin")],
+        ),
         "activemq" => (
             vec![
                 ("managementEndpoint", "activemq:8161"),
@@ -322,6 +331,8 @@ const UPSTREAM_SCALER_NAMES: &[(&str, &str)] = &[
     ("rabbitmq", "rabbitMQScaler"),
     // pkg/scalers/activemq_scaler.go
     ("activemq", "activeMQScaler"),
+    // pkg/scalers/artemis_scaler.go
+    ("artemis-queue", "artemisScaler"),
 ];
 
 #[test]

@@ -41,6 +41,8 @@ const NOT_HTTP: &[&str] = &[
     // its answers are checked in messaging::activemq's unit tests and against a real broker
     // (tests/activemq.rs).
     "activemq",
+    // The same (a message count); tests/artemis_queue.rs.
+    "artemis-queue",
     // HTTP, but its lag is a whole number, which the activation check here (5.5) cannot give: its
     // stand-in checks (errors, empty and malformed answers) are in tests/nats_jetstream.rs.
     "nats-jetstream",

@@ -97,6 +97,10 @@ const SOURCES: &[(&str, &str)] = &[
     ("beanstalkd", include_str!("../src/messaging/beanstalkd.rs")),
     ("activemq", include_str!("../src/messaging/activemq.rs")),
     (
+        "artemis_queue",
+        include_str!("../src/messaging/artemis_queue.rs"),
+    ),
+    (
         "nats_jetstream",
         include_str!("../src/messaging/nats_jetstream.rs"),
     ),
@@ -140,6 +144,7 @@ fn sources_of(trigger_type: &str) -> Vec<&'static str> {
         "beanstalkd" => &["beanstalkd"],
         "rabbitmq" => &["rabbitmq", "http"],
         "activemq" => &["activemq", "http"],
+        "artemis-queue" => &["artemis_queue", "http"],
         "nats-jetstream" => &["nats_jetstream", "http"],
         "etcd" => &["etcd"],
         _ => &[],
@@ -305,6 +310,15 @@ fn minimal(trigger_type: &str) -> (BTreeMap<String, String>, BTreeMap<String, St
         "mysql" => (
             &[("query", "select 1"), ("queryValue", "5")],
             &[("connectionString", "u:p@tcp(db:3306)/d")],
+        ),
+        "artemis-queue" => (
+            &[
+                ("managementEndpoint", "artemis:8161"),
+                ("queueName", "jobs"),
+                ("brokerName", "broker"),
+                ("brokerAddress", "jobs"),
+            ],
+            &[("username", "admin"), ("password", "admin")],
         ),
         "activemq" => (
             &[

@@ -8,12 +8,10 @@
 //! so `{{.ManagementEndpoint}}`, `{{.BrokerName}}` and `{{.DestinationName}}` are filled in HTML-escaped;
 //! keda-rs does the same for those three and rejects any other action. Jolokia refuses requests without
 //! an `Origin` header: `corsHeader`, by default `http://<managementEndpoint>`.
-//!
-//! One deviation: an answer with status 200 but no numeric `value` is an error, where upstream's JSON
-//! decoding reads a missing `value` as 0.
 
 use std::sync::Arc;
 
+use super::jolokia::jolokia_value;
 use crate::http::{ClientKey, ObservedSend};
 use crate::input::METADATA;
 use crate::{
@@ -310,22 +308,6 @@ impl TriggerConfig for ActiveMqConfig {
     }
 }
 
-/// Reads the value of a Jolokia answer: HTTP 200, `status` 200 and an integer `value`.
-pub fn jolokia_value(http_status: u16, body: &[u8]) -> Result<i64, String> {
-    let json: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| format!("HTTP {http_status}: the answer is not JSON ({e})"))?;
-    let status = json.get("status").and_then(serde_json::Value::as_i64);
-    if http_status != 200 || status != Some(200) {
-        return Err(format!(
-            "management endpoint response error code : {http_status} {}",
-            status.unwrap_or(0)
-        ));
-    }
-    json.get("value")
-        .and_then(serde_json::Value::as_i64)
-        .ok_or_else(|| "the answer has no integer value".to_owned())
-}
-
 struct ActiveMqScaler {
     config: ActiveMqConfig,
     url: String,
@@ -372,16 +354,6 @@ impl Scaler for ActiveMqScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jolokia_answers() {
-        assert_eq!(jolokia_value(200, br#"{"value":3,"status":200}"#), Ok(3));
-        assert!(jolokia_value(200, br#"{"status":404,"error":"x"}"#).is_err());
-        assert!(jolokia_value(401, b"<html></html>").is_err());
-        assert!(jolokia_value(200, br#"{"status":200}"#).is_err());
-        assert!(jolokia_value(200, br#"{"value":"3","status":200}"#).is_err());
-        assert!(jolokia_value(200, b"").is_err());
-    }
 
     #[test]
     fn values_are_html_escaped_as_go_templates_do() {

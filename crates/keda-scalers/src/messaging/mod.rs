@@ -3,6 +3,11 @@
 
 #[cfg(feature = "activemq")]
 pub mod activemq;
+#[cfg(feature = "artemis-queue")]
+pub mod artemis_queue;
+// What activemq and artemis-queue share.
+#[cfg(any(feature = "activemq", feature = "artemis-queue"))]
+mod jolokia;
 #[cfg(feature = "beanstalkd")]
 pub mod beanstalkd;
 #[cfg(feature = "apache-kafka")]
