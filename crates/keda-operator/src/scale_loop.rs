@@ -6,7 +6,7 @@
 //! scalers, cached values, health, the last observed replica count) without any API request.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,13 +45,23 @@ type LoopKey = (String, String);
 pub struct TriggerSlot {
     pub parsed: ParsedTrigger,
     scaler: Mutex<Option<Arc<dyn Scaler>>>,
+    /// Set when the scaler pushed an activation ([`Scaler::activity`], `external-push`) that no poll has
+    /// taken into account yet.
+    pushed: Arc<AtomicBool>,
+    /// Wakes the object's loop on a push.
+    wake: Arc<tokio::sync::Notify>,
+    /// Forwards the scaler's pushes while it is built.
+    push_task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl TriggerSlot {
-    fn new(parsed: ParsedTrigger) -> Self {
+    fn new(parsed: ParsedTrigger, wake: Arc<tokio::sync::Notify>) -> Self {
         TriggerSlot {
             parsed,
             scaler: Mutex::new(None),
+            pushed: Arc::new(AtomicBool::new(false)),
+            wake,
+            push_task: Mutex::new(None),
         }
     }
 
@@ -60,9 +70,44 @@ impl TriggerSlot {
     }
 
     fn drop_scaler(&self) {
+        self.stop_push();
         if let Ok(mut s) = self.scaler.lock() {
             *s = None;
         }
+    }
+
+    fn stop_push(&self) {
+        if let Some(task) = self.push_task.lock().ok().and_then(|mut t| t.take()) {
+            task.abort();
+        }
+    }
+
+    /// Listens to the pushes of a newly built scaler: an activation marks this trigger active for the
+    /// next poll and runs that poll now, as upstream asks the executor to check the object at once.
+    /// Deactivations wait for the regular poll, as upstream ignores them.
+    fn listen(&self, scaler: &dyn Scaler) {
+        let Some(mut rx) = scaler.activity() else {
+            return;
+        };
+        let (pushed, wake) = (self.pushed.clone(), self.wake.clone());
+        let task = tokio::spawn(async move {
+            while let Some(active) = rx.recv().await {
+                if active {
+                    pushed.store(true, Ordering::Relaxed);
+                    wake.notify_one();
+                }
+            }
+        });
+        if let Ok(mut t) = self.push_task.lock()
+            && let Some(old) = t.replace(task)
+        {
+            old.abort();
+        }
+    }
+
+    /// Whether an activation was pushed since the last call.
+    fn take_pushed(&self) -> bool {
+        self.pushed.swap(false, Ordering::Relaxed)
     }
 
     /// The built scaler, building it first if needed (connect bounded by the trigger's build timeout).
@@ -76,6 +121,7 @@ impl TriggerSlot {
         if let Ok(mut s) = self.scaler.lock() {
             *s = Some(built.clone());
         }
+        self.listen(&*built);
         Ok(built)
     }
 
@@ -120,9 +166,17 @@ pub struct LoopState {
     reported_errors: HashMap<String, String>,
 }
 
+impl Drop for TriggerSlot {
+    fn drop(&mut self) {
+        self.stop_push();
+    }
+}
+
 /// The shared part of one object's loop.
 pub struct ObjectLoop {
     triggers: Mutex<Arc<[Arc<TriggerSlot>]>>,
+    /// Notified by pushing scalers: the loop polls at once instead of at the next interval.
+    wake: Arc<tokio::sync::Notify>,
     /// Fingerprint of the inputs (generation, resolved env and authentication) the triggers came from.
     inputs: AtomicU64,
     pub state: Mutex<LoopState>,
@@ -139,10 +193,16 @@ impl ObjectLoop {
     fn replace_triggers(&self, triggers: Vec<ParsedTrigger>, inputs: u64) {
         let slots: Arc<[Arc<TriggerSlot>]> = triggers
             .into_iter()
-            .map(|t| Arc::new(TriggerSlot::new(t)))
+            .map(|t| Arc::new(TriggerSlot::new(t, self.wake.clone())))
             .collect();
-        if let Ok(mut t) = self.triggers.lock() {
-            *t = slots;
+        let old = self
+            .triggers
+            .lock()
+            .ok()
+            .map(|mut t| std::mem::replace(&mut *t, slots));
+        // The replaced scalers stop listening now (a poll in flight may still hold a slot).
+        for slot in old.iter().flat_map(|o| o.iter()) {
+            slot.stop_push();
         }
         self.inputs.store(inputs, Ordering::Relaxed);
     }
@@ -229,6 +289,7 @@ impl ScaleLoops {
             .unwrap_or_default();
         let shared = Arc::new(ObjectLoop {
             triggers: Mutex::new(Arc::from(Vec::new())),
+            wake: Arc::new(tokio::sync::Notify::new()),
             inputs: AtomicU64::new(inputs),
             state: Mutex::new(LoopState {
                 health,
@@ -334,8 +395,15 @@ async fn run(
     // Spread the first ticks over the interval so a restart does not poll every object at once.
     let offset = interval.mul_f64(fastrand::f64());
     let mut next = tokio::time::Instant::now() + offset;
+    // However the loop ends (aborted on an edit or a stop), the push listeners end with it.
+    let _pushes = StopPushes(shared.clone());
     loop {
-        tokio::time::sleep_until(next).await;
+        listen_to_pushes(&ctx, &shared).await;
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            // A pushed activation: poll now (the interval restarts after it).
+            _ = shared.wake.notified() => {}
+        }
         let drift = tokio::time::Instant::now().saturating_duration_since(next);
         ctx.metrics
             .scale_loop_latency_seconds
@@ -379,6 +447,28 @@ async fn run(
             refresh_auth = true;
         }
         next = tokio::time::Instant::now() + interval;
+    }
+}
+
+/// Stops the loop's push listeners when the loop ends.
+struct StopPushes(Arc<ObjectLoop>);
+
+impl Drop for StopPushes {
+    fn drop(&mut self) {
+        for slot in self.0.triggers().iter() {
+            slot.stop_push();
+        }
+    }
+}
+
+/// Builds the scalers that push activity (`external-push`) and are not built yet, so they listen from
+/// the start of the loop rather than from its first poll (which may be a whole interval away). A build
+/// that fails is tried again before the next wait.
+async fn listen_to_pushes(ctx: &Context, shared: &ObjectLoop) {
+    for slot in shared.triggers().iter() {
+        if slot.parsed.config.pushes() && slot.built().is_none() {
+            let _ = slot.scaler(&ctx.build).await;
+        }
     }
 }
 
@@ -452,7 +542,15 @@ async fn tick(
             ctx.metrics.clone(),
             slot.sample(&ctx.build, &ctx.metrics, key),
         )
-        .await;
+        .await
+        // A pushed activation counts for this poll even if the server's IsActive says otherwise by now:
+        // upstream scales on the push itself; deactivation comes from the regular polls.
+        .map(|mut sample| {
+            if slot.take_pushed() {
+                sample.active = true;
+            }
+            sample
+        });
         Polled {
             slot: slot.clone(),
             result,
@@ -1000,5 +1098,67 @@ spec:
         let mut no_fallback = so;
         no_fallback.spec.fallback = None;
         assert_eq!(composite_fallback_value(&no_fallback, 2, 2), None);
+    }
+
+    /// Pushes come from a scaler's activity stream; this one is fed by the test.
+    struct Pushing(Mutex<Option<tokio::sync::mpsc::Receiver<bool>>>);
+
+    #[async_trait::async_trait]
+    impl Scaler for Pushing {
+        async fn sample(&self) -> Result<keda_scalers::Sample, keda_scalers::ScalerError> {
+            Ok(keda_scalers::Sample {
+                value: 0.0,
+                active: false,
+            })
+        }
+
+        fn activity(&self) -> Option<tokio::sync::mpsc::Receiver<bool>> {
+            self.0.lock().ok()?.take()
+        }
+    }
+
+    fn cron_trigger() -> ParsedTrigger {
+        let so: ScaledObject = serde_yaml_ng::from_str(
+            "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: a, namespace: n}\nspec:\n  scaleTargetRef: {name: w}\n  triggers: [{type: cron, metadata: {timezone: UTC, start: '0 9 * * *', end: '0 18 * * *', desiredReplicas: '2'}}]\n",
+        )
+        .expect("parses");
+        let resolved = [crate::triggers::ResolvedTrigger {
+            env: BTreeMap::new(),
+            auth_params: BTreeMap::new(),
+        }];
+        crate::triggers::parse_all(&so, &resolved, &Default::default())
+            .expect("cron parses")
+            .remove(0)
+    }
+
+    #[tokio::test]
+    async fn a_pushed_activation_wakes_the_loop_and_counts_once() {
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let slot = TriggerSlot::new(cron_trigger(), wake.clone());
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        slot.listen(&Pushing(Mutex::new(Some(rx))));
+
+        tx.send(true).await.expect("listening");
+        tokio::time::timeout(Duration::from_secs(5), wake.notified())
+            .await
+            .expect("an activation wakes the loop");
+        assert!(slot.take_pushed(), "the next poll counts it");
+        assert!(!slot.take_pushed(), "only once");
+
+        // A deactivation waits for the regular poll, as upstream ignores it.
+        tx.send(false).await.expect("listening");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), wake.notified())
+                .await
+                .is_err(),
+            "a deactivation woke the loop"
+        );
+        assert!(!slot.take_pushed());
+
+        // Dropping the scaler (after a failed poll, or a new loop) stops listening.
+        slot.drop_scaler();
+        tokio::time::timeout(Duration::from_secs(5), tx.closed())
+            .await
+            .expect("the stream's receiver is dropped");
     }
 }

@@ -75,6 +75,10 @@ pub fn parse_all(
         let config =
             keda_scalers::parse_trigger_confined(&input, files).map_err(|e| e.to_string())?;
         keda_scalers::resolve_files(config.as_ref(), files).map_err(|e| e.to_string())?;
+        config.set_object(
+            so.metadata.namespace.as_deref().unwrap_or_default(),
+            &so.metadata.name.clone().unwrap_or_default(),
+        );
         let metric_name = config.metric_spec().metric_name();
         out.push(ParsedTrigger {
             index,
@@ -111,8 +115,36 @@ pub async fn resolve_and_parse(
     pod_spec: Option<&k8s_openapi::api::core::v1::PodSpec>,
 ) -> Result<(Vec<ParsedTrigger>, u64), String> {
     let resolved = ctx.resolve_triggers(so, pod_spec).await?;
-    let triggers = parse_all(so, &resolved, &ctx.config.file_root)?;
+    let mut triggers = parse_all(so, &resolved, &ctx.config.file_root)?;
+    resolve_metric_specs(&ctx.build, &mut triggers).await?;
     Ok((triggers, inputs_fingerprint(so, &resolved)))
+}
+
+/// Asks the backends of triggers whose metric only they know (`external`: the server's
+/// `GetMetricSpec`, as upstream does for each HPA it builds), bounded by each trigger's build timeout.
+/// A failure is the Ready message, so the HPA is never built with a metric the server does not serve.
+pub async fn resolve_metric_specs(
+    build: &keda_scalers::BuildContext,
+    triggers: &mut [ParsedTrigger],
+) -> Result<(), String> {
+    for t in triggers.iter_mut() {
+        let bound = t
+            .config
+            .timeouts(&build.timeouts)
+            .build
+            .unwrap_or(build.timeouts.http);
+        match tokio::time::timeout(bound, t.config.resolve_metric_spec(build)).await {
+            Ok(Ok(())) => t.metric_name = t.config.metric_spec().metric_name(),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => {
+                return Err(format!(
+                    "trigger {} ({}): the metric spec was not answered within {bound:?}",
+                    t.index, t.trigger_type
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

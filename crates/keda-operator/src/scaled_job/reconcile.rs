@@ -303,6 +303,7 @@ pub async fn resolve_and_parse(
         let config = keda_scalers::parse_trigger_confined(&input, &ctx.deps.files)
             .map_err(|e| e.to_string())?;
         keda_scalers::resolve_files(config.as_ref(), &ctx.deps.files).map_err(|e| e.to_string())?;
+        config.set_object(&ns, &sj.name_any());
         out.push(JobTrigger::new(index, t, config));
     }
     Ok((out, h.finish()))
