@@ -266,20 +266,10 @@ impl KafkaClient {
     /// Partitions and leaders of `topics` (only these: never the whole cluster's metadata).
     pub async fn metadata(&self, topics: &[String]) -> Result<Metadata, String> {
         let conn = self.any_conn().await?;
-        let version = conn.version::<MetadataRequest>(1, 12)?;
-        let mut req = MetadataRequest::default().with_topics(Some(
-            topics
-                .iter()
-                .map(|t| {
-                    MetadataRequestTopic::default()
-                        .with_name(Some(TopicName(StrBytes::from_string(t.clone()))))
-                })
-                .collect(),
-        ));
-        if version >= 4 {
-            req = req.with_allow_auto_topic_creation(false);
-        }
-        let resp = conn.send(&req, version).await?;
+        let version = conn.version::<MetadataRequest>(METADATA.0, METADATA.1)?;
+        let resp = conn
+            .send(&metadata_request(topics, version), version)
+            .await?;
         let mut out = Metadata::default();
         for b in &resp.brokers {
             out.brokers
@@ -311,13 +301,9 @@ impl KafkaClient {
             return Ok(addr.clone());
         }
         let conn = self.any_conn().await?;
-        let version = conn.version::<FindCoordinatorRequest>(0, 6)?;
-        let key = StrBytes::from_string(group.to_owned());
-        let req = if version >= 4 {
-            FindCoordinatorRequest::default().with_coordinator_keys(vec![key])
-        } else {
-            FindCoordinatorRequest::default().with_key(key)
-        };
+        let version =
+            conn.version::<FindCoordinatorRequest>(FIND_COORDINATOR.0, FIND_COORDINATOR.1)?;
+        let req = find_coordinator_request(group, version);
         let resp = conn.send(&req, version).await?;
         let (code, msg, host, port) = match resp.coordinators.first() {
             Some(c) if version >= 4 => (
@@ -376,9 +362,9 @@ impl KafkaClient {
         let addr = self.coordinator(group).await?;
         let result = async {
             let conn = self.conn(&addr).await?;
-            let version = conn.version::<DescribeGroupsRequest>(0, 5)?;
-            let req = DescribeGroupsRequest::default()
-                .with_groups(vec![GroupId(StrBytes::from_string(group.to_owned()))]);
+            let version =
+                conn.version::<DescribeGroupsRequest>(DESCRIBE_GROUPS.0, DESCRIBE_GROUPS.1)?;
+            let req = describe_groups_request(group);
             let resp = conn.send(&req, version).await?;
             let g = resp
                 .groups
@@ -406,38 +392,8 @@ impl KafkaClient {
         topics: Option<&BTreeMap<String, Vec<i32>>>,
     ) -> Result<BTreeMap<(String, i32), Committed>, String> {
         let conn = self.conn(addr).await?;
-        // v2 is the first that can ask for all topics; v8 moved to a list of groups.
-        let version = conn.version::<OffsetFetchRequest>(2, 9)?;
-        let group_id = GroupId(StrBytes::from_string(group.to_owned()));
-        let req = if version >= 8 {
-            let topics = topics.map(|t| {
-                t.iter()
-                    .map(|(name, parts)| {
-                        OffsetFetchRequestTopics::default()
-                            .with_name(TopicName(StrBytes::from_string(name.clone())))
-                            .with_partition_indexes(parts.clone())
-                    })
-                    .collect()
-            });
-            OffsetFetchRequest::default().with_groups(vec![
-                OffsetFetchRequestGroup::default()
-                    .with_group_id(group_id)
-                    .with_topics(topics),
-            ])
-        } else {
-            let topics = topics.map(|t| {
-                t.iter()
-                    .map(|(name, parts)| {
-                        OffsetFetchRequestTopic::default()
-                            .with_name(TopicName(StrBytes::from_string(name.clone())))
-                            .with_partition_indexes(parts.clone())
-                    })
-                    .collect()
-            });
-            OffsetFetchRequest::default()
-                .with_group_id(group_id)
-                .with_topics(topics)
-        };
+        let version = conn.version::<OffsetFetchRequest>(OFFSET_FETCH.0, OFFSET_FETCH.1)?;
+        let req = offset_fetch_request(group, topics, version);
         let resp = conn.send(&req, version).await?;
         let mut out = BTreeMap::new();
         let fail = |code: i16| {
@@ -519,29 +475,8 @@ impl KafkaClient {
         topics: &BTreeMap<String, Vec<i32>>,
     ) -> Result<BTreeMap<(String, i32), i64>, String> {
         let conn = self.conn(addr).await?;
-        let version = conn.version::<ListOffsetsRequest>(1, 9)?;
-        let req = ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(
-                topics
-                    .iter()
-                    .map(|(name, parts)| {
-                        ListOffsetsTopic::default()
-                            .with_name(TopicName(StrBytes::from_string(name.clone())))
-                            .with_partitions(
-                                parts
-                                    .iter()
-                                    .map(|&p| {
-                                        // -1: the latest offset (the log end).
-                                        ListOffsetsPartition::default()
-                                            .with_partition_index(p)
-                                            .with_timestamp(-1)
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            );
+        let version = conn.version::<ListOffsetsRequest>(LIST_OFFSETS.0, LIST_OFFSETS.1)?;
+        let req = list_offsets_request(topics);
         let resp = conn.send(&req, version).await?;
         let mut out = BTreeMap::new();
         for t in &resp.topics {
@@ -561,6 +496,113 @@ impl KafkaClient {
     }
 }
 
+// The versions of each request this client builds (each also within what kafka-protocol encodes and what
+// the broker speaks, see `BrokerConn::version`). OffsetFetch from v2: the first that can ask for all
+// topics; Metadata and ListOffsets from v1: Kafka 4 dropped v0.
+const METADATA: (i16, i16) = (1, 12);
+const FIND_COORDINATOR: (i16, i16) = (0, 6);
+const DESCRIBE_GROUPS: (i16, i16) = (0, 5);
+const OFFSET_FETCH: (i16, i16) = (2, 9);
+const LIST_OFFSETS: (i16, i16) = (1, 9);
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_owned()))
+}
+
+fn metadata_request(topics: &[String], version: i16) -> MetadataRequest {
+    let req = MetadataRequest::default().with_topics(Some(
+        topics
+            .iter()
+            .map(|t| MetadataRequestTopic::default().with_name(Some(topic_name(t))))
+            .collect(),
+    ));
+    // A poll must never create the topic it asks about (v4 introduced the flag; before, the broker's
+    // auto.create.topics.enable decides).
+    if version >= 4 {
+        req.with_allow_auto_topic_creation(false)
+    } else {
+        req
+    }
+}
+
+fn find_coordinator_request(group: &str, version: i16) -> FindCoordinatorRequest {
+    let key = StrBytes::from_string(group.to_owned());
+    // v4 asks for a list of keys.
+    if version >= 4 {
+        FindCoordinatorRequest::default().with_coordinator_keys(vec![key])
+    } else {
+        FindCoordinatorRequest::default().with_key(key)
+    }
+}
+
+fn describe_groups_request(group: &str) -> DescribeGroupsRequest {
+    DescribeGroupsRequest::default()
+        .with_groups(vec![GroupId(StrBytes::from_string(group.to_owned()))])
+}
+
+fn offset_fetch_request(
+    group: &str,
+    topics: Option<&BTreeMap<String, Vec<i32>>>,
+    version: i16,
+) -> OffsetFetchRequest {
+    let group_id = GroupId(StrBytes::from_string(group.to_owned()));
+    // v8 moved to a list of groups.
+    if version >= 8 {
+        let topics = topics.map(|t| {
+            t.iter()
+                .map(|(name, parts)| {
+                    OffsetFetchRequestTopics::default()
+                        .with_name(topic_name(name))
+                        .with_partition_indexes(parts.clone())
+                })
+                .collect()
+        });
+        OffsetFetchRequest::default().with_groups(vec![
+            OffsetFetchRequestGroup::default()
+                .with_group_id(group_id)
+                .with_topics(topics),
+        ])
+    } else {
+        let topics = topics.map(|t| {
+            t.iter()
+                .map(|(name, parts)| {
+                    OffsetFetchRequestTopic::default()
+                        .with_name(topic_name(name))
+                        .with_partition_indexes(parts.clone())
+                })
+                .collect()
+        });
+        OffsetFetchRequest::default()
+            .with_group_id(group_id)
+            .with_topics(topics)
+    }
+}
+
+fn list_offsets_request(topics: &BTreeMap<String, Vec<i32>>) -> ListOffsetsRequest {
+    ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(
+            topics
+                .iter()
+                .map(|(name, parts)| {
+                    ListOffsetsTopic::default()
+                        .with_name(topic_name(name))
+                        .with_partitions(
+                            parts
+                                .iter()
+                                .map(|&p| {
+                                    // -1: the latest offset (the log end).
+                                    ListOffsetsPartition::default()
+                                        .with_partition_index(p)
+                                        .with_timestamp(-1)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        )
+}
+
 fn committed(code: i16, offset: i64) -> Committed {
     if code != 0 {
         Err(error_name(code))
@@ -574,5 +616,51 @@ fn join_host_port(host: &str, port: i32) -> String {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::protocol::Encodable;
+
+    use super::*;
+
+    fn encodes<R: Encodable>(name: &str, req: &R, version: i16) {
+        let mut buf = bytes::BytesMut::new();
+        if let Err(e) = req.encode(&mut buf, version) {
+            panic!("{name} v{version}: {e}");
+        }
+    }
+
+    /// Every request is valid in every version this client may pick, so older brokers (which pick a
+    /// lower version in ApiVersions) get well-formed requests too; the real broker of tests/kafka.rs
+    /// only exercises the highest.
+    #[test]
+    fn every_request_encodes_in_every_version_it_may_use() {
+        let topics: BTreeMap<String, Vec<i32>> = [("orders".to_owned(), vec![0, 1, 2])].into();
+        for v in METADATA.0..=METADATA.1 {
+            encodes("Metadata", &metadata_request(&["orders".into()], v), v);
+        }
+        for v in FIND_COORDINATOR.0..=FIND_COORDINATOR.1 {
+            encodes("FindCoordinator", &find_coordinator_request("g", v), v);
+        }
+        for v in DESCRIBE_GROUPS.0..=DESCRIBE_GROUPS.1 {
+            encodes("DescribeGroups", &describe_groups_request("g"), v);
+        }
+        for v in OFFSET_FETCH.0..=OFFSET_FETCH.1 {
+            encodes(
+                "OffsetFetch",
+                &offset_fetch_request("g", Some(&topics), v),
+                v,
+            );
+            encodes(
+                "OffsetFetch (all topics)",
+                &offset_fetch_request("g", None, v),
+                v,
+            );
+        }
+        for v in LIST_OFFSETS.0..=LIST_OFFSETS.1 {
+            encodes("ListOffsets", &list_offsets_request(&topics), v);
+        }
     }
 }
