@@ -16,7 +16,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("keda-proto", &[]),
     (
         "keda-scalers",
-        &["keda-api", "keda-core", "keda-tls", "keda-kube"],
+        &[
+            "keda-api",
+            "keda-core",
+            "keda-tls",
+            "keda-proto",
+            "keda-kube",
+        ],
     ),
     ("keda-resolver", &["keda-api", "keda-scalers"]),
     (

@@ -126,6 +126,20 @@ pub trait TriggerConfig: Send + Sync + std::fmt::Debug {
     fn files(&self) -> Vec<files::FileUse> {
         Vec::new()
     }
+    /// Tells the config which object (namespace, name) its trigger belongs to. Only scalers whose backend
+    /// is told who asks use it (`external` sends upstream's `ScaledObjectRef`); default: ignored.
+    fn set_object(&self, _namespace: &str, _name: &str) {}
+    /// For triggers whose HPA metric only the backend knows (`external`: the server's
+    /// `GetMetricSpec`): asks it, after which [`TriggerConfig::metric_spec`] gives the backend's name and
+    /// target. The operator calls this before it builds the HPA; default: nothing to ask.
+    async fn resolve_metric_spec(&self, _ctx: &BuildContext) -> Result<(), ScalerError> {
+        Ok(())
+    }
+    /// Whether the built scaler pushes activity ([`Scaler::activity`]): the operator then builds it as
+    /// soon as the object's loop starts, to listen from the start. Default: no.
+    fn pushes(&self) -> bool {
+        false
+    }
     /// Builds the scaler; connections are opened here, not in parse.
     async fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Scaler>, ScalerError>;
 }
@@ -142,6 +156,13 @@ pub trait Scaler: Send + Sync {
             result: self.sample().await,
             empty_upstream_response: None,
         }
+    }
+
+    /// Activity the backend pushes (`external-push`: the server's `StreamIsActive`), for the operator to
+    /// act on at once instead of at the next poll. The scaler keeps the stream open (reconnecting with
+    /// backoff) until the receiver is dropped. Default: none, the scaler is only polled.
+    fn activity(&self) -> Option<tokio::sync::mpsc::Receiver<bool>> {
+        None
     }
 }
 
@@ -169,6 +190,9 @@ pub struct BuildContext {
     /// MySQL connection pools, shared per connection settings.
     #[cfg(feature = "mysql")]
     pub mysql: databases::mysql::MySqlPools,
+    /// gRPC channels to external scalers, shared per address and TLS settings.
+    #[cfg(feature = "external")]
+    pub external: generic::external::ExternalChannels,
     /// RabbitMQ AMQP connections, shared per broker, credentials, vhost and TLS settings.
     #[cfg(feature = "rabbitmq")]
     pub rabbitmq: messaging::rabbitmq::AmqpConnections,

@@ -49,6 +49,18 @@ static REGISTRY: &[Registration] = &[
         parse: crate::generic::cron::parse,
         upstream_scaler_name: "cronScaler",
     },
+    #[cfg(feature = "external")]
+    Registration {
+        trigger_type: "external",
+        parse: crate::generic::external::parse,
+        upstream_scaler_name: "externalScaler",
+    },
+    #[cfg(feature = "external")]
+    Registration {
+        trigger_type: "external-push",
+        parse: crate::generic::external::parse,
+        upstream_scaler_name: "externalPushScaler",
+    },
     #[cfg(feature = "metrics-api")]
     Registration {
         trigger_type: "metrics-api",

@@ -37,6 +37,7 @@ fn minimal(trigger_type: &str) -> (Pairs, Pairs) {
             ],
             vec![],
         ),
+        "external" | "external-push" => (vec![("scalerAddress", "scaler.example:6000")], vec![]),
         "metrics-api" => (
             vec![
                 ("url", "http://api.example/m"),
@@ -298,6 +299,9 @@ const UPSTREAM_SCALER_NAMES: &[(&str, &str)] = &[
     ("kubernetes-resource", "kubernetesResourceScaler"),
     // pkg/scalers/cron_scaler.go
     ("cron", "cronScaler"),
+    // pkg/scalers/external_scaler.go: NewExternalScaler / NewExternalPushScaler (which embeds it)
+    ("external", "externalScaler"),
+    ("external-push", "externalPushScaler"),
     // pkg/scalers/metrics_api_scaler.go
     ("metrics-api", "metricsAPIScaler"),
     // pkg/scalers/prometheus_scaler.go

@@ -24,6 +24,8 @@ const NOT_HTTP: &[&str] = &[
     "cpu",
     "memory",
     "cron",
+    "external",
+    "external-push",
     "kubernetes-workload",
     "kubernetes-resource",
     "redis",

@@ -42,6 +42,11 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("cron", include_str!("../src/generic/cron.rs")),
     ("metrics_api", include_str!("../src/generic/metrics_api.rs")),
+    ("external", include_str!("../src/generic/external/mod.rs")),
+    (
+        "external",
+        include_str!("../src/generic/external/channel.rs"),
+    ),
     (
         "prometheus",
         include_str!("../src/observability/prometheus.rs"),
@@ -129,6 +134,7 @@ fn sources_of(trigger_type: &str) -> Vec<&'static str> {
         "kubernetes-workload" => &["workload"],
         "kubernetes-resource" => &["resource"],
         "cron" => &["cron"],
+        "external" | "external-push" => &["external"],
         "metrics-api" => &["metrics_api", "http"],
         "prometheus" => &["prometheus", "http"],
         "new-relic" => &["new_relic", "http"],
