@@ -173,12 +173,12 @@ mod tests {
     #[test]
     fn an_unknown_trigger_type_is_named() {
         let mut so = so(1);
-        so.spec.triggers[0].r#type = "kafka".to_owned();
+        so.spec.triggers[0].r#type = "ibmmq".to_owned();
         let Err(message) = parse_all(&so, &resolved("x"), &Default::default()) else {
-            panic!("kafka is not supported");
+            panic!("ibmmq is not supported");
         };
         assert!(
-            message.contains("unknown trigger type \"kafka\""),
+            message.contains("unknown trigger type \"ibmmq\""),
             "{message}"
         );
     }

@@ -99,8 +99,8 @@ fn so(name: &str, target: &str, triggers: Value) -> Value {
            "spec": {"scaleTargetRef": {"name": target}, "minReplicaCount": 1, "triggers": triggers}})
 }
 
-fn kafka() -> Value {
-    json!([{"type": "kafka", "metadata": {"bootstrapServers": "kafka:9092", "consumerGroup": "g", "topic": "t", "lagThreshold": "10"}}])
+fn ibmmq() -> Value {
+    json!([{"type": "ibmmq", "metadata": {"host": "https://mq.example:9443/ibmmq/rest/v2/admin/action/qmgr/QM1/mqsc", "queueName": "ORDERS", "queueDepth": "10"}}])
 }
 
 fn paused(object: &Value) -> Value {
@@ -115,7 +115,7 @@ const ADMITTED: &str = "admitted because this update leaves the spec unchanged";
 #[tokio::test]
 async fn an_unknown_trigger_type_is_admitted_on_a_metadata_only_update() {
     let w = webhook();
-    let old = so("orders", "web", kafka());
+    let old = so("orders", "web", ibmmq());
     let new = paused(&old);
 
     // A CREATE is refused, as before.
@@ -127,7 +127,7 @@ async fn an_unknown_trigger_type_is_admitted_on_a_metadata_only_update() {
     .await;
     assert!(!allowed);
     assert!(
-        message.contains("unknown trigger type \"kafka\""),
+        message.contains("unknown trigger type \"ibmmq\""),
         "{message}"
     );
 
@@ -142,8 +142,8 @@ async fn an_unknown_trigger_type_is_admitted_on_a_metadata_only_update() {
     assert!(allowed, "{message}");
     let warning = warnings
         .iter()
-        .find(|w| w.contains("unknown trigger type \"kafka\""))
-        .unwrap_or_else(|| panic!("no warning about kafka in {warnings:?}"));
+        .find(|w| w.contains("unknown trigger type \"ibmmq\""))
+        .unwrap_or_else(|| panic!("no warning about ibmmq in {warnings:?}"));
     assert!(warning.contains(ADMITTED), "{warning}");
     assert!(warning.contains("Ready=False"), "{warning}");
     assert!(warning.starts_with("spec.triggers[0].type"), "{warning}");
@@ -159,7 +159,7 @@ async fn an_unknown_trigger_type_is_admitted_on_a_metadata_only_update() {
     .await;
     assert!(!allowed);
     assert!(
-        message.contains("unknown trigger type \"kafka\""),
+        message.contains("unknown trigger type \"ibmmq\""),
         "{message}"
     );
     assert!(
@@ -211,8 +211,8 @@ async fn unsupported_and_missing_authentication_is_admitted_on_a_metadata_only_u
 async fn upstream_rejections_stay_rejections_on_a_metadata_only_update() {
     let w = webhook();
     // Another HPA manages the target: upstream refuses every update of this object, so does keda-rs,
-    // while the kafka trigger's refusal becomes a warning.
-    let old = so("taken", "hpa-app", kafka());
+    // while the ibmmq trigger's refusal becomes a warning.
+    let old = so("taken", "hpa-app", ibmmq());
     let (allowed, message, warnings) = run(
         &w,
         Kind::ScaledObject,
@@ -224,18 +224,18 @@ async fn upstream_rejections_stay_rejections_on_a_metadata_only_update() {
         message.contains("already managed by the hpa 'foreign'"),
         "{message}"
     );
-    assert!(!message.contains("kafka"), "{message}");
+    assert!(!message.contains("ibmmq"), "{message}");
     assert!(
         warnings
             .iter()
-            .any(|w| w.contains("kafka") && w.contains(ADMITTED)),
+            .any(|w| w.contains("ibmmq") && w.contains(ADMITTED)),
         "{warnings:?}"
     );
     // Duplicate trigger names (upstream's incorrect-triggers).
     let old = so(
         "dup",
         "web",
-        json!([{"type": "kafka", "name": "a", "metadata": {}}, {"type": "kafka", "name": "a", "metadata": {}}]),
+        json!([{"type": "ibmmq", "name": "a", "metadata": {}}, {"type": "ibmmq", "name": "a", "metadata": {}}]),
     );
     let (allowed, message, _) = run(
         &w,
@@ -253,7 +253,7 @@ async fn a_scaled_job_with_an_unknown_trigger_type_is_admitted_on_a_metadata_onl
     let old = json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob",
         "metadata": {"name": "j", "namespace": NS},
         "spec": {"jobTargetRef": {"template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}},
-                 "triggers": kafka()}});
+                 "triggers": ibmmq()}});
     let (allowed, _, _) = run(
         &w,
         Kind::ScaledJob,
@@ -271,7 +271,7 @@ async fn a_scaled_job_with_an_unknown_trigger_type_is_admitted_on_a_metadata_onl
     assert!(
         warnings
             .iter()
-            .any(|w| w.contains("kafka") && w.contains(ADMITTED)),
+            .any(|w| w.contains("ibmmq") && w.contains(ADMITTED)),
         "{warnings:?}"
     );
     let mut changed = paused(&old);

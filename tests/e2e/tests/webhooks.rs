@@ -221,7 +221,7 @@ async fn webhook_rejects_warns_and_accepts() -> Result<()> {
 }
 
 /// Issue 14 item 5: upgrading from upstream never freezes a workload. A ScaledObject upstream KEDA
-/// admitted whose trigger type keda-rs does not support (`kafka`), with the HPA upstream made for it:
+/// admitted whose trigger type keda-rs does not support (`ibmmq`), with the HPA upstream made for it:
 /// the operator says Ready=False naming the type and leaves the HPA and the replicas alone; with the
 /// webhook registered, `kubectl annotate … autoscaling.keda.sh/paused=true` is admitted with a warning on
 /// kubectl's stderr (and the pause then works as upstream's: the HPA is deleted, the replicas stay), while
@@ -254,7 +254,7 @@ async fn an_unsupported_trigger_type_from_upstream_stays_editable() -> Result<()
         "orders",
         "web",
         "  minReplicaCount: 1\n",
-        "  - type: kafka\n    metadata: {bootstrapServers: \"kafka.example:9092\", consumerGroup: orders, topic: orders, lagThreshold: \"10\"}\n",
+        "  - type: ibmmq\n    metadata: {host: \"https://mq.example:9443/ibmmq/rest/v2/admin/action/qmgr/QM1/mqsc\", queueName: ORDERS, queueDepth: \"10\"}\n",
     );
     apply(&ns, &orders)?;
     let uid = kubectl_ok(
@@ -272,7 +272,7 @@ async fn an_unsupported_trigger_type_from_upstream_stays_editable() -> Result<()
     apply(
         &ns,
         &format!(
-            "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: keda-hpa-orders\n  labels: {{app.kubernetes.io/managed-by: keda-operator, scaledobject.keda.sh/name: orders}}\n  ownerReferences: [{{apiVersion: keda.sh/v1alpha1, kind: ScaledObject, name: orders, uid: {uid}, controller: true, blockOwnerDeletion: true}}]\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}\n  minReplicas: 1\n  maxReplicas: 100\n  metrics:\n  - type: External\n    external:\n      metric: {{name: s0-kafka-orders, selector: {{matchLabels: {{scaledobject.keda.sh/name: orders}}}}}}\n      target: {{type: AverageValue, averageValue: \"10\"}}\n"
+            "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: keda-hpa-orders\n  labels: {{app.kubernetes.io/managed-by: keda-operator, scaledobject.keda.sh/name: orders}}\n  ownerReferences: [{{apiVersion: keda.sh/v1alpha1, kind: ScaledObject, name: orders, uid: {uid}, controller: true, blockOwnerDeletion: true}}]\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}\n  minReplicas: 1\n  maxReplicas: 100\n  metrics:\n  - type: External\n    external:\n      metric: {{name: s0-ibmmq-orders, selector: {{matchLabels: {{scaledobject.keda.sh/name: orders}}}}}}\n      target: {{type: AverageValue, averageValue: \"10\"}}\n"
         ),
     )?;
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(c.clone(), &ns);
@@ -289,7 +289,7 @@ async fn an_unsupported_trigger_type_from_upstream_stays_editable() -> Result<()
         .and_then(|cs| cs.iter().find(|c| c.r#type == "Ready"))
         .and_then(|c| c.message.clone())
         .unwrap_or_default();
-    if !message.contains("unknown trigger type \"kafka\"") {
+    if !message.contains("unknown trigger type \"ibmmq\"") {
         bail!("Ready=False without the trigger type: {message:?}");
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -309,7 +309,7 @@ async fn an_unsupported_trigger_type_from_upstream_stays_editable() -> Result<()
         &changed,
         None,
         Duration::from_secs(30),
-        |ok, stderr| !ok && stderr.contains("unknown trigger type \"kafka\""),
+        |ok, stderr| !ok && stderr.contains("unknown trigger type \"ibmmq\""),
     )
     .await
     .map_err(|e| {
@@ -333,7 +333,7 @@ async fn an_unsupported_trigger_type_from_upstream_stays_editable() -> Result<()
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success()
         || !stderr.contains("Warning:")
-        || !stderr.contains("unknown trigger type \"kafka\"")
+        || !stderr.contains("unknown trigger type \"ibmmq\"")
         || !stderr.contains("admitted because this update leaves the spec unchanged")
     {
         bail!(
