@@ -19,9 +19,12 @@ command -v mvn >/dev/null || { echo "activemq.sh: mvn is needed: apt-get install
 
 rm -rf "$DEST"
 mkdir -p "$DEST"
-mvn -q -B dependency:unpack \
+# Outside a project, the plugin writes its markers under ./${project.basedir}: run it in a scratch dir.
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+(cd "$WORK" && mvn -q -B dependency:unpack \
     -Dartifact="org.apache.activemq:apache-activemq:$VERSION:tar.gz:bin" \
-    -DoutputDirectory="$DEST" >&2
+    -DoutputDirectory="$DEST" >&2)
 test -x "$DEST/apache-activemq-$VERSION/bin/activemq" || chmod +x "$DEST/apache-activemq-$VERSION/bin/activemq"
 touch "$DEST/.complete"
 echo "$DEST/apache-activemq-$VERSION"

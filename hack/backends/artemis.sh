@@ -20,8 +20,11 @@ command -v mvn >/dev/null || { echo "artemis.sh: mvn is needed: apt-get install 
 
 rm -rf "$DEST"
 mkdir -p "$DEST"
-mvn -q -B dependency:unpack \
+# Outside a project, the plugin writes its markers under ./${project.basedir}: run it in a scratch dir.
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+(cd "$WORK" && mvn -q -B dependency:unpack \
     -Dartifact="org.apache.activemq:apache-artemis:$VERSION:tar.gz:bin" \
-    -DoutputDirectory="$DEST" >&2
+    -DoutputDirectory="$DEST" >&2)
 touch "$DEST/.complete"
 echo "$DEST/apache-artemis-$VERSION"
