@@ -20,6 +20,14 @@ use keda_e2e::{
 };
 use kube::Api;
 
+// The scaler tests' real servers, started here inside the cluster's network namespace.
+#[path = "../../../crates/keda-scalers/tests/support/kafka_broker.rs"]
+mod kafka_broker;
+#[path = "../../../crates/keda-scalers/tests/support/rabbitmq_server.rs"]
+mod rabbitmq_server;
+#[path = "../../../crates/keda-scalers/tests/support/mod.rs"]
+mod support;
+
 /// This network namespace's address, where the kube-apiserver reaches our process.
 const NODE_IP: &str = "10.200.0.1";
 const APISERVICE: &str = "v1beta1.external.metrics.k8s.io";
@@ -698,5 +706,97 @@ async fn rotated_certificates_are_used_without_restarts() -> Result<()> {
         apiserver_log.contains("serving certificate reloaded"),
         "{apiserver_log}"
     );
+    Ok(())
+}
+
+/// Deployment `worker` at 0 replicas and a ScaledObject (min 0, max 10, 1 s polling, 5 s cooldown, no
+/// scale-down stabilization) with one trigger, `trigger_yaml` (indented as a list item under `triggers:`).
+fn deploy_worker_from_zero(ns: &str, trigger_yaml: &str) -> Result<()> {
+    apply(
+        ns,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: worker}\nspec:\n  replicas: 0\n  selector: {matchLabels: {app: worker}}\n  template:\n    metadata: {labels: {app: worker}}\n    spec:\n      containers: [{name: app, image: example/app:1}]\n",
+    )?;
+    apply(
+        ns,
+        &format!(
+            "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: worker}}\nspec:\n  scaleTargetRef: {{name: worker}}\n  pollingInterval: 1\n  cooldownPeriod: 5\n  minReplicaCount: 0\n  maxReplicaCount: 10\n  advanced:\n    horizontalPodAutoscalerConfig:\n      behavior:\n        scaleDown: {{stabilizationWindowSeconds: 0}}\n  triggers:\n{trigger_yaml}"
+        ),
+    )
+}
+
+/// Waits until the ScaledObject `worker` is Ready, then checks the Deployment is still at 0.
+async fn ready_at_zero(c: &kube::Client, ns: &str) -> Result<()> {
+    let sos: Api<keda_api::ScaledObject> = Api::namespaced(c.clone(), ns);
+    wait_for(&sos, "worker", T, |so| {
+        so.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.r#type == "Ready" && c.status == "True"))
+    })
+    .await?;
+    // A few polls with nothing to do: still 0.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(keda_e2e::spec_replicas(c, ns, "worker").await?, 0);
+    Ok(())
+}
+
+/// Kafka consumer lag drives a Deployment 0 → N → 0 through the real HPA controller: a real broker
+/// (hack/backends/kafka.sh), a topic of 3 partitions, a group whose committed offsets the test moves.
+/// 10 records per partition is a lag of 30; without allowIdleConsumers upstream caps the metric at
+/// partitions × lagThreshold (3 × 5), so 3 replicas. Committing to the log end takes it back to 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_lag_scales_a_deployment_from_zero_and_back() -> Result<()> {
+    let broker = tokio::task::spawn_blocking(kafka_broker::start).await?;
+    let (mut stack, _registered) = Stack::serving("kafka").await?;
+    let ns = stack.ns.clone();
+    let c = client().await?;
+    let mut admin = kafka_broker::Admin::connect(&broker.plaintext).map_err(anyhow::Error::msg)?;
+    admin.create_topic("orders", 3);
+    admin.commit("workers", "orders", &[(0, 0), (1, 0), (2, 0)]);
+    deploy_worker_from_zero(
+        &ns,
+        &format!(
+            "  - type: kafka\n    metadata: {{bootstrapServers: \"{}\", consumerGroup: workers, topic: orders, lagThreshold: \"5\", activationLagThreshold: \"0\"}}\n",
+            broker.plaintext
+        ),
+    )?;
+    ready_at_zero(&c, &ns).await?;
+
+    for partition in 0..3 {
+        admin.produce("orders", partition, 10);
+    }
+    let up = wait_replicas(&c, &ns, "worker", 3).await?;
+    admin.commit("workers", "orders", &[(0, 10), (1, 10), (2, 10)]);
+    let down = wait_replicas(&c, &ns, "worker", 0).await?;
+    eprintln!("kafka: 0 → 3 in {up:?}, 3 → 0 in {down:?}");
+    assert!(stack.operator.is_running(), "{}", stack.operator.log_tail());
+    Ok(())
+}
+
+/// A RabbitMQ queue drives a Deployment 0 → N → 0 through the real HPA controller: a real node (Debian's
+/// rabbitmq-server), the trigger reads the queue over AMQP; 12 messages at value 5 are 3 replicas, a purge
+/// takes it back to 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_queue_scales_a_deployment_from_zero_and_back() -> Result<()> {
+    let (rabbit, _) = tokio::task::spawn_blocking(|| rabbitmq_server::Rabbit::start(None)).await?;
+    let (mut stack, _registered) = Stack::serving("rabbitmq").await?;
+    let ns = stack.ns.clone();
+    let c = client().await?;
+    rabbit.declare("%2F", "jobs").await;
+    deploy_worker_from_zero(
+        &ns,
+        &format!(
+            "  - type: rabbitmq\n    metadata: {{host: \"{}\", protocol: amqp, queueName: jobs, mode: QueueLength, value: \"5\"}}\n",
+            rabbit.amqp_url("")
+        ),
+    )?;
+    ready_at_zero(&c, &ns).await?;
+
+    rabbit.publish("%2F", "jobs", 12).await;
+    let up = wait_replicas(&c, &ns, "worker", 3).await?;
+    rabbit.purge("%2F", "jobs").await;
+    let down = wait_replicas(&c, &ns, "worker", 0).await?;
+    eprintln!("rabbitmq: 0 → 3 in {up:?}, 3 → 0 in {down:?}");
+    assert!(stack.operator.is_running(), "{}", stack.operator.log_tail());
     Ok(())
 }
