@@ -6,12 +6,12 @@ pub mod activemq;
 #[cfg(feature = "artemis-queue")]
 pub mod artemis_queue;
 // What activemq and artemis-queue share.
-#[cfg(any(feature = "activemq", feature = "artemis-queue"))]
-mod jolokia;
-#[cfg(feature = "beanstalkd")]
-pub mod beanstalkd;
 #[cfg(feature = "apache-kafka")]
 pub mod apache_kafka;
+#[cfg(feature = "beanstalkd")]
+pub mod beanstalkd;
+#[cfg(any(feature = "activemq", feature = "artemis-queue"))]
+mod jolokia;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 
