@@ -278,9 +278,16 @@ impl TriggerConfig for EtcdConfig {
             } else {
                 format!("{host}:{port}")
             };
+            // The connector decides whether TLS is spoken; the endpoint's URI stays `http` because tonic
+            // refuses `https` without its own TLS once any crate in the build turns that on (the operator
+            // does); the origin gives requests their scheme.
             let scheme = if tls.is_some() { "https" } else { "http" };
-            let channel = Endpoint::from_shared(format!("{scheme}://{authority}"))
+            let origin: http::Uri = format!("{scheme}://{authority}")
+                .parse()
+                .map_err(|e| self.config_error("endpoints", format!("{endpoint:?}: {e}")))?;
+            let channel = Endpoint::from_shared(format!("http://{authority}"))
                 .map_err(|e| self.config_error("endpoints", format!("{endpoint:?}: {e}")))?
+                .origin(origin)
                 .connect_timeout(REQUEST_TIMEOUT)
                 .tcp_nodelay(true)
                 .connect_with_connector_lazy(Connector(Arc::new(Target {
