@@ -190,7 +190,8 @@ fn bench(what: &str) -> Result<()> {
     let example = match what {
         "operator" => "bench_operator",
         "scaledjob" => "bench_scaledjob",
-        other => bail!("unknown benchmark {other:?}; try `operator` or `scaledjob`"),
+        "kafka" => "bench_kafka",
+        other => bail!("unknown benchmark {other:?}; try `operator`, `scaledjob` or `kafka`"),
     };
     // KEDA_BIN picks another keda binary (e.g. a debug build: request counts do not depend on the build
     // profile); without it the release build is benchmarked.

@@ -74,6 +74,12 @@ pub struct Broker {
 
 /// Starts the broker: format the KRaft storage (with the SCRAM users), then run it.
 pub fn start() -> Broker {
+    start_advertising(None)
+}
+
+/// [`start`], with the PLAINTEXT listener advertised at `plaintext` (`host:port`) instead of its own
+/// address, so clients that follow the broker's metadata go there (a bench puts a counting proxy there).
+pub fn start_advertising(plaintext: Option<&str>) -> Broker {
     let home = support::cached_backend("kafka-4.1.1", "kafka");
     let classpath = format!("{}/libs/*", home.display());
     let dir = support::TempDir::new("kafka");
@@ -95,7 +101,7 @@ pub fn start() -> Broker {
          node.id=1\n\
          controller.quorum.bootstrap.servers=127.0.0.1:{controller}\n\
          listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller},SASL_PLAINTEXT://127.0.0.1:{sasl},SSL://127.0.0.1:{tls}\n\
-         advertised.listeners=PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl},SSL://127.0.0.1:{tls}\n\
+         advertised.listeners=PLAINTEXT://{advertised},SASL_PLAINTEXT://127.0.0.1:{sasl},SSL://127.0.0.1:{tls}\n\
          controller.listener.names=CONTROLLER\n\
          inter.broker.listener.name=PLAINTEXT\n\
          listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL\n\
@@ -118,6 +124,9 @@ pub fn start() -> Broker {
          share.coordinator.state.topic.min.isr=1\n\
          group.initial.rebalance.delay.ms=0\n\
          auto.create.topics.enable=false\n",
+        advertised = plaintext
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("127.0.0.1:{port}")),
         pu = PLAIN_USER.0,
         pp = PLAIN_USER.1,
         logs = dir.path().join("data").display(),
