@@ -175,6 +175,12 @@ static REGISTRY: &[Registration] = &[
         parse: crate::messaging::nats_jetstream::parse,
         upstream_scaler_name: "natsJetStreamScaler",
     },
+    #[cfg(feature = "nsq")]
+    Registration {
+        trigger_type: "nsq",
+        parse: crate::messaging::nsq::parse,
+        upstream_scaler_name: "nsqScaler",
+    },
     #[cfg(feature = "etcd")]
     Registration {
         trigger_type: "etcd",

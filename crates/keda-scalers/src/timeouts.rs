@@ -16,6 +16,7 @@
 //! | `kubernetes-workload`, `kubernetes-resource` | no IO | `KEDA_HTTP_DEFAULT_TIMEOUT` for the one pod LIST or ConfigMap/Secret GET (upstream reads its cache, unbounded) |
 //! | `beanstalkd` | the trigger's `timeout` (the connect; milliseconds or a Go duration, default 30 ms as upstream) | `timeout` (a new connection after a failure) plus `KEDA_HTTP_DEFAULT_TIMEOUT` for the `stats-tube` round trip, which upstream leaves unbounded |
 //! | `nats-jetstream` | no IO | 8 × `KEDA_HTTP_DEFAULT_TIMEOUT`: each request has the HTTP timeout, and finding a consumer's leader in a 3-node cluster takes up to 8 requests |
+//! | `nsq` | no IO | 2 × `KEDA_HTTP_DEFAULT_TIMEOUT`: each request has the HTTP timeout; the `/lookup` requests go out together, then the nsqd `/stats` requests together |
 //! | `rabbitmq` over AMQP | 30 s (amqp091-go's dial timeout) for TCP, TLS and the AMQP handshake | a reconnection (30 s) plus 10 s for the passive `queue.declare`, which upstream leaves unbounded |
 //! | `rabbitmq` over HTTP | no IO | the trigger's `timeout` (absent or 0: `KEDA_HTTP_DEFAULT_TIMEOUT`) |
 //! | `etcd` | no IO (channels connect on first use) | 5 s, upstream's bound of one `Get`, connecting and authenticating included |

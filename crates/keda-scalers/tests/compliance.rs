@@ -136,6 +136,14 @@ fn minimal(trigger_type: &str) -> (Pairs, Pairs) {
             ],
             vec![],
         ),
+        "nsq" => (
+            vec![
+                ("nsqLookupdHTTPAddresses", "nsqlookupd:4161"),
+                ("topic", "t"),
+                ("channel", "c"),
+            ],
+            vec![],
+        ),
         "rabbitmq" => (
             vec![("host", "amqp://rabbitmq:5672"), ("queueName", "jobs")],
             vec![],
@@ -330,6 +338,8 @@ const UPSTREAM_SCALER_NAMES: &[(&str, &str)] = &[
     ("etcd", "etcdScaler"),
     // pkg/scalers/nats_jetstream_scaler.go
     ("nats-jetstream", "natsJetStreamScaler"),
+    // pkg/scalers/nsq_scaler.go
+    ("nsq", "nsqScaler"),
     // pkg/scalers/beanstalkd_scaler.go (an exported struct)
     ("beanstalkd", "BeanstalkdScaler"),
     ("rabbitmq", "rabbitMQScaler"),

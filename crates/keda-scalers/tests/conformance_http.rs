@@ -48,6 +48,11 @@ const NOT_HTTP: &[&str] = &[
     // HTTP, but its lag is a whole number, which the activation check here (5.5) cannot give: its
     // stand-in checks (errors, empty and malformed answers) are in tests/nats_jetstream.rs.
     "nats-jetstream",
+    // HTTP, but a depth is a whole number (the 5.5 activation check cannot give one) and a poll asks
+    // nsqlookupd for the nsqd nodes before asking each of them, which one stand-in answering one body
+    // cannot play: its answers are checked in messaging::nsq's unit tests and against real nsqlookupd and
+    // nsqd (tests/nsq.rs).
+    "nsq",
     "etcd",
 ];
 

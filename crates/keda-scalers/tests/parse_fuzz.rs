@@ -109,6 +109,7 @@ const SOURCES: &[(&str, &str)] = &[
         "nats_jetstream",
         include_str!("../src/messaging/nats_jetstream.rs"),
     ),
+    ("nsq", include_str!("../src/messaging/nsq.rs")),
     ("rabbitmq", include_str!("../src/messaging/rabbitmq/mod.rs")),
     (
         "rabbitmq",
@@ -152,6 +153,7 @@ fn sources_of(trigger_type: &str) -> Vec<&'static str> {
         "activemq" => &["activemq", "http"],
         "artemis-queue" => &["artemis_queue", "http"],
         "nats-jetstream" => &["nats_jetstream", "http"],
+        "nsq" => &["nsq", "http"],
         "etcd" => &["etcd"],
         _ => &[],
     };
@@ -348,6 +350,14 @@ fn minimal(trigger_type: &str) -> (BTreeMap<String, String>, BTreeMap<String, St
                 ("account", "$G"),
                 ("stream", "s"),
                 ("consumer", "c"),
+            ],
+            &[],
+        ),
+        "nsq" => (
+            &[
+                ("nsqLookupdHTTPAddresses", "nsqlookupd:4161"),
+                ("topic", "t"),
+                ("channel", "c"),
             ],
             &[],
         ),

@@ -17,5 +17,7 @@ pub mod kafka;
 
 #[cfg(feature = "nats-jetstream")]
 pub mod nats_jetstream;
+#[cfg(feature = "nsq")]
+pub mod nsq;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
