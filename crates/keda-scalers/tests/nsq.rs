@@ -111,6 +111,14 @@ async fn await_producers(http: &reqwest::Client, lookupd: &ServerProcess, topic:
     }
 }
 
+fn signal(server: &ServerProcess, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args(["-s", signal, &server.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -s {signal} failed");
+}
+
 fn config(metadata: &[(&str, &str)]) -> Box<dyn TriggerConfig> {
     // A case of the parse table with its inputs replaced: Case fills every field TriggerInput has.
     let mut case = harness::load("nsq.yaml")
@@ -257,9 +265,13 @@ async fn channel_depth_from_real_nsqd_nodes() {
     .await;
     assert_eq!(sample(&scaler).await, (3.0, true));
 
-    // nsqd b goes away while nsqlookupd still lists it: every poll fails as a backend error within the
-    // bound, never hangs.
+    // nsqd b stops: nsqlookupd drops it as its connection closes, so only a counts (as upstream).
     nsqd_b.stop();
+    assert_eq!(sample_until(&scaler, (3.0, true)).await, (3.0, true));
+
+    // nsqd a hangs (SIGSTOP) while nsqlookupd still lists it: every poll fails as a backend error within
+    // the bound, never hangs.
+    signal(&nsqd_a, "STOP");
     let defaults = TimeoutDefaults::default();
     for _ in 0..2 {
         let started = Instant::now();
@@ -271,11 +283,12 @@ async fn channel_depth_from_real_nsqd_nodes() {
             other => panic!("expected a backend error, got {other:?}"),
         }
         assert!(
-            started.elapsed() < Duration::from_secs(6),
+            started.elapsed() < Duration::from_secs(7),
             "{:?}",
             started.elapsed()
         );
     }
+    signal(&nsqd_a, "CONT");
 
     // nsqlookupd itself unreachable: a backend error too.
     let gone = format!("127.0.0.1:{}", free_port());

@@ -328,7 +328,7 @@ pub fn node_depth(topics: &[TopicStats], topic: &str, channel: &str) -> i64 {
 
 pub struct NsqScaler {
     config: NsqConfig,
-    client: reqwest::Client,
+    client: Arc<reqwest::Client>,
 }
 
 impl NsqScaler {
