@@ -14,6 +14,7 @@
 #   KEDA_RS_CACHE        cache root (default $HOME/.cache/keda-rs)
 #   KEDA_RS_BUILD_JOBS   go build -p value (default 2)
 #   GO                   go command to use (default: `go` on PATH)
+#   KEDA_RS_KEEP_GO_CACHES  keep Go's build/module caches (default: a scratch dir removed on exit)
 set -euo pipefail
 
 HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -136,6 +137,15 @@ ldflags_for() {
   esac
   printf '%s' "$flags"
 }
+
+# Go's build and module caches (about 5 GB after this build) are of no use once the binaries are cached:
+# keep them in a scratch directory removed on exit, so a cold run leaves only the binaries on disk.
+# KEDA_RS_KEEP_GO_CACHES=1 uses Go's usual caches instead (faster rebuilds while changing hack/k8s).
+if [[ -z ${KEDA_RS_KEEP_GO_CACHES:-} ]]; then
+  GO_SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/keda-rs-go.XXXXXX")
+  trap 'rm -rf "$GO_SCRATCH"' EXIT
+  export GOCACHE=$GO_SCRATCH/build GOMODCACHE=$GO_SCRATCH/mod GOFLAGS="${GOFLAGS:+$GOFLAGS }-modcacherw"
+fi
 
 total_start=$SECONDS
 for t in "${missing[@]}"; do

@@ -2,7 +2,7 @@
 # Apache ActiveMQ Classic for the activemq scaler test: the binary distribution from Maven Central
 # (org.apache.activemq:apache-activemq:<version>:tar.gz:bin), unpacked into
 # ~/.cache/keda-rs/activemq-<version>/ (idempotent: a finished cache is left alone); prints the path of the
-# unpacked broker (its bin/activemq). The test starts it on free loopback ports (tests/activemq.rs).
+# unpacked broker (its bin/activemq). The test starts it on free loopback ports (tests/scalers/activemq.rs).
 set -euo pipefail
 
 VERSION="${ACTIVEMQ_VERSION:-5.18.3}"

@@ -2,7 +2,7 @@
 # Apache Kafka (broker + KRaft controller in one JVM) for the kafka / apache-kafka scaler tests.
 # Resolves org.apache.kafka:kafka_2.13 and its runtime dependencies from Maven Central into
 # ~/.cache/keda-rs/kafka-<version>/libs/ (idempotent: a finished cache is left alone) and prints the path.
-# The tests start it with `java -cp 'libs/*' kafka.Kafka server.properties` (tests/kafka.rs).
+# The tests start it with `java -cp 'libs/*' kafka.Kafka server.properties` (tests/scalers/kafka.rs).
 set -euo pipefail
 
 VERSION="${KAFKA_VERSION:-4.1.1}"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# NSQ (nsqd + nsqlookupd) for the nsq scaler test (crates/keda-scalers/tests/nsq.rs).
+# NSQ (nsqd + nsqlookupd) for the nsq scaler test (crates/keda-scalers/tests/scalers/nsq.rs).
 # Builds both daemons from the Go module github.com/nsqio/nsq into
 # ~/.cache/keda-rs/nsq-<version>/bin/ (idempotent: a finished cache is left alone) and prints the path.
 # nsq's go.mod carries a replace directive that a dependent module does not inherit, so the build goes
@@ -39,7 +39,8 @@ import (
 )
 GO
 
-export GOFLAGS=-mod=mod
+# Build and module caches live in the scratch directory and go with it: only the binaries stay on disk.
+export GOFLAGS="-mod=mod -modcacherw" GOCACHE="$WORK/gocache" GOMODCACHE="$WORK/gomod"
 rm -rf "$DEST.tmp"
 mkdir -p "$DEST.tmp/bin"
 (

@@ -4,11 +4,8 @@
 //! TriggerAuthentication, one channel per address and TLS settings, a server restart; and upstream's
 //! parse cases.
 
-#[path = "support/external_server.rs"]
-mod external_server;
-#[path = "parse_tables/harness.rs"]
-mod harness;
-mod support;
+use crate::external_server;
+use crate::{harness, support};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

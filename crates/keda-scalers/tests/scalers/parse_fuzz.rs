@@ -8,8 +8,7 @@
 //! durations, cron fields, addresses, or several KiB long (up to 64 KiB per input). 256 cases per property
 //! (`PROPTEST_CASES` overrides); every case is parsed as every registered type.
 
-#[path = "parse_tables/harness.rs"]
-mod harness;
+use crate::harness;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
@@ -38,94 +37,106 @@ fn config() -> ProptestConfig {
 const SOURCES: &[(&str, &str)] = &[
     (
         "cpu_memory",
-        include_str!("../src/kubernetes/cpu_memory.rs"),
+        include_str!("../../src/kubernetes/cpu_memory.rs"),
     ),
-    ("cron", include_str!("../src/generic/cron.rs")),
-    ("metrics_api", include_str!("../src/generic/metrics_api.rs")),
-    ("external", include_str!("../src/generic/external/mod.rs")),
+    ("cron", include_str!("../../src/generic/cron.rs")),
+    (
+        "metrics_api",
+        include_str!("../../src/generic/metrics_api.rs"),
+    ),
     (
         "external",
-        include_str!("../src/generic/external/channel.rs"),
+        include_str!("../../src/generic/external/mod.rs"),
+    ),
+    (
+        "external",
+        include_str!("../../src/generic/external/channel.rs"),
     ),
     (
         "prometheus",
-        include_str!("../src/observability/prometheus.rs"),
+        include_str!("../../src/observability/prometheus.rs"),
     ),
     (
         "new_relic",
-        include_str!("../src/observability/new_relic.rs"),
+        include_str!("../../src/observability/new_relic.rs"),
     ),
     (
         "datadog",
-        include_str!("../src/observability/datadog/config.rs"),
+        include_str!("../../src/observability/datadog/config.rs"),
     ),
-    ("http", include_str!("../src/http.rs")),
-    ("workload", include_str!("../src/kubernetes/workload.rs")),
-    ("resource", include_str!("../src/kubernetes/resource.rs")),
+    ("http", include_str!("../../src/http.rs")),
+    ("workload", include_str!("../../src/kubernetes/workload.rs")),
+    ("resource", include_str!("../../src/kubernetes/resource.rs")),
     // A scaler split into a folder contributes every file of it, under the one module name.
-    ("redis", include_str!("../src/databases/redis/mod.rs")),
+    ("redis", include_str!("../../src/databases/redis/mod.rs")),
     (
         "redis",
-        include_str!("../src/databases/redis/connection.rs"),
+        include_str!("../../src/databases/redis/connection.rs"),
     ),
-    ("redis", include_str!("../src/databases/redis/client.rs")),
-    ("redis", include_str!("../src/databases/redis/list.rs")),
+    ("redis", include_str!("../../src/databases/redis/client.rs")),
+    ("redis", include_str!("../../src/databases/redis/list.rs")),
     (
         "redis_streams",
-        include_str!("../src/databases/redis_streams.rs"),
+        include_str!("../../src/databases/redis_streams.rs"),
     ),
     (
         "postgresql",
-        include_str!("../src/databases/postgresql/mod.rs"),
+        include_str!("../../src/databases/postgresql/mod.rs"),
     ),
     (
         "postgresql",
-        include_str!("../src/databases/postgresql/config.rs"),
+        include_str!("../../src/databases/postgresql/config.rs"),
     ),
     (
         "postgresql",
-        include_str!("../src/databases/postgresql/connection_string.rs"),
+        include_str!("../../src/databases/postgresql/connection_string.rs"),
     ),
     (
         "postgresql",
-        include_str!("../src/databases/postgresql/tls.rs"),
+        include_str!("../../src/databases/postgresql/tls.rs"),
     ),
     (
         "postgresql",
-        include_str!("../src/databases/postgresql/client.rs"),
+        include_str!("../../src/databases/postgresql/client.rs"),
     ),
     (
         "postgresql",
-        include_str!("../src/databases/postgresql/scaler.rs"),
+        include_str!("../../src/databases/postgresql/scaler.rs"),
     ),
-    ("mysql", include_str!("../src/databases/mysql.rs")),
-    ("beanstalkd", include_str!("../src/messaging/beanstalkd.rs")),
-    ("activemq", include_str!("../src/messaging/activemq.rs")),
+    ("mysql", include_str!("../../src/databases/mysql.rs")),
+    (
+        "beanstalkd",
+        include_str!("../../src/messaging/beanstalkd.rs"),
+    ),
+    ("activemq", include_str!("../../src/messaging/activemq.rs")),
     (
         "artemis_queue",
-        include_str!("../src/messaging/artemis_queue.rs"),
+        include_str!("../../src/messaging/artemis_queue.rs"),
     ),
     (
         "nats_jetstream",
-        include_str!("../src/messaging/nats_jetstream.rs"),
+        include_str!("../../src/messaging/nats_jetstream.rs"),
     ),
-    ("nsq", include_str!("../src/messaging/nsq.rs")),
-    ("rabbitmq", include_str!("../src/messaging/rabbitmq/mod.rs")),
+    ("nsq", include_str!("../../src/messaging/nsq.rs")),
     (
         "rabbitmq",
-        include_str!("../src/messaging/rabbitmq/management.rs"),
+        include_str!("../../src/messaging/rabbitmq/mod.rs"),
     ),
     (
         "rabbitmq",
-        include_str!("../src/messaging/rabbitmq/amqp.rs"),
+        include_str!("../../src/messaging/rabbitmq/management.rs"),
     ),
-    ("etcd", include_str!("../src/databases/etcd.rs")),
-    ("kafka", include_str!("../src/messaging/kafka/config.rs")),
+    (
+        "rabbitmq",
+        include_str!("../../src/messaging/rabbitmq/amqp.rs"),
+    ),
+    ("etcd", include_str!("../../src/databases/etcd.rs")),
+    ("kafka", include_str!("../../src/messaging/kafka/config.rs")),
     (
         "apache_kafka",
-        include_str!("../src/messaging/apache_kafka.rs"),
+        include_str!("../../src/messaging/apache_kafka.rs"),
     ),
-    ("input", include_str!("../src/input.rs")),
+    ("input", include_str!("../../src/input.rs")),
 ];
 
 /// Which sources a trigger type reads; a type missing here (a new scaler) gets all of them.

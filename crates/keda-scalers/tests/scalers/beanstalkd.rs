@@ -3,9 +3,7 @@
 
 #![cfg(feature = "beanstalkd")]
 
-#[path = "parse_tables/harness.rs"]
-mod harness;
-mod support;
+use crate::{harness, support};
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,7 +1,7 @@
 //! Scaler TLS settings (`--ca-dir`, `KEDA_HTTP_MIN_TLS_VERSION`, `KEDA_HTTP_TLS_CIPHER_LIST`,
 //! `KEDA_HTTP_DISABLE_KEEP_ALIVE`) against loopback servers.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

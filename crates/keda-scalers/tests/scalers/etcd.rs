@@ -4,9 +4,7 @@
 
 #![cfg(feature = "etcd")]
 
-#[path = "parse_tables/harness.rs"]
-mod harness;
-mod support;
+use crate::{harness, support};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -8,7 +8,7 @@
 //! * every registered type is placed: HTTP scalers here, the others (drivers with their own real-backend
 //!   tests) named in [`NOT_HTTP`], so a new scaler cannot skip this file unnoticed.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -41,17 +41,17 @@ const NOT_HTTP: &[&str] = &[
     "beanstalkd",
     // HTTP, but a queue size is a whole number, which the activation check here (5.5) cannot give:
     // its answers are checked in messaging::activemq's unit tests and against a real broker
-    // (tests/activemq.rs).
+    // (tests/scalers/activemq.rs).
     "activemq",
-    // The same (a message count); tests/artemis_queue.rs.
+    // The same (a message count); tests/scalers/artemis_queue.rs.
     "artemis-queue",
     // HTTP, but its lag is a whole number, which the activation check here (5.5) cannot give: its
-    // stand-in checks (errors, empty and malformed answers) are in tests/nats_jetstream.rs.
+    // stand-in checks (errors, empty and malformed answers) are in tests/scalers/nats_jetstream.rs.
     "nats-jetstream",
     // HTTP, but a depth is a whole number (the 5.5 activation check cannot give one) and a poll asks
     // nsqlookupd for the nsqd nodes before asking each of them, which one stand-in answering one body
     // cannot play: its answers are checked in messaging::nsq's unit tests and against real nsqlookupd and
-    // nsqd (tests/nsq.rs).
+    // nsqd (tests/scalers/nsq.rs).
     "nsq",
     "etcd",
 ];

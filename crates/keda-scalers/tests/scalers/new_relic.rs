@@ -3,7 +3,7 @@
 //! 127.0.0.1 with a test CA.
 #![cfg(feature = "new-relic")]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

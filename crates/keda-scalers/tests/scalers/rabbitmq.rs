@@ -3,11 +3,8 @@
 
 #![cfg(feature = "rabbitmq")]
 
-#[path = "parse_tables/harness.rs"]
-mod harness;
-#[path = "support/rabbitmq_server.rs"]
-mod rabbitmq_server;
-mod support;
+use crate::rabbitmq_server;
+use crate::{harness, support};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};

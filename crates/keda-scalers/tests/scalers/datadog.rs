@@ -3,7 +3,7 @@
 //! external metrics service (<service>.<namespace>:<port>).
 #![cfg(feature = "datadog")]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -4,8 +4,7 @@
 
 #![cfg(feature = "kubernetes-resource")]
 
-#[path = "parse_tables/harness.rs"]
-mod harness;
+use crate::harness;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -3,9 +3,7 @@
 
 #![cfg(feature = "postgresql")]
 
-#[path = "parse_tables/harness.rs"]
-mod harness;
-mod support;
+use crate::{harness, support};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -6,9 +6,7 @@
 
 #![cfg(feature = "activemq")]
 
-#[path = "parse_tables/harness.rs"]
-mod harness;
-mod support;
+use crate::{harness, support};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -7,9 +7,7 @@
 
 #![cfg(feature = "kafka")]
 
-#[path = "parse_tables/harness.rs"]
-mod harness;
-mod support;
+use crate::{harness, support};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -155,8 +153,7 @@ fn metric_spec_and_errors_name_the_trigger() {
     assert!(err.to_string().contains("must be positive number"), "{err}");
 }
 
-#[path = "support/kafka_broker.rs"]
-mod broker;
+use crate::kafka_broker as broker;
 
 fn broker() -> &'static broker::Broker {
     static BROKER: OnceLock<broker::Broker> = OnceLock::new();

@@ -2,7 +2,7 @@
 //! scaler against a real Prometheus (Debian's package) scraping a loopback exporter.
 #![cfg(feature = "prometheus")]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

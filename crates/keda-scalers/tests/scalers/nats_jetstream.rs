@@ -4,9 +4,7 @@
 
 #![cfg(feature = "nats-jetstream")]
 
-#[path = "parse_tables/harness.rs"]
-mod harness;
-mod support;
+use crate::{harness, support};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

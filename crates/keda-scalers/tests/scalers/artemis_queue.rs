@@ -7,9 +7,7 @@
 
 #![cfg(feature = "artemis-queue")]
 
-#[path = "parse_tables/harness.rs"]
-mod harness;
-mod support;
+use crate::{harness, support};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
