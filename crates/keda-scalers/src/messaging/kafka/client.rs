@@ -33,6 +33,11 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A failed connection attempt is not repeated for this long: the triggers waiting for the same
 /// broker get the same error at once instead of each waiting out its own connect timeout.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How long a topic's partitions and leaders are reused without asking again. Partitions rarely change
+/// and a changed leader fails the next ListOffsets, which drops the entry (`forget_topics`); without the
+/// cache every poll of every trigger would send a Metadata request. (Kafka's own clients refresh after
+/// `metadata.max.age.ms`, 5 minutes; a minute keeps new partitions visible sooner.)
+pub const METADATA_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// Kafka clients, one per connection settings (bootstrap servers, SASL, TLS); the operator keeps one
 /// set in `BuildContext::kafka`.
@@ -89,6 +94,54 @@ pub struct KafkaClient {
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
     /// The coordinator's address per consumer group, until a request to it fails.
     coordinators: Mutex<HashMap<String, String>>,
+    metadata: Mutex<MetadataCache>,
+}
+
+/// Partitions and leaders per topic as a Metadata answer gave them, with the brokers they name. Only
+/// topics the broker described without error are kept: an unknown topic is asked about again next poll.
+#[derive(Debug, Default)]
+struct MetadataCache {
+    brokers: HashMap<i32, String>,
+    topics: HashMap<String, (Instant, Vec<(i32, i32)>)>,
+}
+
+impl MetadataCache {
+    /// The answer for `topics` when every one of them is cached and younger than `max_age`.
+    fn lookup(&self, topics: &[String], now: Instant, max_age: Duration) -> Option<Metadata> {
+        let mut out = Metadata {
+            brokers: self.brokers.clone(),
+            topics: BTreeMap::new(),
+        };
+        for t in topics {
+            let (at, parts) = self.topics.get(t)?;
+            if now.saturating_duration_since(*at) >= max_age {
+                return None;
+            }
+            out.topics.insert(t.clone(), Ok(parts.clone()));
+        }
+        Some(out)
+    }
+
+    fn store(&mut self, meta: &Metadata, now: Instant) {
+        self.brokers
+            .extend(meta.brokers.iter().map(|(id, addr)| (*id, addr.clone())));
+        for (t, parts) in &meta.topics {
+            match parts {
+                Ok(p) => {
+                    self.topics.insert(t.clone(), (now, p.clone()));
+                }
+                Err(_) => {
+                    self.topics.remove(t);
+                }
+            }
+        }
+    }
+
+    fn forget(&mut self, topics: &[String]) {
+        for t in topics {
+            self.topics.remove(t);
+        }
+    }
 }
 
 /// What Metadata tells about the asked topics.
@@ -177,6 +230,7 @@ impl KafkaClient {
             },
             slots: Mutex::new(HashMap::new()),
             coordinators: Mutex::new(HashMap::new()),
+            metadata: Mutex::new(MetadataCache::default()),
         })
     }
 
@@ -263,8 +317,35 @@ impl KafkaClient {
         ))
     }
 
-    /// Partitions and leaders of `topics` (only these: never the whole cluster's metadata).
+    /// Partitions and leaders of `topics` (only these: never the whole cluster's metadata), from the
+    /// cache while it is younger than `METADATA_MAX_AGE`.
     pub async fn metadata(&self, topics: &[String]) -> Result<Metadata, String> {
+        let cached = self
+            .metadata
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .lookup(topics, Instant::now(), METADATA_MAX_AGE);
+        if let Some(meta) = cached {
+            return Ok(meta);
+        }
+        let meta = self.fetch_metadata(topics).await?;
+        self.metadata
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .store(&meta, Instant::now());
+        Ok(meta)
+    }
+
+    /// Drops `topics` from the metadata cache, so the next poll asks the broker again (after a request
+    /// built from them failed: a moved leader, a deleted topic).
+    pub fn forget_topics(&self, topics: &[String]) {
+        self.metadata
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .forget(topics);
+    }
+
+    async fn fetch_metadata(&self, topics: &[String]) -> Result<Metadata, String> {
         let conn = self.any_conn().await?;
         let version = conn.version::<MetadataRequest>(METADATA.0, METADATA.1)?;
         let resp = conn
@@ -633,8 +714,47 @@ mod tests {
     }
 
     /// Every request is valid in every version this client may pick, so older brokers (which pick a
-    /// lower version in ApiVersions) get well-formed requests too; the real broker of tests/kafka.rs
+    /// lower version in ApiVersions) get well-formed requests too; the real broker of tests/scalers/kafka.rs
     /// only exercises the highest.
+    #[test]
+    fn metadata_cache_serves_fresh_described_topics_only() {
+        let t0 = Instant::now();
+        let age = Duration::from_secs(60);
+        let mut cache = MetadataCache::default();
+        let topics = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert!(cache.lookup(&topics(&["a"]), t0, age).is_none(), "empty");
+        let mut answer = Metadata::default();
+        answer.brokers.insert(1, "b1:9092".into());
+        answer.topics.insert("a".into(), Ok(vec![(0, 1), (1, 1)]));
+        answer
+            .topics
+            .insert("gone".into(), Err("UNKNOWN_TOPIC_OR_PARTITION".into()));
+        cache.store(&answer, t0);
+
+        let hit = cache
+            .lookup(&topics(&["a"]), t0 + Duration::from_secs(59), age)
+            .expect("fresh");
+        assert_eq!(hit.topics["a"], Ok(vec![(0, 1), (1, 1)]));
+        assert_eq!(hit.brokers[&1], "b1:9092");
+        assert!(
+            cache.lookup(&topics(&["a"]), t0 + age, age).is_none(),
+            "expired"
+        );
+        assert!(
+            cache.lookup(&topics(&["a", "gone"]), t0, age).is_none(),
+            "errors are not kept"
+        );
+        assert!(
+            cache.lookup(&topics(&["a", "b"]), t0, age).is_none(),
+            "one missing topic asks again"
+        );
+        cache.forget(&topics(&["a"]));
+        assert!(
+            cache.lookup(&topics(&["a"]), t0, age).is_none(),
+            "forgotten"
+        );
+    }
+
     #[test]
     fn every_request_encodes_in_every_version_it_may_use() {
         let topics: BTreeMap<String, Vec<i32>> = [("orders".to_owned(), vec![0, 1, 2])].into();

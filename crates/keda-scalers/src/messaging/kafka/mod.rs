@@ -236,7 +236,11 @@ impl LagScaler {
             self.client.latest_offsets(&meta, &partitions),
         );
         let committed = committed.map_err(|e| self.backend("listing consumer group offsets", e))?;
-        let latest = latest.map_err(|e| self.backend("listing the latest offsets", e))?;
+        let latest = latest.map_err(|e| {
+            // The leaders may have moved or the topic changed: describe them afresh next time.
+            self.client.forget_topics(&topics);
+            self.backend("listing the latest offsets", e)
+        })?;
 
         let mut previous = self.previous.lock().unwrap_or_else(PoisonError::into_inner);
         let mut lags = Vec::with_capacity(latest.len());
