@@ -28,6 +28,8 @@ pub mod service_endpoints;
 pub mod timeouts;
 pub mod tls;
 
+#[cfg(any(feature = "external", feature = "etcd"))]
+mod grpc;
 #[cfg(feature = "http-client")]
 pub mod http;
 

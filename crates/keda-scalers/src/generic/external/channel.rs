@@ -7,16 +7,10 @@
 //! channel behind once the scalers built with the old one are gone.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::tls::ScalerTls;
 
@@ -116,41 +110,15 @@ fn open(key: &ChannelKey, tls: &ScalerTls) -> Result<Channel, String> {
     } else {
         None
     };
-    let server_name = ServerName::try_from(host.clone())
-        .map_err(|e| format!("{host:?} is no TLS server name: {e}"))?;
-    // The connector below decides where to connect and whether TLS is spoken; the endpoint's URI stays
-    // `http` (tonic refuses `https` without its own TLS), the origin gives requests their scheme and
-    // :authority.
-    let authority = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    let scheme = if tls_config.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let origin: http::Uri = format!("{scheme}://{authority}")
-        .parse()
-        .map_err(|e| format!("{:?}: {e}", key.address))?;
-    let endpoint = Endpoint::from_shared(format!("http://{authority}"))
-        .map_err(|e| format!("{:?}: {e}", key.address))?
-        .origin(origin)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        // A push stream may be silent for hours: pings find a server that vanished without closing.
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true);
-    Ok(
-        endpoint.connect_with_connector_lazy(Connector(Arc::new(Target {
-            host,
-            port,
-            server_name,
-            tls: tls_config,
-        }))),
-    )
+    crate::grpc::lazy_channel(host, port, tls_config, |endpoint| {
+        endpoint
+            .connect_timeout(CONNECT_TIMEOUT)
+            // A push stream may be silent for hours: pings find a server that vanished without closing.
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true)
+    })
+    .map_err(|e| format!("{:?}: {e}", key.address))
 }
 
 /// [`ScalerTls`]'s roots plus the trigger's `caCert` (or no verification with `unsafeSsl`), the client
@@ -184,104 +152,6 @@ fn client_tls(key: &ChannelKey, tls: &ScalerTls) -> Result<rustls::ClientConfig,
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
-}
-
-struct Target {
-    host: String,
-    port: u16,
-    server_name: ServerName<'static>,
-    tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-/// Either stream a connection can be.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl tokio::io::AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl tokio::io::AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
-/// Connects TCP (each resolved address in turn), then TLS when the key asks for it.
-#[derive(Clone)]
-struct Connector(Arc<Target>);
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-impl tower_service::Service<http::Uri> for Connector {
-    type Response = TokioIo<Stream>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: http::Uri) -> Self::Future {
-        let t = self.0.clone();
-        Box::pin(async move {
-            let mut last: Option<std::io::Error> = None;
-            for addr in tokio::net::lookup_host((t.host.as_str(), t.port)).await? {
-                let tcp = match TcpStream::connect(addr).await {
-                    Ok(tcp) => tcp,
-                    Err(e) => {
-                        last = Some(e);
-                        continue;
-                    }
-                };
-                let _ = tcp.set_nodelay(true);
-                let stream = match &t.tls {
-                    None => Stream::Plain(tcp),
-                    Some(config) => Stream::Tls(Box::new(
-                        tokio_rustls::TlsConnector::from(config.clone())
-                            .connect(t.server_name.clone(), tcp)
-                            .await?,
-                    )),
-                };
-                return Ok(TokioIo::new(stream));
-            }
-            Err(last
-                .map(BoxError::from)
-                .unwrap_or_else(|| format!("{} resolves to no address", t.host).into()))
-        })
-    }
 }
 
 #[cfg(test)]
