@@ -104,4 +104,10 @@ pub mod codes {
     /// Warning: something the resolution noticed (an env parameter whose variable is not set, a
     /// deprecated pod identity provider).
     pub const AUTH_NOTE: &str = "auth-note";
+    /// Info (`keda render`): the object is paused, so the operator keeps no HPA for it.
+    pub const PAUSED: &str = "paused";
+    /// `keda render`: the operator's HPA builder refused the object.
+    pub const HPA_BUILD: &str = "hpa-build";
+    /// `keda render`: the operator's Job builder refused the ScaledJob.
+    pub const JOB_BUILD: &str = "job-build";
 }

@@ -12,12 +12,14 @@
 //!   placeholders for what the checker cannot see ([`parse`]).
 //! * [`manifests`]: a set of manifests (files, directories, stdin) as a source, checked as a whole
 //!   (`keda lint`; the binary only parses arguments and prints).
+//! * [`render`]: the objects the operator would create for such a set, by its own builders (`keda render`).
 
 pub mod advice;
 pub mod finding;
 pub mod manifests;
 pub mod object;
 pub mod parse;
+pub mod render;
 pub mod rules;
 
 pub use finding::{Finding, Severity, codes};

@@ -20,6 +20,7 @@ use keda_api::{
     TriggerAuthenticationSpec,
 };
 use keda_resolver::{Absent, AbsentPolicy, FileAccess, MemorySource, Resolver};
+use keda_scalers::MetricSpec;
 use keda_scalers::files::FileRoot;
 use serde::Serialize;
 use serde_json::Value;
@@ -477,6 +478,42 @@ pub async fn check(
     files: FileRoot,
     queue_length: Option<f64>,
 ) -> Vec<ObjectFinding> {
+    check_objects(docs, cluster_object_namespace, files, queue_length)
+        .await
+        .results
+}
+
+/// A ScaledObject or ScaledJob of the set as [`check_objects`] judged it.
+pub struct CheckedObject {
+    pub meta: Meta,
+    pub object: Scaled,
+    /// At least one error was found about it: the operator would not create its objects.
+    pub has_errors: bool,
+}
+
+/// A scaling object of the input.
+pub enum Scaled {
+    /// With the HPA metric of each trigger, in trigger order (`None` where the parse failed).
+    ScaledObject(Box<ScaledObject>, Vec<Option<MetricSpec>>),
+    ScaledJob(Box<ScaledJob>),
+}
+
+/// What [`check_objects`] found: the results `keda lint` prints, and the ScaledObjects and ScaledJobs
+/// that decoded, in input order.
+pub struct Checked {
+    pub results: Vec<ObjectFinding>,
+    pub objects: Vec<CheckedObject>,
+}
+
+/// [`check`], keeping the decoded ScaledObjects (with their trigger metrics) and ScaledJobs for what is
+/// built from them (`keda render`, `keda simulate`).
+pub async fn check_objects(
+    docs: Vec<Doc>,
+    cluster_object_namespace: &str,
+    files: FileRoot,
+    queue_length: Option<f64>,
+) -> Checked {
+    let mut objects = Vec::new();
     let set = collect(docs);
     let mut results = Vec::new();
     for (meta, f) in set.invalid {
@@ -510,6 +547,11 @@ pub async fn check(
                 findings.extend(checker.scaled_job(&meta.namespace, sj).await);
                 // Offline, whether Jobs run is unknown: the immediate rollout is said as advice.
                 findings.extend(advice::rollout_deletes_jobs(sj, None));
+                objects.push(CheckedObject {
+                    meta: meta.clone(),
+                    object: Scaled::ScaledJob(sj.clone()),
+                    has_errors: findings.iter().any(|f| f.severity == Severity::Error),
+                });
             }
             Ok(KedaObject::ScaledObject(so)) => {
                 let target = &so.spec.scale_target_ref;
@@ -553,7 +595,15 @@ pub async fn check(
                     Some(w) => Target::Seen(&w.pod_spec),
                     None => Target::Unseen,
                 };
-                findings.extend(checker.scaled_object(&meta.namespace, so, seen).await);
+                let (found, metrics) = checker
+                    .scaled_object_metrics(&meta.namespace, so, seen)
+                    .await;
+                findings.extend(found);
+                objects.push(CheckedObject {
+                    meta: meta.clone(),
+                    object: Scaled::ScaledObject(so.clone(), metrics),
+                    has_errors: findings.iter().any(|f| f.severity == Severity::Error),
+                });
                 if let Some(w) = workload
                     && workloads_checked.insert((
                         w.meta.kind.clone(),
@@ -579,5 +629,5 @@ pub async fn check(
         results.extend(findings.into_iter().map(|f| meta.result(f)));
         results.extend(after);
     }
-    results
+    Checked { results, objects }
 }

@@ -14,7 +14,7 @@ use keda_api::{ScaleTriggers, ScaledJob, ScaledObject};
 use keda_resolver::{
     Lookup, ObjectRef, ObjectSource, ResolveError, ResolvedAuth, ResolvedEnv, Resolver,
 };
-use keda_scalers::ScalerError;
+use keda_scalers::{MetricSpec, ScalerError};
 
 use crate::finding::{Finding, Severity, codes};
 use crate::{advice, parse, rules};
@@ -59,6 +59,17 @@ impl<S: ObjectSource> Checker<'_, S> {
         so: &ScaledObject,
         target: Target<'_>,
     ) -> Vec<Finding> {
+        self.scaled_object_metrics(namespace, so, target).await.0
+    }
+
+    /// [`Checker::scaled_object`], with the HPA metric of each trigger whose parse succeeded (`None` for
+    /// the others), in trigger order: what `keda render` builds the HPA from.
+    pub async fn scaled_object_metrics(
+        &self,
+        namespace: &str,
+        so: &ScaledObject,
+        target: Target<'_>,
+    ) -> (Vec<Finding>, Vec<Option<MetricSpec>>) {
         let mut findings = rules::scaled_object(so);
         findings.extend(advice::scale_down_window(so));
         let scale_target = &so.spec.scale_target_ref;
@@ -88,17 +99,18 @@ impl<S: ObjectSource> Checker<'_, S> {
             Target::Seen(p) => Some(p),
             Target::Unseen => None,
         };
-        self.triggers(
-            namespace,
-            &so.spec.triggers,
-            &env,
-            pod_spec,
-            env_used,
-            "spec.scaleTargetRef",
-            &mut findings,
-        )
-        .await;
-        findings
+        let metrics = self
+            .triggers(
+                namespace,
+                &so.spec.triggers,
+                &env,
+                pod_spec,
+                env_used,
+                "spec.scaleTargetRef",
+                &mut findings,
+            )
+            .await;
+        (findings, metrics)
     }
 
     /// A ScaledJob of `namespace`: rules, env of its job template, triggers.
@@ -124,7 +136,7 @@ impl<S: ObjectSource> Checker<'_, S> {
             )
             .await;
         let env_used = self.env_used(namespace, &sj.spec.triggers).await;
-        let targets = self
+        let metrics = self
             .triggers(
                 namespace,
                 &sj.spec.triggers,
@@ -136,6 +148,13 @@ impl<S: ObjectSource> Checker<'_, S> {
             )
             .await;
         if let Some(queue) = self.queue_length {
+            let targets: Vec<Option<f64>> = metrics
+                .iter()
+                .map(|m| match m {
+                    Some(MetricSpec::External { target, .. }) => Some(*target),
+                    _ => None,
+                })
+                .collect();
             findings.push(projection(sj, queue, &targets));
         }
         findings
@@ -233,8 +252,8 @@ impl<S: ObjectSource> Checker<'_, S> {
 
     /// Every trigger: authentication resolved, then the registry's parse with placeholders standing in
     /// for what comes from objects the checker cannot see. A failed resolution does not stop the parse:
-    /// the parameters count as unknown, so metadata errors still show. Returns each trigger's external
-    /// metric target when its parse succeeded (`None` otherwise, and for cpu/memory).
+    /// the parameters count as unknown, so metadata errors still show. Returns each trigger's HPA metric
+    /// when its parse succeeded (`None` otherwise).
     #[allow(clippy::too_many_arguments)]
     async fn triggers(
         &self,
@@ -245,7 +264,7 @@ impl<S: ObjectSource> Checker<'_, S> {
         env_used: bool,
         target_field: &str,
         findings: &mut Vec<Finding>,
-    ) -> Vec<Option<f64>> {
+    ) -> Vec<Option<MetricSpec>> {
         let mut targets = Vec::with_capacity(triggers.len());
         let warn_assumed = self.sight == Sight::Manifests;
         let mut warned: BTreeSet<ObjectRef> = BTreeSet::new();
@@ -314,22 +333,18 @@ impl<S: ObjectSource> Checker<'_, S> {
                 ));
             }
             let files = &self.resolver.file_root;
-            let target = std::cell::Cell::new(None);
+            let target = std::cell::RefCell::new(None);
             if let Some(e) =
                 parse::parse_with_assumptions(i, namespace, trigger, env, &auth, |input| {
                     let config = keda_scalers::parse_trigger_confined(input, files)?;
-                    if let keda_scalers::MetricSpec::External { target: t, .. } =
-                        config.metric_spec()
-                    {
-                        target.set(Some(t));
-                    }
+                    target.replace(Some(config.metric_spec()));
                     Ok(())
                 })
             {
                 findings.push(parse_finding(i, &e));
-                target.set(None);
+                target.replace(None);
             }
-            targets.push(target.get());
+            targets.push(target.into_inner());
         }
         targets
     }

@@ -28,19 +28,7 @@ impl ParsedTrigger {
 
     /// The metric as the HPA builder takes it.
     pub fn trigger_metric(&self) -> TriggerMetric {
-        match self.config.metric_spec() {
-            MetricSpec::External {
-                metric_name,
-                target_type,
-                target,
-            } => TriggerMetric::external(self.index, metric_name, target_type, target),
-            // One vocabulary: the scaler's resource metric is the HPA's.
-            MetricSpec::Resource {
-                resource,
-                container,
-                target,
-            } => TriggerMetric::resource(self.index, resource, container, target),
-        }
+        self.config.metric_spec().trigger_metric(self.index)
     }
 }
 

@@ -83,6 +83,25 @@ impl MetricSpec {
             MetricSpec::Resource { resource, .. } => resource.as_str().to_owned(),
         }
     }
+
+    /// The metric as the HPA builder (`keda_core::hpa::build_hpa`) takes it, for trigger `index`. The
+    /// operator and `keda render` both convert through here.
+    pub fn trigger_metric(&self, index: usize) -> keda_core::hpa::TriggerMetric {
+        use keda_core::hpa::TriggerMetric;
+        match self {
+            MetricSpec::External {
+                metric_name,
+                target_type,
+                target,
+            } => TriggerMetric::external(index, metric_name.clone(), *target_type, *target),
+            // One vocabulary: the scaler's resource metric is the HPA's.
+            MetricSpec::Resource {
+                resource,
+                container,
+                target,
+            } => TriggerMetric::resource(index, *resource, container.clone(), target.clone()),
+        }
+    }
 }
 
 /// The result of one poll.

@@ -44,7 +44,7 @@ pub struct LintArgs {
 }
 
 /// One result as a line of text.
-fn text(r: &ObjectFinding) -> String {
+pub fn text(r: &ObjectFinding) -> String {
     let id = if r.namespace.is_empty() {
         r.name.clone()
     } else {

@@ -6,6 +6,7 @@ mod lint;
 mod logging;
 mod metrics_apiserver;
 mod operator;
+mod render;
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +42,9 @@ enum Command {
     Crds,
     /// Validate KEDA manifests offline with the operator's own parse and validation code.
     Lint(lint::LintArgs),
+    /// Print the objects keda-rs would create (the HPA per ScaledObject, a sample Job per ScaledJob),
+    /// offline, with the operator's own builders.
+    Render(render::RenderArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Lint(args) => lint::run(args),
+        Command::Render(args) => render::run(args),
         Command::Crds => match keda_api::crds_yaml() {
             Ok(yaml) => match std::io::stdout().lock().write_all(yaml.as_bytes()) {
                 Ok(()) => ExitCode::SUCCESS,
