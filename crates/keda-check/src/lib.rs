@@ -13,6 +13,7 @@
 //! * [`manifests`]: a set of manifests (files, directories, stdin) as a source, checked as a whole
 //!   (`keda lint`; the binary only parses arguments and prints).
 //! * [`render`]: the objects the operator would create for such a set, by its own builders (`keda render`).
+//! * [`simulate`]: one ScaledObject of such a set prepared for `keda_core::simulate` (`keda simulate`).
 
 pub mod advice;
 pub mod finding;
@@ -21,6 +22,7 @@ pub mod object;
 pub mod parse;
 pub mod render;
 pub mod rules;
+pub mod simulate;
 
 pub use finding::{Finding, Severity, codes};
-pub use object::{Checker, Sight, Target};
+pub use object::{Checker, ParsedTrigger, Sight, Target};

@@ -20,14 +20,13 @@ use keda_api::{
     TriggerAuthenticationSpec,
 };
 use keda_resolver::{Absent, AbsentPolicy, FileAccess, MemorySource, Resolver};
-use keda_scalers::MetricSpec;
 use keda_scalers::files::FileRoot;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::advice::{self, Exposure, IngressInfo, ServiceInfo};
 use crate::finding::{Finding, Severity, codes};
-use crate::object::{Checker, Sight, Target};
+use crate::object::{Checker, ParsedTrigger, Sight, Target};
 
 /// One finding about one object of the set, as printed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -493,8 +492,8 @@ pub struct CheckedObject {
 
 /// A scaling object of the input.
 pub enum Scaled {
-    /// With the HPA metric of each trigger, in trigger order (`None` where the parse failed).
-    ScaledObject(Box<ScaledObject>, Vec<Option<MetricSpec>>),
+    /// With what the parse says of each trigger, in trigger order (`None` where the parse failed).
+    ScaledObject(Box<ScaledObject>, Vec<Option<ParsedTrigger>>),
     ScaledJob(Box<ScaledJob>),
 }
 

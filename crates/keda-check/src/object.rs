@@ -42,6 +42,15 @@ pub enum Target<'a> {
     Unseen,
 }
 
+/// What the operator's parse says about one trigger that parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParsedTrigger {
+    /// Its HPA metric.
+    pub metric: MetricSpec,
+    /// The threshold its value must exceed to be active, for threshold-activated scalers.
+    pub activation_threshold: Option<f64>,
+}
+
 /// Checks objects with a resolver over `S`.
 pub struct Checker<'r, S> {
     pub resolver: &'r Resolver<S>,
@@ -62,14 +71,14 @@ impl<S: ObjectSource> Checker<'_, S> {
         self.scaled_object_metrics(namespace, so, target).await.0
     }
 
-    /// [`Checker::scaled_object`], with the HPA metric of each trigger whose parse succeeded (`None` for
-    /// the others), in trigger order: what `keda render` builds the HPA from.
+    /// [`Checker::scaled_object`], with what the parse says of each trigger that parsed (`None` for the
+    /// others), in trigger order: what `keda render` builds the HPA from and `keda simulate` replays.
     pub async fn scaled_object_metrics(
         &self,
         namespace: &str,
         so: &ScaledObject,
         target: Target<'_>,
-    ) -> (Vec<Finding>, Vec<Option<MetricSpec>>) {
+    ) -> (Vec<Finding>, Vec<Option<ParsedTrigger>>) {
         let mut findings = rules::scaled_object(so);
         findings.extend(advice::scale_down_window(so));
         let scale_target = &so.spec.scale_target_ref;
@@ -151,7 +160,10 @@ impl<S: ObjectSource> Checker<'_, S> {
             let targets: Vec<Option<f64>> = metrics
                 .iter()
                 .map(|m| match m {
-                    Some(MetricSpec::External { target, .. }) => Some(*target),
+                    Some(ParsedTrigger {
+                        metric: MetricSpec::External { target, .. },
+                        ..
+                    }) => Some(*target),
                     _ => None,
                 })
                 .collect();
@@ -253,7 +265,7 @@ impl<S: ObjectSource> Checker<'_, S> {
     /// Every trigger: authentication resolved, then the registry's parse with placeholders standing in
     /// for what comes from objects the checker cannot see. A failed resolution does not stop the parse:
     /// the parameters count as unknown, so metadata errors still show. Returns each trigger's HPA metric
-    /// when its parse succeeded (`None` otherwise).
+    /// and activation threshold when its parse succeeded (`None` otherwise).
     #[allow(clippy::too_many_arguments)]
     async fn triggers(
         &self,
@@ -264,7 +276,7 @@ impl<S: ObjectSource> Checker<'_, S> {
         env_used: bool,
         target_field: &str,
         findings: &mut Vec<Finding>,
-    ) -> Vec<Option<MetricSpec>> {
+    ) -> Vec<Option<ParsedTrigger>> {
         let mut targets = Vec::with_capacity(triggers.len());
         let warn_assumed = self.sight == Sight::Manifests;
         let mut warned: BTreeSet<ObjectRef> = BTreeSet::new();
@@ -337,7 +349,10 @@ impl<S: ObjectSource> Checker<'_, S> {
             if let Some(e) =
                 parse::parse_with_assumptions(i, namespace, trigger, env, &auth, |input| {
                     let config = keda_scalers::parse_trigger_confined(input, files)?;
-                    target.replace(Some(config.metric_spec()));
+                    target.replace(Some(ParsedTrigger {
+                        metric: config.metric_spec(),
+                        activation_threshold: config.activation_threshold(),
+                    }));
                     Ok(())
                 })
             {

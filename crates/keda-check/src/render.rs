@@ -4,14 +4,15 @@
 //! — from the trigger metrics of the same parse `keda lint` runs ([`crate::manifests::check_objects`]).
 //! An object with an error finding renders nothing: the operator would refuse it too.
 
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use keda_api::{ScaledJob, ScaledObject};
-use keda_scalers::MetricSpec;
 use keda_scalers::files::FileRoot;
 use serde_json::Value;
 
 use crate::finding::{Finding, Severity, codes};
 use crate::manifests::{self, Doc, Meta, ObjectFinding, Scaled};
+use crate::object::ParsedTrigger;
 
 /// What [`render`] produced.
 pub struct Rendering {
@@ -65,14 +66,14 @@ fn as_stored(meta: &Meta, m: &mut ObjectMeta) {
     m.uid.get_or_insert_with(String::new);
 }
 
-/// The HPA of one ScaledObject; while it is paused an `info` finding instead (the operator deletes the
-/// HPA then).
-fn hpa(
+/// The HPA the operator builds for one ScaledObject of the input whose triggers parsed; while it is
+/// paused an `info` finding instead (the operator deletes the HPA then). `keda simulate` replays this HPA.
+pub fn build_hpa(
     meta: &Meta,
     so: &ScaledObject,
-    metrics: &[Option<MetricSpec>],
+    triggers: &[Option<ParsedTrigger>],
     keda_version: &str,
-) -> Result<Value, Finding> {
+) -> Result<HorizontalPodAutoscaler, Finding> {
     if so.is_paused() {
         return Err(Finding {
             severity: Severity::Info,
@@ -83,13 +84,22 @@ fn hpa(
     }
     let mut so = so.clone();
     as_stored(meta, &mut so.metadata);
-    let metrics: Vec<_> = metrics
+    let metrics: Vec<_> = triggers
         .iter()
         .enumerate()
-        .filter_map(|(i, m)| m.as_ref().map(|m| m.trigger_metric(i)))
+        .filter_map(|(i, m)| m.as_ref().map(|m| m.metric.trigger_metric(i)))
         .collect();
-    let hpa = keda_core::hpa::build_hpa(&so, &metrics, keda_version)
-        .map_err(|e| Finding::error("spec", codes::HPA_BUILD, e.to_string()))?;
+    keda_core::hpa::build_hpa(&so, &metrics, keda_version)
+        .map_err(|e| Finding::error("spec", codes::HPA_BUILD, e.to_string()))
+}
+
+fn hpa(
+    meta: &Meta,
+    so: &ScaledObject,
+    triggers: &[Option<ParsedTrigger>],
+    keda_version: &str,
+) -> Result<Value, Finding> {
+    let hpa = build_hpa(meta, so, triggers, keda_version)?;
     serde_json::to_value(&hpa)
         .map_err(|e| Finding::error("", codes::HPA_BUILD, format!("serialising the HPA: {e}")))
 }

@@ -168,6 +168,32 @@ pub fn nil_formula_value(so: &ScaledObject) -> Result<f64, Error> {
     Ok(f64::from(fallback.replicas) * target)
 }
 
+/// The composite metric's value while a trigger is in fallback: upstream's `doFallback` with the
+/// `scalingModifiers` target, `target × replicas` (replicas by `fallback.behavior`; for a `Value`
+/// metricType divided by `ready_pods`). `None` when it cannot be computed.
+pub fn composite_fallback_value(so: &ScaledObject, current: i32, ready_pods: i32) -> Option<f64> {
+    let fb = so.spec.fallback.as_ref()?;
+    so.spec.scaling_modifiers()?;
+    let target = FallbackTarget::for_scaled_object(
+        so,
+        FallbackTarget {
+            target_type: MetricTargetType::AverageValue,
+            value: 0.0,
+        },
+    )
+    .ok()?;
+    match fallback_metric(
+        keda_api::consts::names::COMPOSITE_METRIC,
+        fb,
+        current,
+        target,
+        Some(ready_pods),
+    ) {
+        Ok(FallbackMetric::Milli(m)) => Some(m as f64 / 1000.0),
+        _ => None,
+    }
+}
+
 /// How one external metric came out of one poll once fallback is applied (upstream's
 /// `GetMetricsWithFallback`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -318,6 +344,39 @@ pub fn summarize(
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
+
+    #[test]
+    fn composite_fallback_is_the_modifiers_target_times_the_fallback_replicas() {
+        let so: keda_api::ScaledObject = serde_yaml_ng::from_str(
+            r#"
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: w}
+spec:
+  scaleTargetRef: {name: web}
+  fallback: {failureThreshold: 1, replicas: 6}
+  advanced: {scalingModifiers: {formula: "a + b", target: "10"}}
+  triggers: [{type: cron, name: a, metadata: {}}, {type: cron, name: b, metadata: {}}]
+"#,
+        )
+        .expect("parses");
+        assert_eq!(composite_fallback_value(&so, 2, 2), Some(60.0));
+        let mut value_type = so.clone();
+        if let Some(m) = value_type
+            .spec
+            .advanced
+            .as_mut()
+            .and_then(|a| a.scaling_modifiers.as_mut())
+        {
+            m.metric_type = Some(keda_api::scaled_object::ModifierMetricType::Value);
+        }
+        // Value: divided by the ready pods (6 × 10 / 3).
+        assert_eq!(composite_fallback_value(&value_type, 2, 3), Some(20.0));
+        assert_eq!(composite_fallback_value(&value_type, 2, 0), None);
+        let mut no_fallback = so;
+        no_fallback.spec.fallback = None;
+        assert_eq!(composite_fallback_value(&no_fallback, 2, 2), None);
+    }
 
     fn fallback(behavior: FallbackBehavior, replicas: i32) -> Fallback {
         Fallback {

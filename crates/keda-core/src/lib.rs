@@ -6,6 +6,7 @@
 //! - [`fallback`]: failure counting and the synthetic metric value served while triggers keep failing.
 //! - [`formula`]: the `scalingModifiers` expression language (an expr-lang subset).
 //! - [`scaled_job`]: how many Jobs a ScaledJob creates per poll.
+//! - [`simulate`]: a metric series replayed through all of the above and the HPA controller's algorithm.
 //! - [`quantity`]: Kubernetes quantity strings exactly as upstream's Go code prints them.
 
 pub mod activation;
@@ -14,6 +15,7 @@ pub mod formula;
 pub mod hpa;
 pub mod quantity;
 pub mod scaled_job;
+pub mod simulate;
 
 /// Everything that can go wrong in this crate. Each variant names the object or input it concerns.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -56,6 +58,12 @@ pub enum Error {
     /// The formula parsed but failed while running (type mismatch, nil operand, integer division by zero).
     #[error("formula evaluation failed: {message}")]
     FormulaEval { message: String },
+    /// An HPA (or its behavior) that the HPA controller model cannot replay.
+    #[error("cannot replay the HPA: {reason}")]
+    UnsupportedHpa { reason: String },
+    /// `keda simulate`'s input (series, columns, object) does not allow a replay.
+    #[error("{reason}")]
+    Simulation { reason: String },
     /// Fallback was due but no value could be computed for it.
     #[error("cannot compute fallback for metric {metric_name}: {reason}")]
     FallbackUnavailable {
@@ -76,6 +84,8 @@ impl Error {
             Error::FormulaSyntax { .. } | Error::FormulaUnknownName { .. } => "formula-invalid",
             Error::FormulaEval { .. } => "formula-eval",
             Error::FallbackUnavailable { .. } => "fallback-unavailable",
+            Error::UnsupportedHpa { .. } => "unsupported-hpa",
+            Error::Simulation { .. } => "simulation",
         }
     }
 

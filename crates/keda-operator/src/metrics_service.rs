@@ -166,7 +166,7 @@ impl MetricsSource {
                 Some(fallback::Composite {
                     formula: &formula,
                     activation_target: 0.0,
-                    fallback_value: crate::scale_loop::composite_fallback_value(
+                    fallback_value: keda_core::fallback::composite_fallback_value(
                         &so, current, ready,
                     ),
                     nil_value: fallback::nil_formula_value(&so).ok(),

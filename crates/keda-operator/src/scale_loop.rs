@@ -695,7 +695,7 @@ async fn tick(
     let composite = compiled.as_ref().map(|formula| fallback::Composite {
         formula,
         activation_target: keda_core::formula::activation_target(so).unwrap_or(0.0),
-        fallback_value: composite_fallback_value(so, current, current),
+        fallback_value: fallback::composite_fallback_value(so, current, current),
         nil_value: fallback::nil_formula_value(so).ok(),
     });
     let summary = fallback::summarize(&states, only_resource, composite);
@@ -938,32 +938,6 @@ async fn tick(
     any_failed
 }
 
-/// The composite metric's value while a trigger is in fallback: upstream's `doFallback` with the
-/// `scalingModifiers` target, `target × replicas` (replicas by `fallback.behavior`; for a `Value`
-/// metricType divided by `ready_pods`). `None` when it cannot be computed.
-pub fn composite_fallback_value(so: &ScaledObject, current: i32, ready_pods: i32) -> Option<f64> {
-    let fb = so.spec.fallback.as_ref()?;
-    so.spec.scaling_modifiers()?;
-    let target = fallback::FallbackTarget::for_scaled_object(
-        so,
-        fallback::FallbackTarget {
-            target_type: keda_core::hpa::MetricTargetType::AverageValue,
-            value: 0.0,
-        },
-    )
-    .ok()?;
-    match fallback::fallback_metric(
-        keda_api::consts::names::COMPOSITE_METRIC,
-        fb,
-        current,
-        target,
-        Some(ready_pods),
-    ) {
-        Ok(fallback::FallbackMetric::Milli(m)) => Some(m as f64 / 1000.0),
-        _ => None,
-    }
-}
-
 /// How long a read replica count is trusted before `/scale` is read again.
 const REPLICAS_REFRESH: Duration = Duration::from_secs(60);
 
@@ -1065,39 +1039,6 @@ mod tests {
                 "{persisted:?} {was} {now} {memory:?}"
             );
         }
-    }
-
-    #[test]
-    fn composite_fallback_is_the_modifiers_target_times_the_fallback_replicas() {
-        let so: ScaledObject = serde_yaml_ng::from_str(
-            r#"
-apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata: {name: w}
-spec:
-  scaleTargetRef: {name: web}
-  fallback: {failureThreshold: 1, replicas: 6}
-  advanced: {scalingModifiers: {formula: "a + b", target: "10"}}
-  triggers: [{type: cron, name: a, metadata: {}}, {type: cron, name: b, metadata: {}}]
-"#,
-        )
-        .expect("parses");
-        assert_eq!(composite_fallback_value(&so, 2, 2), Some(60.0));
-        let mut value_type = so.clone();
-        if let Some(m) = value_type
-            .spec
-            .advanced
-            .as_mut()
-            .and_then(|a| a.scaling_modifiers.as_mut())
-        {
-            m.metric_type = Some(keda_api::scaled_object::ModifierMetricType::Value);
-        }
-        // Value: divided by the ready pods (6 × 10 / 3).
-        assert_eq!(composite_fallback_value(&value_type, 2, 3), Some(20.0));
-        assert_eq!(composite_fallback_value(&value_type, 2, 0), None);
-        let mut no_fallback = so;
-        no_fallback.spec.fallback = None;
-        assert_eq!(composite_fallback_value(&no_fallback, 2, 2), None);
     }
 
     /// Pushes come from a scaler's activity stream; this one is fed by the test.

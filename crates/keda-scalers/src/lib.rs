@@ -135,6 +135,13 @@ pub trait TriggerConfig: Send + Sync + std::fmt::Debug {
     fn metric_spec(&self) -> MetricSpec;
     /// Which trigger this is (index in its object, type), as errors name it.
     fn trigger(&self) -> TriggerRef;
+    /// The threshold a sample's value must exceed (strictly, [`is_active`]) for the trigger to be
+    /// active, for scalers whose activity is exactly that; `None` for the others (cron's schedule, Kafka's
+    /// per-partition lag, queues counted in integers, servers that answer `IsActive` themselves). `keda
+    /// simulate` replays a metric series through it.
+    fn activation_threshold(&self) -> Option<f64> {
+        None
+    }
     /// How long to wait for [`TriggerConfig::build`] and for one [`Scaler::sample`] of this trigger: its
     /// own `timeout` where upstream has one, `defaults.http` for HTTP triggers without one, the driver
     /// bounds for Redis and SQL (table in [`timeouts`]). The scaler's own clients use the same bounds.

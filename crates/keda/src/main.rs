@@ -7,6 +7,7 @@ mod logging;
 mod metrics_apiserver;
 mod operator;
 mod render;
+mod simulate;
 
 use clap::{Parser, Subcommand};
 
@@ -45,6 +46,9 @@ enum Command {
     /// Print the objects keda-rs would create (the HPA per ScaledObject, a sample Job per ScaledJob),
     /// offline, with the operator's own builders.
     Render(render::RenderArgs),
+    /// Replay a metric series through a ScaledObject's scale loop and its HPA, offline, and print the
+    /// replica timeline with the reason for every change.
+    Simulate(simulate::SimulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
         },
         Command::Lint(args) => lint::run(args),
         Command::Render(args) => render::run(args),
+        Command::Simulate(args) => simulate::run(args),
         Command::Crds => match keda_api::crds_yaml() {
             Ok(yaml) => match std::io::stdout().lock().write_all(yaml.as_bytes()) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -6,10 +6,12 @@
 //!
 //! - `metric`: what one trigger contributes (its metric kind, target and external metric name).
 //! - `build`: the HPA KEDA wants, from the ScaledObject and its trigger metrics.
+//! - [`controller`]: the HPA controller's own replica decision (Kubernetes 1.35), for `keda simulate`.
 //! - `update`: whether the live HPA differs from the wanted one, compared as the API server stores it
 //!   (`server_defaults`).
 
 mod build;
+pub mod controller;
 #[cfg(test)]
 mod fixtures;
 mod metric;

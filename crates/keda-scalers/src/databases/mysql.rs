@@ -150,6 +150,10 @@ impl TriggerConfig for MySqlConfig {
         }
     }
 
+    fn activation_threshold(&self) -> Option<f64> {
+        Some(self.activation_query_value)
+    }
+
     fn trigger(&self) -> TriggerRef {
         TriggerRef {
             index: self.index,

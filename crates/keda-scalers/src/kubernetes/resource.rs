@@ -253,6 +253,10 @@ impl TriggerConfig for ResourceConfig {
         }
     }
 
+    fn activation_threshold(&self) -> Option<f64> {
+        Some(self.activation_target_value)
+    }
+
     fn trigger(&self) -> TriggerRef {
         TriggerRef {
             index: self.index,

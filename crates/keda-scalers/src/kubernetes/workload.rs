@@ -122,6 +122,10 @@ impl TriggerConfig for WorkloadConfig {
         }
     }
 
+    fn activation_threshold(&self) -> Option<f64> {
+        Some(self.activation_value)
+    }
+
     fn trigger(&self) -> TriggerRef {
         TriggerRef {
             index: self.index,

@@ -130,6 +130,10 @@ impl TriggerConfig for NewRelicConfig {
         }
     }
 
+    fn activation_threshold(&self) -> Option<f64> {
+        Some(self.activation_threshold)
+    }
+
     fn trigger(&self) -> TriggerRef {
         TriggerRef {
             index: self.index,

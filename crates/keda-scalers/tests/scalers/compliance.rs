@@ -372,3 +372,43 @@ fn scaler_labels_prefer_the_trigger_name() {
     );
     assert_eq!(scaler_label("no-such-scaler", None), "no-such-scaler");
 }
+
+/// `activation_threshold` (what `keda simulate` replays activity with) reports the value each
+/// threshold-activated scaler compares its sample against, read from its own activation key; scalers with
+/// another rule report none.
+#[test]
+fn activation_thresholds_come_from_each_scalers_own_key() {
+    let env = BTreeMap::new();
+    let keyed = [
+        ("new-relic", Some("activationThreshold")),
+        ("prometheus", Some("activationThreshold")),
+        ("metrics-api", Some("activationTargetValue")),
+        ("kubernetes-workload", Some("activationValue")),
+        ("kubernetes-resource", Some("activationTargetValue")),
+        ("cron", None),
+        ("cpu", None),
+    ];
+    for (ty, key) in keyed {
+        if !registered_types().any(|t| t == ty) {
+            continue;
+        }
+        let (md, auth) = minimal(ty);
+        let mut md = map(&md);
+        if let Some(key) = key {
+            md.insert(key.to_owned(), "2.5".to_owned());
+        }
+        let auth = map(&auth);
+        let input = TriggerInput {
+            index: 0,
+            trigger_type: ty,
+            namespace: "default",
+            name: None,
+            metadata: &md,
+            resolved_env: &env,
+            auth_params: &auth,
+            metric_type: matches!(ty, "cpu").then_some("Utilization"),
+        };
+        let config = parse_trigger(&input).unwrap_or_else(|e| panic!("{ty}: {e}"));
+        assert_eq!(config.activation_threshold(), key.map(|_| 2.5), "{ty}");
+    }
+}

@@ -23,6 +23,10 @@ impl TriggerConfig for PostgresConfig {
         }
     }
 
+    fn activation_threshold(&self) -> Option<f64> {
+        Some(self.activation_target_query_value)
+    }
+
     fn trigger(&self) -> TriggerRef {
         TriggerRef {
             index: self.index,
