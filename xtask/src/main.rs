@@ -48,10 +48,21 @@ enum Cmd {
     /// app 0 → N → 0 from a Redis list.
     Demo,
     /// Benchmarks that print numbers: `operator` (1,000 ScaledObjects on the local control plane),
-    /// `scaledjob` (200 ScaledJobs polling an empty queue every second).
+    /// `scaledjob` (200 ScaledJobs polling an empty queue every second); `operator --against upstream`
+    /// (keda-rs and upstream KEDA 2.20.2 side by side, see docs/performance.md).
     Bench {
         /// What to benchmark: `operator` or `scaledjob`.
         what: String,
+        /// `upstream`: run the operator workload with keda-rs and with upstream KEDA (built once from
+        /// hack/upstream/ into ~/.cache/keda-rs), one after the other; writes target/bench/operator.{json,svg}.
+        #[arg(long)]
+        against: Option<String>,
+        /// ScaledObjects in the side-by-side run (default 1000).
+        #[arg(long)]
+        objects: Option<usize>,
+        /// pollingInterval in seconds of the side-by-side run (default 30).
+        #[arg(long)]
+        polling: Option<u64>,
     },
 }
 
@@ -68,7 +79,12 @@ fn main() -> Result<()> {
         Cmd::CheckLayers => layers::check(),
         Cmd::Cluster { action } => cluster::run(&root(), action),
         Cmd::Demo => demo(),
-        Cmd::Bench { what } => bench(&what),
+        Cmd::Bench {
+            what,
+            against,
+            objects,
+            polling,
+        } => bench(&what, against.as_deref(), objects, polling),
     }
 }
 
@@ -186,13 +202,37 @@ fn e2e_test_binaries() -> Result<Vec<String>> {
     Ok(bins)
 }
 
-fn bench(what: &str) -> Result<()> {
-    let example = match what {
-        "operator" => "bench_operator",
-        "scaledjob" => "bench_scaledjob",
-        "kafka" => "bench_kafka",
-        other => bail!("unknown benchmark {other:?}; try `operator`, `scaledjob` or `kafka`"),
+fn bench(
+    what: &str,
+    against: Option<&str>,
+    objects: Option<usize>,
+    polling: Option<u64>,
+) -> Result<()> {
+    let mut env = Vec::new();
+    let example = match (what, against) {
+        ("operator", Some("upstream")) => {
+            env.push(format!("UPSTREAM_KEDA_DIR={}", upstream_keda()?.display()));
+            "bench_versus"
+        }
+        (_, Some(other)) => {
+            bail!("--against {other:?}: only `bench operator --against upstream` exists")
+        }
+        ("operator", None) => "bench_operator",
+        ("scaledjob", None) => "bench_scaledjob",
+        ("kafka", None) => "bench_kafka",
+        (other, None) => {
+            bail!("unknown benchmark {other:?}; try `operator`, `scaledjob` or `kafka`")
+        }
     };
+    if against.is_none() && (objects.is_some() || polling.is_some()) {
+        bail!("--objects and --polling go with `bench operator --against upstream`");
+    }
+    if let Some(n) = objects {
+        env.push(format!("BENCH_N={n}"));
+    }
+    if let Some(s) = polling {
+        env.push(format!("BENCH_POLLING={s}"));
+    }
     // KEDA_BIN picks another keda binary (e.g. a debug build: request counts do not depend on the build
     // profile); without it the release build is benchmarked.
     let keda = match std::env::var_os("KEDA_BIN") {
@@ -212,10 +252,37 @@ fn bench(what: &str) -> Result<()> {
                 "env".into(),
                 format!("KEDA_BIN={}", keda.display()),
                 "RUST_LOG=warn".into(),
-                exe.display().to_string(),
-            ],
+            ]
+            .into_iter()
+            .chain(env)
+            .chain([exe.display().to_string()])
+            .collect(),
         },
     )
+}
+
+/// Upstream KEDA's binaries and CRDs, built on first use by hack/upstream/build.sh (its last stdout line
+/// is the cache dir).
+fn upstream_keda() -> Result<PathBuf> {
+    let out = Command::new("bash")
+        .arg(root().join("hack/upstream/build.sh"))
+        .current_dir(root())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("starting hack/upstream/build.sh")?;
+    if !out.status.success() {
+        bail!("hack/upstream/build.sh failed ({}); see above", out.status);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let dir = stdout
+        .lines()
+        .last()
+        .map(PathBuf::from)
+        .context("hack/upstream/build.sh printed no directory")?;
+    if !dir.join("bin/keda").exists() {
+        bail!("{} has no bin/keda", dir.display());
+    }
+    Ok(dir)
 }
 
 /// `cargo xtask demo`: builds keda and the demo (tests/e2e/examples/demo.rs), starts the local control plane

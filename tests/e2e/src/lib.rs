@@ -5,6 +5,7 @@
 
 pub mod apicount;
 pub mod bench;
+pub mod versus;
 pub mod webhooks;
 
 use anyhow::{Context, Result, bail};
@@ -240,13 +241,26 @@ impl KedaProcess {
         KedaProcess::spawn(name, args, env, false)
     }
 
+    /// Starts another executable (upstream KEDA's, for the side-by-side bench) the same way, with its
+    /// output in `target/keda-e2e-logs/<name>.log` and killed when dropped.
+    pub fn start_exe(
+        exe: &std::path::Path,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<KedaProcess> {
+        if !exe.exists() {
+            bail!("{} is missing", exe.display());
+        }
+        KedaProcess::spawn_exe(exe.to_path_buf(), name, args, env, false)
+    }
+
     fn spawn(
         name: &str,
         args: &[&str],
         env: &[(&str, &str)],
         own_group: bool,
     ) -> Result<KedaProcess> {
-        use std::os::unix::process::CommandExt;
         let bin = std::env::var_os("KEDA_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| root().join("target/debug/keda"));
@@ -256,11 +270,22 @@ impl KedaProcess {
                 bin.display()
             );
         }
+        KedaProcess::spawn_exe(bin, name, args, env, own_group)
+    }
+
+    fn spawn_exe(
+        bin: PathBuf,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        own_group: bool,
+    ) -> Result<KedaProcess> {
+        use std::os::unix::process::CommandExt;
         let dir = root().join("target/keda-e2e-logs");
         std::fs::create_dir_all(&dir)?;
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log)?;
-        let mut cmd = Command::new(bin);
+        let mut cmd = Command::new(&bin);
         cmd.args(args)
             .envs(env.iter().copied())
             .env(
@@ -275,7 +300,7 @@ impl KedaProcess {
         }
         let child = cmd
             .spawn()
-            .with_context(|| format!("starting keda {}", args.join(" ")))?;
+            .with_context(|| format!("starting {} {}", bin.display(), args.join(" ")))?;
         Ok(KedaProcess {
             name: name.to_owned(),
             child,

@@ -1,0 +1,492 @@
+//! Side-by-side operator bench (`cargo xtask bench operator --against upstream`): the same workload on the
+//! same local control plane, one implementation at a time, each on a fresh namespace: keda-rs, then upstream
+//! KEDA 2.20.2 with its default client rate limit (QPS 20, burst 30, as its chart), then upstream again with
+//! QPS 100 / burst 150.
+//!
+//! Workload: N Deployments and N ScaledObjects created all at once (32 concurrent requests), half with a
+//! metrics-api trigger against a loopback HTTP server answering 3 (target 10, `minReplicaCount: 1`, one
+//! replica), half with a cron trigger outside its window (Jan 1, 00:00–01:00 UTC; `minReplicaCount: 0`,
+//! zero replicas); every object at `pollingInterval` S. Each operator runs as a host process watching
+//! only its namespace, with the chart's flags (`--leader-elect`; keda-rs issues its certificates into
+//! Secret `kedaorg-certs`, upstream gets certificates from a CA made here since its rotation never writes
+//! the files out of cluster). No metrics API server and no webhooks run: the HPAs' external metric
+//! fetches fail alike for both, and the fields that need those processes are null.
+//!
+//! Measured per implementation, all from outside the process:
+//! - `ready_s`: from the first create until every ScaledObject is Ready=True and every HPA exists.
+//! - `rss_mib` / `anon_mib`: VmRSS / RssAnon at the end of the steady window; `peak_rss_mib`: VmHWM when
+//!   all are Ready (the peak from start through creation).
+//! - `cpu_s_per_1k_polls`: utime+stime over the steady window per 1,000 polls, where polls = requests the
+//!   metric server answered in the window + the cron objects' nominal ticks (N/2 × window ÷ S; cron polls
+//!   need no I/O, so they are not observable from outside).
+//! - `drift_p99_ms`: p99 of `keda_internal_scale_loop_latency_seconds` (both operators export it: the
+//!   delay of each scale-loop tick behind its schedule), sampled every 2 s over the window.
+//! - `api_reads_per_s` / `api_writes_per_s`: the operator's own requests in the window, counted by a
+//!   counting proxy in front of `kubectl proxy` (its kubeconfig points there); Leases left out.
+//!
+//! Environment: `BENCH_N` (1000), `BENCH_POLLING` (30), `BENCH_STEADY_SECS` (max(120, 4 × S)),
+//! `KEDA_BIN` (keda-rs), `UPSTREAM_KEDA_DIR` (hack/upstream/build.sh's output: `bin/`, `crd/`),
+//! `BENCH_IMPLS` (comma-separated subset of keda-rs,upstream-2.20.2,upstream-2.20.2-qps100).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Namespace;
+use keda_api::ScaledObject;
+use keda_e2e::apicount::{KubectlProxy, Tally, counting_proxy, proxied_kubeconfig};
+use keda_e2e::bench::{counting_endpoint, proc_stat};
+use keda_e2e::versus::{self, Run};
+use keda_e2e::{KedaProcess, client, ensure_crds, free_port, kubectl_ok, namespace, root};
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client};
+
+const CONCURRENCY: usize = 32;
+
+struct Settings {
+    n: usize,
+    polling: u64,
+    steady: Duration,
+    url: String,
+    polls: Arc<AtomicU64>,
+    proxy: std::net::SocketAddr,
+    upstream: PathBuf,
+}
+
+/// `name{labels} value` samples of one metric in a Prometheus text exposition.
+fn samples(text: &str, metric: &str) -> Vec<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+        .collect()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// A CA and a leaf for the upstream operator's gRPC server and clients (it needs serverAuth and
+/// clientAuth, and SANs for how it is reached).
+fn write_upstream_certs(dir: &Path, ns: &str) -> Result<()> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    };
+    std::fs::create_dir_all(dir)?;
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "keda-rs bench CA");
+    let ca = ca.self_signed(&ca_key)?;
+    let key = KeyPair::generate()?;
+    let mut leaf = CertificateParams::new(vec![
+        "127.0.0.1".to_owned(),
+        "localhost".to_owned(),
+        format!("keda-operator.{ns}.svc"),
+        format!("keda-operator.{ns}.svc.cluster.local"),
+    ])?;
+    leaf.distinguished_name
+        .push(DnType::CommonName, "keda-operator");
+    leaf.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let leaf = leaf.signed_by(&key, &ca, &ca_key)?;
+    std::fs::write(dir.join("ca.crt"), ca.pem())?;
+    std::fs::write(dir.join("tls.crt"), leaf.pem())?;
+    std::fs::write(dir.join("tls.key"), key.serialize_pem())?;
+    Ok(())
+}
+
+/// Upstream's six CRDs (keda.sh and eventing.keda.sh), applied server-side (the ScaledJob CRD is too
+/// large for client-side apply's annotation); keda-rs's keda.sh CRDs are the same four.
+fn apply_upstream_crds(upstream: &Path) -> Result<()> {
+    let dir = upstream.join("crd");
+    let mut yaml = String::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading upstream's CRDs in {}", dir.display()))?
+        .collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.path());
+    for e in entries {
+        yaml.push_str(&std::fs::read_to_string(e.path())?);
+        yaml.push_str("\n---\n");
+    }
+    kubectl_ok(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        Some(&yaml),
+    )?;
+    kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/cloudeventsources.eventing.keda.sh",
+            "crd/clustercloudeventsources.eventing.keda.sh",
+        ],
+        None,
+    )?;
+    Ok(())
+}
+
+fn start_operator(
+    implementation: &str,
+    s: &Settings,
+    ns: &str,
+    dir: &Path,
+    kubeconfig: &str,
+    metrics_addr: &str,
+) -> Result<KedaProcess> {
+    let dir_s = dir.display().to_string();
+    let grpc = format!("127.0.0.1:{}", free_port("127.0.0.1")?);
+    let env = [
+        ("WATCH_NAMESPACE", ns),
+        ("KEDA_CLUSTER_OBJECT_NAMESPACE", ns),
+        ("POD_NAMESPACE", ns),
+        ("POD_NAME", "bench-operator"),
+        ("KUBECONFIG", kubeconfig),
+    ];
+    if implementation == versus::KEDA_RS {
+        return KedaProcess::start(
+            &format!("{ns}-operator"),
+            &[
+                "operator",
+                "--leader-elect",
+                "--enable-cert-rotation=true",
+                "--cert-secret-name=kedaorg-certs",
+                "--enable-apiservice-patching=false",
+                "--enable-webhook-patching=false",
+                "--cert-dir",
+                &dir_s,
+                "--metrics-service-bind-address",
+                &grpc,
+                "--metrics-bind-address",
+                metrics_addr,
+                "--health-probe-bind-address",
+                "127.0.0.1:0",
+            ],
+            &env,
+        );
+    }
+    write_upstream_certs(dir, ns)?;
+    let health = format!("127.0.0.1:{}", free_port("127.0.0.1")?);
+    let mut args = vec![
+        "--leader-elect",
+        "--zap-log-level=info",
+        "--zap-encoder=console",
+        "--zap-time-encoding=rfc3339",
+        "--kubeconfig",
+        kubeconfig,
+        "--cert-dir",
+        &dir_s,
+        "--metrics-bind-address",
+        metrics_addr,
+        "--health-probe-bind-address",
+        &health,
+        "--metrics-service-bind-address",
+        &grpc,
+    ];
+    if implementation.ends_with("-qps100") {
+        args.extend(["--kube-api-qps", "100", "--kube-api-burst", "150"]);
+    }
+    KedaProcess::start_exe(
+        &s.upstream.join("bin/keda"),
+        &format!("{ns}-operator"),
+        &args,
+        &env,
+    )
+}
+
+async fn create_workload(c: &Client, ns: &str, s: &Settings) -> Result<()> {
+    let deployments: Api<Deployment> = Api::namespaced(c.clone(), ns);
+    let sos: Api<ScaledObject> = Api::namespaced(c.clone(), ns);
+    let polling = s.polling;
+    futures::stream::iter(0..s.n)
+        .map(|i| {
+            let (deployments, sos, url) = (deployments.clone(), sos.clone(), s.url.clone());
+            async move {
+                let cron = i % 2 == 1;
+                let replicas = if cron { 0 } else { 1 };
+                let d: Deployment = serde_yaml_ng::from_str(&format!(
+                    "metadata: {{name: w{i}}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: w{i}}}}}\n  template:\n    metadata: {{labels: {{app: w{i}}}}}\n    spec: {{containers: [{{name: a, image: x}}]}}\n"
+                ))?;
+                deployments.create(&PostParams::default(), &d).await?;
+                let trigger = if cron {
+                    "  minReplicaCount: 0\n  triggers:\n  - type: cron\n    metadata: {timezone: UTC, start: \"0 0 1 1 *\", end: \"0 1 1 1 *\", desiredReplicas: \"1\"}\n".to_owned()
+                } else {
+                    format!("  minReplicaCount: 1\n  triggers:\n  - type: metrics-api\n    metadata: {{url: \"{url}\", valueLocation: value, targetValue: \"10\"}}\n")
+                };
+                let so: ScaledObject = serde_yaml_ng::from_str(&format!(
+                    "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: so{i}}}\nspec:\n  scaleTargetRef: {{name: w{i}}}\n  pollingInterval: {polling}\n  maxReplicaCount: 10\n{trigger}"
+                ))?;
+                sos.create(&PostParams::default(), &so).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<()>()
+        .await
+}
+
+async fn ready_count(c: &Client, ns: &str) -> Result<(usize, usize)> {
+    let sos: Api<ScaledObject> = Api::namespaced(c.clone(), ns);
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(c.clone(), ns);
+    let ready = sos
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter(|so| {
+            so.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.r#type == "Ready" && c.status == "True"))
+        })
+        .count();
+    let hpa = hpas
+        .list_metadata(&ListParams::default())
+        .await?
+        .items
+        .len();
+    Ok((ready, hpa))
+}
+
+async fn one(c: &Client, implementation: &str, s: &Settings) -> Result<Run> {
+    let mut run = Run::new(implementation);
+    let ns = namespace(c, "vs").await?;
+    println!("== {implementation} in namespace {ns}");
+    let dir = root().join("target/keda-e2e-certs").join(&ns);
+    std::fs::create_dir_all(&dir)?;
+    let tally = Arc::new(Tally::default());
+    let kubeconfig = proxied_kubeconfig(
+        &dir,
+        "operator",
+        &counting_proxy(s.proxy, tally.clone()).await?,
+    )?;
+    let metrics_addr = format!("127.0.0.1:{}", free_port("127.0.0.1")?);
+    let mut op = start_operator(implementation, s, &ns, &dir, &kubeconfig, &metrics_addr)?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let metrics_url = format!("http://{metrics_addr}/metrics");
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            match http.get(&url).send().await {
+                Ok(r) if r.status().is_success() => r.text().await.ok(),
+                _ => None,
+            }
+        }
+    };
+    // Up when its metrics endpoint answers; then a few seconds for its caches and the Lease.
+    let waiting = Instant::now();
+    while get(metrics_url.clone()).await.is_none() {
+        if !op.is_running() || waiting.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "{implementation} did not serve {metrics_url} within 60 s:\n{}",
+                op.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle = proc_stat(op.pid());
+    println!(
+        "  idle RSS {:.1} MiB ({:.1} anonymous)",
+        mib(idle.rss_kib),
+        mib(idle.anon_kib)
+    );
+
+    let started = Instant::now();
+    create_workload(c, &ns, s).await?;
+    println!(
+        "  created {n} Deployments + {n} ScaledObjects in {:.1} s",
+        started.elapsed().as_secs_f64(),
+        n = s.n
+    );
+    let limit = Duration::from_secs(1800);
+    loop {
+        let (ready, hpa) = ready_count(c, &ns).await?;
+        if ready == s.n && hpa == s.n {
+            run.set("ready_s", started.elapsed().as_secs_f64());
+            break;
+        }
+        if !op.is_running() {
+            bail!("{implementation} exited:\n{}", op.log_tail());
+        }
+        if started.elapsed() > limit {
+            println!(
+                "  gave up: {ready}/{} Ready, {hpa} HPAs after {limit:?}",
+                s.n
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let at_ready = proc_stat(op.pid());
+    run.set("peak_rss_mib", mib(at_ready.hwm_kib));
+    println!(
+        "  all Ready with HPAs after {:.1} s; RSS {:.1} MiB, peak {:.1} MiB",
+        run.get("ready_s").unwrap_or(f64::NAN),
+        mib(at_ready.rss_kib),
+        mib(at_ready.hwm_kib)
+    );
+
+    // Let the first ticks (spread over one interval) and the HPAs' first syncs pass.
+    tokio::time::sleep(Duration::from_secs(s.polling + 5)).await;
+    let s0 = proc_stat(op.pid());
+    let polls0 = s.polls.load(Ordering::Relaxed);
+    let t0 = tally.snapshot();
+    let start = Instant::now();
+    let mut drifts = Vec::new();
+    while start.elapsed() < s.steady {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if let Some(text) = get(metrics_url.clone()).await {
+            drifts.extend(samples(&text, "keda_internal_scale_loop_latency_seconds"));
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let t1 = tally.snapshot();
+    let http_polls = (s.polls.load(Ordering::Relaxed) - polls0) as f64;
+    let s1 = proc_stat(op.pid());
+    let cron_ticks = (s.n / 2) as f64 * elapsed / s.polling as f64;
+    let cpu = s1.cpu_seconds - s0.cpu_seconds;
+    run.set("rss_mib", mib(s1.rss_kib));
+    run.set("anon_mib", mib(s1.anon_kib));
+    run.set(
+        "cpu_s_per_1k_polls",
+        cpu / (http_polls + cron_ticks) * 1000.0,
+    );
+    drifts.sort_by(f64::total_cmp);
+    run.set("drift_p99_ms", percentile(&drifts, 0.99) * 1000.0);
+    let delta: keda_e2e::apicount::Counts = t1
+        .iter()
+        .map(|(k, v)| (k.clone(), v - t0.get(k).copied().unwrap_or(0.0)))
+        .collect();
+    let (reads, writes) = versus::reads_writes(&delta);
+    run.set("api_reads_per_s", reads / elapsed);
+    run.set("api_writes_per_s", writes / elapsed);
+    println!(
+        "  steady {elapsed:.0} s: CPU {cpu:.2} s for {http_polls:.0} HTTP polls + {cron_ticks:.0} cron ticks; RSS {:.1} MiB ({:.1} anonymous); API {:.3} reads/s, {:.3} writes/s; drift p99 {:.1} ms ({} samples)",
+        mib(s1.rss_kib),
+        mib(s1.anon_kib),
+        reads / elapsed,
+        writes / elapsed,
+        percentile(&drifts, 0.99) * 1000.0,
+        drifts.len()
+    );
+
+    let mut by_request: Vec<String> = delta
+        .iter()
+        .filter(|(_, v)| **v > 0.0)
+        .map(|((verb, resource), v)| format!("{verb} {resource} {:.3}/s", v / elapsed))
+        .collect();
+    by_request.sort();
+    println!("  operator requests: {}", by_request.join(", "));
+
+    // The operator must outlive its ScaledObjects (it removes their finalizers); then the namespace goes,
+    // and the next implementation starts on a quiet control plane.
+    let deleting = Instant::now();
+    let sos: Api<ScaledObject> = Api::namespaced(c.clone(), &ns);
+    sos.delete_collection(&Default::default(), &ListParams::default())
+        .await?;
+    let mut left = s.n;
+    while left > 0 && deleting.elapsed() < Duration::from_secs(900) && op.is_running() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        left = sos.list_metadata(&ListParams::default()).await?.items.len();
+    }
+    println!(
+        "  deleted the ScaledObjects in {:.1} s ({left} left)",
+        deleting.elapsed().as_secs_f64()
+    );
+    op.terminate();
+    let namespaces = Api::<Namespace>::all(c.clone());
+    namespaces.delete(&ns, &Default::default()).await?;
+    let deleting = Instant::now();
+    while namespaces.get_opt(&ns).await?.is_some() && deleting.elapsed() < Duration::from_secs(600)
+    {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(run)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let n = env("BENCH_N", 1000) as usize;
+    let polling = env("BENCH_POLLING", 30).max(1);
+    let steady = Duration::from_secs(env("BENCH_STEADY_SECS", (4 * polling).max(120)));
+    let upstream = PathBuf::from(
+        std::env::var("UPSTREAM_KEDA_DIR")
+            .context("UPSTREAM_KEDA_DIR is not set (the output of hack/upstream/build.sh)")?,
+    );
+    let all = [versus::KEDA_RS, versus::BASELINE, "upstream-2.20.2-qps100"];
+    let impls: Vec<&str> = match std::env::var("BENCH_IMPLS") {
+        Ok(list) => {
+            let wanted: Vec<&str> = list.split(',').map(str::trim).collect();
+            if let Some(bad) = wanted.iter().find(|w| !all.contains(w)) {
+                bail!("BENCH_IMPLS: unknown implementation {bad:?}; known: {all:?}");
+            }
+            all.into_iter().filter(|i| wanted.contains(i)).collect()
+        }
+        Err(_) => all.to_vec(),
+    };
+    ensure_crds().await?;
+    apply_upstream_crds(&upstream)?;
+    let c = client().await?;
+    let (base, polls) = counting_endpoint(3.0).await?;
+    let proxy = KubectlProxy::start()?;
+    let settings = Settings {
+        n,
+        polling,
+        steady,
+        url: format!("{base}/m"),
+        polls,
+        proxy: proxy.addr,
+        upstream,
+    };
+    println!(
+        "side-by-side operator bench: {n} ScaledObjects (half metrics-api, half cron), pollingInterval {polling} s, steady window {} s",
+        steady.as_secs()
+    );
+    let mut runs = Vec::new();
+    for implementation in impls {
+        runs.push(one(&c, implementation, &settings).await?);
+    }
+    println!();
+    print!("{}", versus::table(&runs));
+    println!(
+        "(null / '-': not measured by this bench: no metrics API server and no webhooks run in it)"
+    );
+    let out = root().join("target/bench");
+    std::fs::create_dir_all(&out)?;
+    let json = versus::to_json(n, polling, &runs);
+    std::fs::write(
+        out.join("operator.json"),
+        serde_json::to_string_pretty(&json)? + "\n",
+    )?;
+    std::fs::write(out.join("operator.svg"), versus::svg(n, polling, &runs))?;
+    println!(
+        "wrote {} and {}",
+        out.join("operator.json").display(),
+        out.join("operator.svg").display()
+    );
+    Ok(())
+}
