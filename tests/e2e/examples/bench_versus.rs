@@ -26,7 +26,8 @@
 //!
 //! Environment: `BENCH_N` (1000), `BENCH_POLLING` (30), `BENCH_STEADY_SECS` (max(120, 4 × S)),
 //! `KEDA_BIN` (keda-rs), `UPSTREAM_KEDA_DIR` (hack/upstream/build.sh's output: `bin/`, `crd/`),
-//! `BENCH_IMPLS` (comma-separated subset of keda-rs,upstream-2.20.2,upstream-2.20.2-qps100).
+//! `BENCH_IMPLS` (comma-separated subset of keda-rs,upstream-2.20.2,upstream-2.20.2-qps100), `BENCH_KEEP=1`
+//! (keep the other implementations' runs of an earlier operator.json with the same N and S).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -466,16 +467,41 @@ async fn main() -> Result<()> {
         "side-by-side operator bench: {n} ScaledObjects (half metrics-api, half cron), pollingInterval {polling} s, steady window {} s",
         steady.as_secs()
     );
-    let mut runs = Vec::new();
-    for implementation in impls {
-        runs.push(one(&c, implementation, &settings).await?);
+    let out = root().join("target/bench");
+    // BENCH_KEEP=1: the implementations not run now keep their entries of an earlier operator.json with
+    // the same objects and polling interval (a table completed in parts says so in docs/performance.md).
+    let mut kept = Vec::new();
+    if std::env::var("BENCH_KEEP").is_ok_and(|v| v == "1")
+        && let Ok(text) = std::fs::read_to_string(out.join("operator.json"))
+    {
+        kept = versus::previous_runs(&serde_json::from_str(&text)?, n, polling);
+        kept.retain(|r| !impls.contains(&r.implementation.as_str()));
+        for r in &kept {
+            println!(
+                "keeping the earlier run of {} from operator.json",
+                r.implementation
+            );
+        }
     }
+    let mut fresh = Vec::new();
+    for implementation in &impls {
+        fresh.push(one(&c, implementation, &settings).await?);
+    }
+    let runs: Vec<Run> = all
+        .iter()
+        .filter_map(|name| {
+            fresh
+                .iter()
+                .chain(&kept)
+                .find(|r| r.implementation == *name)
+                .cloned()
+        })
+        .collect();
     println!();
     print!("{}", versus::table(&runs));
     println!(
         "(null / '-': not measured by this bench: no metrics API server and no webhooks run in it)"
     );
-    let out = root().join("target/bench");
     std::fs::create_dir_all(&out)?;
     let json = versus::to_json(n, polling, &runs);
     std::fs::write(

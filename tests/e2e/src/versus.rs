@@ -115,6 +115,30 @@ pub fn to_json(objects: usize, polling_s: u64, runs: &[Run]) -> Value {
     json!({"objects": objects, "polling_s": polling_s, "runs": runs_json, "ratios": ratios})
 }
 
+/// The runs of an earlier `operator.json` with the same objects and polling interval (to complete a
+/// side-by-side table run in parts); empty when the shape or the settings differ.
+pub fn previous_runs(json: &Value, objects: usize, polling_s: u64) -> Vec<Run> {
+    if json["objects"].as_u64() != Some(objects as u64)
+        || json["polling_s"].as_u64() != Some(polling_s)
+    {
+        return Vec::new();
+    }
+    let Some(runs) = json["runs"].as_array() else {
+        return Vec::new();
+    };
+    runs.iter()
+        .filter_map(|r| {
+            let mut run = Run::new(r["impl"].as_str()?);
+            for (f, _) in FIELDS {
+                if let Some(v) = r[f].as_f64() {
+                    run.set(f, v);
+                }
+            }
+            Some(run)
+        })
+        .collect()
+}
+
 /// The text table: one row per field, one column per run, then the ratio.
 pub fn table(runs: &[Run]) -> String {
     let cell = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
@@ -262,6 +286,19 @@ mod tests {
         add("PUT", "leases.coordination.k8s.io", 100.0);
         add("GET", "leases.coordination.k8s.io", 100.0);
         assert_eq!(reads_writes(&c), (10.0, 18.0));
+    }
+
+    #[test]
+    fn previous_runs_come_back_only_for_the_same_settings() {
+        let runs = [
+            run(KEDA_RS, 18.6, 57.8, 0.0),
+            run(BASELINE, 784.0, 211.0, 0.5),
+        ];
+        let j = to_json(1000, 30, &runs);
+        assert_eq!(previous_runs(&j, 1000, 30), runs.to_vec());
+        assert!(previous_runs(&j, 1000, 1).is_empty());
+        assert!(previous_runs(&j, 10, 30).is_empty());
+        assert!(previous_runs(&json!({"objects": 1000}), 1000, 30).is_empty());
     }
 
     #[test]
