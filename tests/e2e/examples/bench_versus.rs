@@ -7,9 +7,12 @@
 //! metrics-api trigger against a loopback HTTP server answering 3 (target 10, `minReplicaCount: 1`, one
 //! replica), half with a cron trigger outside its window (Jan 1, 00:00–01:00 UTC; `minReplicaCount: 0`,
 //! zero replicas); every object at `pollingInterval` S. Each operator runs as a host process watching
-//! only its namespace, with the chart's flags (`--leader-elect`; keda-rs issues its certificates into
-//! Secret `kedaorg-certs`, upstream gets certificates from a CA made here since its rotation never writes
-//! the files out of cluster). No metrics API server and no webhooks run: the HPAs' external metric
+//! only its namespace, with the chart's flags except leader election, which is off as both binaries
+//! default to: with `--leader-elect`, upstream at QPS 20 on the shared 2-core machine could not renew its
+//! Lease within the 10 s deadline while creating 1,000 HPAs and exited ("leader election lost"), which
+//! in a cluster is a pod restart, not a measurement. keda-rs issues its certificates into Secret
+//! `kedaorg-certs`; upstream gets certificates from a CA made here, since its rotation never writes the
+//! files out of cluster. No metrics API server and no webhooks run: the HPAs' external metric
 //! fetches fail alike for both, and the fields that need those processes are null.
 //!
 //! Measured per implementation, all from outside the process:
@@ -22,7 +25,8 @@
 //! - `drift_p99_ms`: p99 of `keda_internal_scale_loop_latency_seconds` (both operators export it: the
 //!   delay of each scale-loop tick behind its schedule), sampled every 2 s over the window.
 //! - `api_reads_per_s` / `api_writes_per_s`: the operator's own requests in the window, counted by a
-//!   counting proxy in front of `kubectl proxy` (its kubeconfig points there); Leases left out.
+//!   counting proxy in front of `kubectl proxy` (its kubeconfig points there); Leases (none without
+//!   leader election) left out.
 //!
 //! Environment: `BENCH_N` (1000), `BENCH_POLLING` (30), `BENCH_STEADY_SECS` (max(120, 4 × S)),
 //! `KEDA_BIN` (keda-rs), `UPSTREAM_KEDA_DIR` (hack/upstream/build.sh's output: `bin/`, `crd/`),
@@ -44,7 +48,7 @@ use keda_e2e::apicount::{KubectlProxy, Tally, counting_proxy, proxied_kubeconfig
 use keda_e2e::bench::{counting_endpoint, proc_stat};
 use keda_e2e::versus::{self, Run};
 use keda_e2e::{KedaProcess, client, ensure_crds, free_port, kubectl_ok, namespace, root};
-use kube::api::{ListParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
 const CONCURRENCY: usize = 32;
@@ -163,7 +167,6 @@ fn start_operator(
             &format!("{ns}-operator"),
             &[
                 "operator",
-                "--leader-elect",
                 "--enable-cert-rotation=true",
                 "--cert-secret-name=kedaorg-certs",
                 "--enable-apiservice-patching=false",
@@ -183,7 +186,6 @@ fn start_operator(
     write_upstream_certs(dir, ns)?;
     let health = format!("127.0.0.1:{}", free_port("127.0.0.1")?);
     let mut args = vec![
-        "--leader-elect",
         "--zap-log-level=info",
         "--zap-encoder=console",
         "--zap-time-encoding=rfc3339",
@@ -263,9 +265,43 @@ async fn ready_count(c: &Client, ns: &str) -> Result<(usize, usize)> {
     Ok((ready, hpa))
 }
 
+/// Leaves nothing behind after a failed run: the ScaledObjects' finalizers are dropped (their operator is
+/// gone) and the namespace is deleted without waiting.
+async fn discard(c: &Client, ns: &str) {
+    let sos: Api<ScaledObject> = Api::namespaced(c.clone(), ns);
+    let _ = sos
+        .delete_collection(&Default::default(), &ListParams::default())
+        .await;
+    let patch = serde_json::json!({"metadata": {"finalizers": null}});
+    if let Ok(list) = sos.list_metadata(&ListParams::default()).await {
+        futures::stream::iter(list.items.into_iter().filter_map(|o| o.metadata.name))
+            .for_each_concurrent(CONCURRENCY, |name| {
+                let (sos, patch) = (sos.clone(), patch.clone());
+                async move {
+                    let _ = sos
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await;
+                }
+            })
+            .await;
+    }
+    let _ = Api::<Namespace>::all(c.clone())
+        .delete(ns, &Default::default())
+        .await;
+}
+
 async fn one(c: &Client, implementation: &str, s: &Settings) -> Result<Run> {
-    let mut run = Run::new(implementation);
     let ns = namespace(c, "vs").await?;
+    let result = measure(c, implementation, s, &ns).await;
+    if result.is_err() {
+        discard(c, &ns).await;
+    }
+    result
+}
+
+async fn measure(c: &Client, implementation: &str, s: &Settings, ns: &str) -> Result<Run> {
+    let mut run = Run::new(implementation);
+    let ns = ns.to_owned();
     println!("== {implementation} in namespace {ns}");
     let dir = root().join("target/keda-e2e-certs").join(&ns);
     std::fs::create_dir_all(&dir)?;
