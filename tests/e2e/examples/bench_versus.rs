@@ -29,7 +29,7 @@
 //!   leader election) left out.
 //!
 //! Environment: `BENCH_N` (1000), `BENCH_POLLING` (30), `BENCH_STEADY_SECS` (max(120, 4 × S)),
-//! `KEDA_BIN` (keda-rs), `UPSTREAM_KEDA_DIR` (hack/upstream/build.sh's output: `bin/`, `crd/`),
+//! `BENCH_READY_LIMIT_SECS` (1800: then `ready_s` is null), `KEDA_BIN` (keda-rs), `UPSTREAM_KEDA_DIR` (hack/upstream/build.sh's output: `bin/`, `crd/`),
 //! `BENCH_IMPLS` (comma-separated subset of keda-rs,upstream-2.20.2,upstream-2.20.2-qps100), `BENCH_KEEP=1`
 //! (keep the other implementations' runs of an earlier operator.json with the same N and S).
 
@@ -57,6 +57,8 @@ struct Settings {
     n: usize,
     polling: u64,
     steady: Duration,
+    /// Give up waiting for all Ready after this long (`ready_s` then stays null).
+    ready_limit: Duration,
     url: String,
     polls: Arc<AtomicU64>,
     proxy: std::net::SocketAddr,
@@ -352,7 +354,7 @@ async fn measure(c: &Client, implementation: &str, s: &Settings, ns: &str) -> Re
         started.elapsed().as_secs_f64(),
         n = s.n
     );
-    let limit = Duration::from_secs(1800);
+    let limit = s.ready_limit;
     loop {
         let (ready, hpa) = ready_count(c, &ns).await?;
         if ready == s.n && hpa == s.n {
@@ -494,6 +496,7 @@ async fn main() -> Result<()> {
         n,
         polling,
         steady,
+        ready_limit: Duration::from_secs(env("BENCH_READY_LIMIT_SECS", 1800)),
         url: format!("{base}/m"),
         polls,
         proxy: proxy.addr,
@@ -519,32 +522,34 @@ async fn main() -> Result<()> {
             );
         }
     }
-    let mut fresh = Vec::new();
+    let mut fresh: Vec<Run> = Vec::new();
+    std::fs::create_dir_all(&out)?;
+    // The files are rewritten after each implementation, so a run cut short keeps what it measured.
     for implementation in &impls {
         fresh.push(one(&c, implementation, &settings).await?);
+        let runs: Vec<Run> = all
+            .iter()
+            .filter_map(|name| {
+                fresh
+                    .iter()
+                    .chain(&kept)
+                    .find(|r| r.implementation == *name)
+                    .cloned()
+            })
+            .collect();
+        std::fs::write(
+            out.join("operator.json"),
+            serde_json::to_string_pretty(&versus::to_json(n, polling, &runs))? + "\n",
+        )?;
+        std::fs::write(out.join("operator.svg"), versus::svg(n, polling, &runs))?;
+        if fresh.len() == impls.len() {
+            println!();
+            print!("{}", versus::table(&runs));
+            println!(
+                "(null / '-': not measured by this bench: no metrics API server and no webhooks run in it)"
+            );
+        }
     }
-    let runs: Vec<Run> = all
-        .iter()
-        .filter_map(|name| {
-            fresh
-                .iter()
-                .chain(&kept)
-                .find(|r| r.implementation == *name)
-                .cloned()
-        })
-        .collect();
-    println!();
-    print!("{}", versus::table(&runs));
-    println!(
-        "(null / '-': not measured by this bench: no metrics API server and no webhooks run in it)"
-    );
-    std::fs::create_dir_all(&out)?;
-    let json = versus::to_json(n, polling, &runs);
-    std::fs::write(
-        out.join("operator.json"),
-        serde_json::to_string_pretty(&json)? + "\n",
-    )?;
-    std::fs::write(out.join("operator.svg"), versus::svg(n, polling, &runs))?;
     println!(
         "wrote {} and {}",
         out.join("operator.json").display(),
