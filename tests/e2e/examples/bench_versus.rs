@@ -328,7 +328,9 @@ async fn measure(c: &Client, implementation: &str, s: &Settings, ns: &str) -> Re
             }
         }
     };
-    // Up when its metrics endpoint answers; then a few seconds for its caches and the Lease.
+    // Up when its metrics endpoint answers; then 20 s for its caches and controllers to start: upstream
+    // starts its ScaledObject workers about 9 s after serving metrics, and ScaledObjects created before
+    // then were seen never reconciled (95 of 1,000 within 30 min).
     let waiting = Instant::now();
     while get(metrics_url.clone()).await.is_none() {
         if !op.is_running() || waiting.elapsed() > Duration::from_secs(60) {
@@ -339,7 +341,7 @@ async fn measure(c: &Client, implementation: &str, s: &Settings, ns: &str) -> Re
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
     let idle = proc_stat(op.pid());
     println!(
         "  idle RSS {:.1} MiB ({:.1} anonymous)",
