@@ -96,6 +96,15 @@ fn start_broker() -> Broker {
             "--no-fsync",
         ],
     );
+    // Artemis blocks producers once the disk is 90% full (its default `max-disk-usage`); a test machine's
+    // disk full of build output must not fail the test, so only a full disk blocks.
+    let broker_xml = instance.join("etc/broker.xml");
+    let xml = std::fs::read_to_string(&broker_xml).expect("broker.xml of the new instance");
+    let xml = match (xml.find("<max-disk-usage>"), xml.find("</max-disk-usage>")) {
+        (Some(a), Some(b)) => format!("{}<max-disk-usage>100{}", &xml[..a], &xml[b..]),
+        _ => xml.replacen("</core>", "<max-disk-usage>100</max-disk-usage></core>", 1),
+    };
+    std::fs::write(&broker_xml, xml).expect("writing broker.xml");
     let process = ServerProcess::start(
         "artemis",
         &instance.join("bin/artemis").display().to_string(),
