@@ -12,8 +12,10 @@
 //! Lease within the 10 s deadline while creating 1,000 HPAs and exited ("leader election lost"), which
 //! in a cluster is a pod restart, not a measurement. keda-rs issues its certificates into Secret
 //! `kedaorg-certs`; upstream gets certificates from a CA made here, since its rotation never writes the
-//! files out of cluster. No metrics API server and no webhooks run: the HPAs' external metric
-//! fetches fail alike for both, and the fields that need those processes are null.
+//! files out of cluster. Next to each operator run its metrics API server (behind the cluster's APIService
+//! `v1beta1.external.metrics.k8s.io`, so the HPA controller reads its metrics) and its admission webhooks
+//! (not registered with the apiserver: the burst goes straight to them). A quarter of the objects (the
+//! metrics-api ones with i % 4 == 2) set `useCachedMetrics: true`.
 //!
 //! Measured per implementation, all from outside the process:
 //! - `ready_s`: from the first create until every ScaledObject is Ready=True and every HPA exists.
@@ -27,6 +29,13 @@
 //! - `api_reads_per_s` / `api_writes_per_s`: the operator's own requests in the window, counted by a
 //!   counting proxy in front of `kubectl proxy` (its kubeconfig points there); Leases (none without
 //!   leader election) left out.
+//! - The steady window starts one interval + 5 s after the HPA controller has synced every HPA (each
+//!   has conditions): until then both operators copy its first results into the HPAActive condition.
+//! - `metrics_p99_ms` / `metrics_cached_p99_ms`: p99 of `external.metrics.k8s.io` reads through the
+//!   kube-apiserver's aggregation layer, 100 per second for 20 s, round-robin over the uncached and then
+//!   the cached metrics-api objects (null if any failed); `metrics_apiserver_rss_mib`: its VmRSS after.
+//! - `webhook_p99_ms` / `webhook_burst_rss_mib`: 10,000 AdmissionReviews (each ScaledObject updated to
+//!   itself, allowed by both), 32 in flight, straight to the webhook server; p99 and its VmRSS after.
 //!
 //! Environment: `BENCH_N` (1000), `BENCH_POLLING` (30), `BENCH_STEADY_SECS` (max(120, 4 × S)),
 //! `BENCH_READY_LIMIT_SECS` (1800: then `ready_s` is null), `KEDA_BIN` (keda-rs), `UPSTREAM_KEDA_DIR` (hack/upstream/build.sh's output: `bin/`, `crd/`),
@@ -47,11 +56,22 @@ use keda_api::ScaledObject;
 use keda_e2e::apicount::{KubectlProxy, Tally, counting_proxy, proxied_kubeconfig};
 use keda_e2e::bench::{counting_endpoint, proc_stat};
 use keda_e2e::versus::{self, Run};
-use keda_e2e::{KedaProcess, client, ensure_crds, free_port, kubectl_ok, namespace, root};
+use keda_e2e::{
+    KedaProcess, NODE_IP, apply, client, cluster_scoped_lock, ensure_crds, free_port, kubectl,
+    kubectl_ok, namespace, root,
+};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
 const CONCURRENCY: usize = 32;
+/// The chart's Service names (their `<name>.<ns>.svc` are in the serving certificates).
+const METRICS_SERVICE: &str = "keda-operator-metrics-apiserver";
+const WEBHOOK_SERVICE: &str = "keda-admission-webhooks";
+const APISERVICE: &str = "v1beta1.external.metrics.k8s.io";
+/// `external.metrics.k8s.io` reads per second, and for how long, per kind (cached, uncached).
+const METRICS_RATE: u32 = 100;
+const METRICS_SECS: u64 = 20;
+const WEBHOOK_BURST: usize = 10_000;
 
 struct Settings {
     n: usize,
@@ -103,6 +123,8 @@ fn write_upstream_certs(dir: &Path, ns: &str) -> Result<()> {
         "localhost".to_owned(),
         format!("keda-operator.{ns}.svc"),
         format!("keda-operator.{ns}.svc.cluster.local"),
+        format!("{METRICS_SERVICE}.{ns}.svc"),
+        format!("{WEBHOOK_SERVICE}.{ns}.svc"),
     ])?;
     leaf.distinguished_name
         .push(DnType::CommonName, "keda-operator");
@@ -154,9 +176,9 @@ fn start_operator(
     dir: &Path,
     kubeconfig: &str,
     metrics_addr: &str,
+    grpc: &str,
 ) -> Result<KedaProcess> {
     let dir_s = dir.display().to_string();
-    let grpc = format!("127.0.0.1:{}", free_port("127.0.0.1")?);
     let env = [
         ("WATCH_NAMESPACE", ns),
         ("KEDA_CLUSTER_OBJECT_NAMESPACE", ns),
@@ -176,7 +198,7 @@ fn start_operator(
                 "--cert-dir",
                 &dir_s,
                 "--metrics-service-bind-address",
-                &grpc,
+                grpc,
                 "--metrics-bind-address",
                 metrics_addr,
                 "--health-probe-bind-address",
@@ -200,7 +222,7 @@ fn start_operator(
         "--health-probe-bind-address",
         &health,
         "--metrics-service-bind-address",
-        &grpc,
+        grpc,
     ];
     if implementation.ends_with("-qps100") {
         args.extend(["--kube-api-qps", "100", "--kube-api-burst", "150"]);
@@ -211,6 +233,383 @@ fn start_operator(
         &args,
         &env,
     )
+}
+
+/// One implementation's metrics API server (behind the APIService `v1beta1.external.metrics.k8s.io`, which
+/// is deleted on drop) and admission webhooks (called directly, not registered with the apiserver), run
+/// as the chart runs them next to the operator.
+struct Companions {
+    metrics_apiserver: KedaProcess,
+    webhooks: KedaProcess,
+    /// `https://keda-admission-webhooks.<ns>.svc:<port>/validate-keda-sh-v1alpha1-scaledobject`, resolved to
+    /// the webhook's address.
+    webhook_url: String,
+    webhook_addr: std::net::SocketAddr,
+    ca_pem: Vec<u8>,
+    /// Only one APIService per cluster: held until it is deleted.
+    _lock: std::fs::File,
+}
+
+impl Drop for Companions {
+    fn drop(&mut self) {
+        let _ = kubectl(
+            &[
+                "delete",
+                "apiservice",
+                APISERVICE,
+                "--ignore-not-found",
+                "--wait=false",
+            ],
+            None,
+        );
+    }
+}
+
+async fn wait_http_ok(url: &str, process: &mut KedaProcess, what: &str) -> Result<()> {
+    let http = reqwest::Client::new();
+    let waiting = Instant::now();
+    loop {
+        if let Ok(r) = http.get(url).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        if !process.is_running() || waiting.elapsed() > Duration::from_secs(120) {
+            bail!(
+                "{what} did not answer {url} within 120 s:\n{}",
+                process.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn start_companions(
+    c: &Client,
+    implementation: &str,
+    s: &Settings,
+    ns: &str,
+    dir: &Path,
+    grpc: &str,
+    op: &mut KedaProcess,
+) -> Result<Companions> {
+    let lock = cluster_scoped_lock()?;
+    let dir_s = dir.display().to_string();
+    let file = |name: &str| dir.join(name).display().to_string();
+    let admin_kubeconfig =
+        std::env::var("KUBECONFIG").context("KUBECONFIG is not set (run through cargo xtask)")?;
+    if implementation == versus::KEDA_RS {
+        // The certificates the operator issues, written out as the chart mounts Secret kedaorg-certs.
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(c.clone(), ns);
+        let waiting = Instant::now();
+        let certs = loop {
+            if let Some(data) = secrets.get_opt("kedaorg-certs").await?.and_then(|s| s.data)
+                && ["ca.crt", "tls.crt", "tls.key"]
+                    .iter()
+                    .all(|k| data.contains_key(*k))
+            {
+                break data;
+            }
+            if waiting.elapsed() > Duration::from_secs(60) {
+                bail!(
+                    "the operator did not issue Secret {ns}/kedaorg-certs within 60 s:\n{}",
+                    op.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        for (key, value) in &certs {
+            std::fs::write(dir.join(key), &value.0)?;
+        }
+    }
+    let env = [
+        ("WATCH_NAMESPACE", ns),
+        ("KEDA_CLUSTER_OBJECT_NAMESPACE", ns),
+        ("POD_NAMESPACE", ns),
+    ];
+    let https_port = free_port(NODE_IP)?.to_string();
+    let apiserver_health = format!("127.0.0.1:{}", free_port("127.0.0.1")?);
+    let webhook_port = free_port(NODE_IP)?;
+    let webhook_port_s = webhook_port.to_string();
+    let webhook_health = format!("127.0.0.1:{}", free_port("127.0.0.1")?);
+    let webhook_metrics = format!("127.0.0.1:{}", free_port("127.0.0.1")?);
+    let authority = format!("keda-operator.{ns}.svc.cluster.local");
+    let (mut metrics_apiserver, mut webhooks, apiserver_ready) =
+        if implementation == versus::KEDA_RS {
+            let m = KedaProcess::start(
+                &format!("{ns}-metrics-apiserver"),
+                &[
+                    "metrics-apiserver",
+                    "--secure-port",
+                    &https_port,
+                    "--bind-address",
+                    NODE_IP,
+                    "--cert-dir",
+                    &dir_s,
+                    "--client-ca-file",
+                    &file("ca.crt"),
+                    "--metrics-service-address",
+                    grpc,
+                    "--metrics-service-grpc-authority",
+                    &authority,
+                    "--metrics-bind-address",
+                    &apiserver_health,
+                ],
+                &env,
+            )?;
+            let w = KedaProcess::start(
+                &format!("{ns}-webhooks"),
+                &[
+                    "admission-webhooks",
+                    "--bind-address",
+                    NODE_IP,
+                    "--port",
+                    &webhook_port_s,
+                    "--cert-dir",
+                    &dir_s,
+                    "--health-probe-bind-address",
+                    &webhook_health,
+                    "--metrics-bind-address",
+                    &webhook_metrics,
+                ],
+                &env,
+            )?;
+            (m, w, format!("http://{apiserver_health}/metrics"))
+        } else {
+            let env = [
+                env[0],
+                env[1],
+                env[2],
+                ("KUBECONFIG", admin_kubeconfig.as_str()),
+            ];
+            let port = free_port("127.0.0.1")?.to_string();
+            let m = KedaProcess::start_exe(
+                &s.upstream.join("bin/keda-adapter"),
+                &format!("{ns}-metrics-apiserver"),
+                &[
+                    "--secure-port",
+                    &https_port,
+                    "--bind-address",
+                    NODE_IP,
+                    "--cert-dir",
+                    &dir_s,
+                    "--tls-cert-file",
+                    &file("tls.crt"),
+                    "--tls-private-key-file",
+                    &file("tls.key"),
+                    "--client-ca-file",
+                    &file("ca.crt"),
+                    "--metrics-service-address",
+                    grpc,
+                    "--port",
+                    &port,
+                    "--lister-kubeconfig",
+                    &admin_kubeconfig,
+                    "--authentication-kubeconfig",
+                    &admin_kubeconfig,
+                    "--authorization-kubeconfig",
+                    &admin_kubeconfig,
+                ],
+                &env,
+            )?;
+            let w = KedaProcess::start_exe(
+                &s.upstream.join("bin/keda-admission-webhooks"),
+                &format!("{ns}-webhooks"),
+                &[
+                    "--zap-log-level=info",
+                    "--zap-encoder=console",
+                    "--cert-dir",
+                    &dir_s,
+                    "--port",
+                    &webhook_port_s,
+                    "--health-probe-bind-address",
+                    &webhook_health,
+                    "--metrics-bind-address",
+                    &webhook_metrics,
+                ],
+                &env,
+            )?;
+            (m, w, format!("http://127.0.0.1:{port}/metrics"))
+        };
+    wait_http_ok(
+        &apiserver_ready,
+        &mut metrics_apiserver,
+        "the metrics API server",
+    )
+    .await?;
+    wait_http_ok(
+        &format!("http://{webhook_health}/readyz"),
+        &mut webhooks,
+        "the webhooks",
+    )
+    .await?;
+    apply(
+        ns,
+        &format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {METRICS_SERVICE}}}\nspec:\n  ports:\n  - {{name: https, port: 443, targetPort: 6443, protocol: TCP}}\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {METRICS_SERVICE}-bench\n  labels: {{kubernetes.io/service-name: {METRICS_SERVICE}}}\n\
+             addressType: IPv4\nendpoints:\n- addresses: [\"{NODE_IP}\"]\n  conditions: {{ready: true}}\nports:\n- {{name: https, port: {https_port}, protocol: TCP}}\n"
+        ),
+    )?;
+    let ca_pem = std::fs::read(dir.join("ca.crt"))?;
+    let ca_bundle = serde_json::to_value(k8s_openapi::ByteString(ca_pem.clone()))?;
+    kubectl_ok(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        Some(&format!(
+            "apiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata: {{name: {APISERVICE}}}\nspec:\n  group: external.metrics.k8s.io\n  version: v1beta1\n  groupPriorityMinimum: 100\n  versionPriority: 100\n  caBundle: {ca_bundle}\n  service: {{name: {METRICS_SERVICE}, namespace: {ns}, port: 443}}\n"
+        )),
+    )?;
+    let companions = Companions {
+        metrics_apiserver,
+        webhooks,
+        webhook_url: format!(
+            "https://{WEBHOOK_SERVICE}.{ns}.svc:{webhook_port}/validate-keda-sh-v1alpha1-scaledobject"
+        ),
+        webhook_addr: std::net::SocketAddr::new(NODE_IP.parse()?, webhook_port),
+        ca_pem,
+        _lock: lock,
+    };
+    let waiting = Instant::now();
+    loop {
+        let out = kubectl(
+            &["get", "--raw", "/apis/external.metrics.k8s.io/v1beta1"],
+            None,
+        )?;
+        if out.status.success() {
+            break;
+        }
+        if waiting.elapsed() > Duration::from_secs(120) {
+            bail!(
+                "external.metrics.k8s.io/v1beta1 did not answer within 120 s: {}\n--- metrics API server ---\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                companions.metrics_apiserver.log_tail(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(companions)
+}
+
+/// p99 of `external.metrics.k8s.io` reads through the aggregation layer at [`METRICS_RATE`] per second for
+/// [`METRICS_SECS`], first of the uncached metrics-api objects, then of the cached ones; RSS of the metrics
+/// API server after both.
+async fn measure_metrics(
+    c: &Client,
+    ns: &str,
+    s: &Settings,
+    companions: &Companions,
+    run: &mut Run,
+) -> Result<()> {
+    let path = |i: usize| {
+        format!(
+            "/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/s0-metric-api-value?labelSelector=scaledobject.keda.sh%2Fname%3Dso{i}"
+        )
+    };
+    let uncached: Vec<String> = (0..s.n).filter(|i| i % 4 == 0).map(path).collect();
+    let cached: Vec<String> = (0..s.n).filter(|i| i % 4 == 2).map(path).collect();
+    for (field, paths, label) in [
+        ("metrics_p99_ms", uncached, "uncached"),
+        ("metrics_cached_p99_ms", cached, "cached"),
+    ] {
+        if paths.is_empty() {
+            continue;
+        }
+        let l =
+            keda_e2e::load::paced_gets(c, &paths, METRICS_RATE, Duration::from_secs(METRICS_SECS))
+                .await?;
+        println!(
+            "  external metrics, {label}: {} ok, {} failed; p50 {:.1} ms, p99 {:.1} ms{}",
+            l.ok_ms.len(),
+            l.failed,
+            l.p(0.5),
+            l.p(0.99),
+            l.first_error
+                .as_deref()
+                .map(|e| format!(" (first failure: {e})"))
+                .unwrap_or_default()
+        );
+        // A p99 over failures would flatter a server that fails fast.
+        if l.failed == 0 {
+            run.set(field, l.p(0.99));
+        }
+    }
+    let m = proc_stat(companions.metrics_apiserver.pid());
+    run.set("metrics_apiserver_rss_mib", mib(m.rss_kib));
+    println!(
+        "  metrics API server RSS {:.1} MiB ({:.1} anonymous)",
+        mib(m.rss_kib),
+        mib(m.anon_kib)
+    );
+    Ok(())
+}
+
+/// [`WEBHOOK_BURST`] AdmissionReviews (updates of the namespace's ScaledObjects to themselves, which
+/// both webhooks allow) sent straight to the webhook server, 32 at a time; p99 and RSS after.
+async fn measure_webhooks(
+    c: &Client,
+    ns: &str,
+    companions: &Companions,
+    run: &mut Run,
+) -> Result<()> {
+    let sos: Api<ScaledObject> = Api::namespaced(c.clone(), ns);
+    let reviews: Vec<serde_json::Value> = sos
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut so)| {
+            so.metadata.managed_fields = None;
+            let mut v = serde_json::to_value(&so)?;
+            v["apiVersion"] = "keda.sh/v1alpha1".into();
+            v["kind"] = "ScaledObject".into();
+            Ok(keda_e2e::load::scaled_object_update_review(
+                &format!("bench-{i}"),
+                &v,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    if reviews.is_empty() {
+        bail!("no ScaledObjects in {ns} to review");
+    }
+    let before = proc_stat(companions.webhooks.pid());
+    let host = format!("{WEBHOOK_SERVICE}.{ns}.svc");
+    let b = keda_e2e::load::webhook_burst(
+        &companions.webhook_url,
+        &host,
+        companions.webhook_addr,
+        &companions.ca_pem,
+        &reviews,
+        WEBHOOK_BURST,
+        CONCURRENCY,
+    )
+    .await?;
+    let after = proc_stat(companions.webhooks.pid());
+    println!(
+        "  webhook burst: {} allowed, {} denied, {} failed; p50 {:.1} ms, p99 {:.1} ms; RSS {:.1} MiB before, {:.1} after (peak {:.1}){}{}",
+        b.allowed,
+        b.denied,
+        b.latencies.failed,
+        b.latencies.p(0.5),
+        b.latencies.p(0.99),
+        mib(before.rss_kib),
+        mib(after.rss_kib),
+        mib(after.hwm_kib),
+        b.first_denial
+            .as_deref()
+            .map(|e| format!(" (first denial: {e})"))
+            .unwrap_or_default(),
+        b.latencies
+            .first_error
+            .as_deref()
+            .map(|e| format!(" (first failure: {e})"))
+            .unwrap_or_default()
+    );
+    if b.latencies.failed == 0 && b.denied == 0 {
+        run.set("webhook_p99_ms", b.latencies.p(0.99));
+        run.set("webhook_burst_rss_mib", mib(after.rss_kib));
+    }
+    Ok(())
 }
 
 async fn create_workload(c: &Client, ns: &str, s: &Settings) -> Result<()> {
@@ -230,7 +629,8 @@ async fn create_workload(c: &Client, ns: &str, s: &Settings) -> Result<()> {
                 let trigger = if cron {
                     "  minReplicaCount: 0\n  triggers:\n  - type: cron\n    metadata: {timezone: UTC, start: \"0 0 1 1 *\", end: \"0 1 1 1 *\", desiredReplicas: \"1\"}\n".to_owned()
                 } else {
-                    format!("  minReplicaCount: 1\n  triggers:\n  - type: metrics-api\n    metadata: {{url: \"{url}\", valueLocation: value, targetValue: \"10\"}}\n")
+                    let cached = i % 4 == 2;
+                    format!("  minReplicaCount: 1\n  triggers:\n  - type: metrics-api\n    useCachedMetrics: {cached}\n    metadata: {{url: \"{url}\", valueLocation: value, targetValue: \"10\"}}\n")
                 };
                 let so: ScaledObject = serde_yaml_ng::from_str(&format!(
                     "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: so{i}}}\nspec:\n  scaleTargetRef: {{name: w{i}}}\n  pollingInterval: {polling}\n  maxReplicaCount: 10\n{trigger}"
@@ -314,7 +714,16 @@ async fn measure(c: &Client, implementation: &str, s: &Settings, ns: &str) -> Re
         &counting_proxy(s.proxy, tally.clone()).await?,
     )?;
     let metrics_addr = format!("127.0.0.1:{}", free_port("127.0.0.1")?);
-    let mut op = start_operator(implementation, s, &ns, &dir, &kubeconfig, &metrics_addr)?;
+    let grpc = format!("127.0.0.1:{}", free_port("127.0.0.1")?);
+    let mut op = start_operator(
+        implementation,
+        s,
+        &ns,
+        &dir,
+        &kubeconfig,
+        &metrics_addr,
+        &grpc,
+    )?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
@@ -342,6 +751,7 @@ async fn measure(c: &Client, implementation: &str, s: &Settings, ns: &str) -> Re
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     tokio::time::sleep(Duration::from_secs(20)).await;
+    let companions = start_companions(c, implementation, s, &ns, &dir, &grpc, &mut op).await?;
     let idle = proc_stat(op.pid());
     println!(
         "  idle RSS {:.1} MiB ({:.1} anonymous)",
@@ -384,7 +794,33 @@ async fn measure(c: &Client, implementation: &str, s: &Settings, ns: &str) -> Re
         mib(at_ready.hwm_kib)
     );
 
-    // Let the first ticks (spread over one interval) and the HPAs' first syncs pass.
+    // Steady state: the HPA controller has synced every HPA (each has conditions; until then the
+    // operators mirror its first results into the ScaledObjects' HPAActive condition), then one interval
+    // more for the first ticks.
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(c.clone(), &ns);
+    let syncing = Instant::now();
+    loop {
+        let unsynced = hpas
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|h| {
+                h.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_none_or(|c| c.is_empty())
+            })
+            .count();
+        if unsynced == 0 || syncing.elapsed() > Duration::from_secs(300) {
+            println!(
+                "  HPA controller synced all but {unsynced} HPAs {:.1} s after all were Ready",
+                syncing.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     tokio::time::sleep(Duration::from_secs(s.polling + 5)).await;
     let s0 = proc_stat(op.pid());
     let polls0 = s.polls.load(Ordering::Relaxed);
@@ -435,6 +871,10 @@ async fn measure(c: &Client, implementation: &str, s: &Settings, ns: &str) -> Re
         .collect();
     by_request.sort();
     println!("  operator requests: {}", by_request.join(", "));
+
+    measure_metrics(c, &ns, s, &companions, &mut run).await?;
+    measure_webhooks(c, &ns, &companions, &mut run).await?;
+    drop(companions);
 
     // The operator must outlive its ScaledObjects (it removes their finalizers); then the namespace goes,
     // and the next implementation starts on a quiet control plane.
@@ -547,9 +987,7 @@ async fn main() -> Result<()> {
         if fresh.len() == impls.len() {
             println!();
             print!("{}", versus::table(&runs));
-            println!(
-                "(null / '-': not measured by this bench: no metrics API server and no webhooks run in it)"
-            );
+            println!("(null / '-': not measured, or a pass with failures: see the lines above)");
         }
     }
     println!(

@@ -5,6 +5,7 @@
 
 pub mod apicount;
 pub mod bench;
+pub mod load;
 pub mod versus;
 pub mod webhooks;
 
