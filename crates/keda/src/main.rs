@@ -15,8 +15,16 @@ use clap::{Parser, Subcommand};
 /// memory is long-lived per-object state; with glibc the anonymous memory was 40% larger and a poll cost
 /// ~40% more CPU (`cargo xtask bench operator`, 1,000 objects at 1 s: 33.3 vs 23.8 MiB anonymous,
 /// 0.192 vs 0.138 CPU-s per 1,000 polls). Its options are set at build time in `.cargo/config.toml`.
+#[cfg(not(feature = "dhat-heap"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// A heap-profiling build (`cargo build -p keda --features dhat-heap`): every allocation is recorded with
+/// its call stack, and `$KEDA_DHAT_FILE` (default `dhat-heap.json`) is written when the process exits
+/// normally (SIGTERM), for `cargo xtask bench operator`'s heap report (BENCH_HEAP=1). Slow; never shipped.
+#[cfg(feature = "dhat-heap")]
+#[global_allocator]
+static ALLOCATOR: dhat::Alloc = dhat::Alloc;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -52,6 +60,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    #[cfg(feature = "dhat-heap")]
+    let _profiler = dhat::Profiler::builder()
+        .file_name(std::env::var_os("KEDA_DHAT_FILE").unwrap_or_else(|| "dhat-heap.json".into()))
+        .build();
     let cli = Cli::parse();
     match cli.command {
         Command::Operator(args) => match operator::run(*args) {

@@ -40,7 +40,10 @@
 //! Environment: `BENCH_N` (1000), `BENCH_POLLING` (30), `BENCH_STEADY_SECS` (max(120, 4 × S)),
 //! `BENCH_READY_LIMIT_SECS` (1800: then `ready_s` is null), `KEDA_BIN` (keda-rs), `UPSTREAM_KEDA_DIR` (hack/upstream/build.sh's output: `bin/`, `crd/`),
 //! `BENCH_IMPLS` (comma-separated subset of keda-rs,upstream-2.20.2,upstream-2.20.2-qps100), `BENCH_KEEP=1`
-//! (keep the other implementations' runs of an earlier operator.json with the same N and S).
+//! (keep the other implementations' runs of an earlier operator.json with the same N and S), `BENCH_HEAP=1`
+//! (`KEDA_BIN` is a `cargo build -p keda --features dhat-heap` binary: after the measurements keda-rs
+//! is stopped with every object present and the top allocation sites of its heap are printed; its
+//! profile is kept in `target/bench/dhat-heap.json`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -83,6 +86,8 @@ struct Settings {
     polls: Arc<AtomicU64>,
     proxy: std::net::SocketAddr,
     upstream: PathBuf,
+    /// BENCH_HEAP=1: keda-rs is a `--features dhat-heap` build; its heap profile is reported.
+    heap_profile: bool,
 }
 
 /// `name{labels} value` samples of one metric in a Prometheus text exposition.
@@ -187,6 +192,15 @@ fn start_operator(
         ("KUBECONFIG", kubeconfig),
     ];
     if implementation == versus::KEDA_RS {
+        let dhat_file = dir.join("dhat-heap.json").display().to_string();
+        let env = [
+            env[0],
+            env[1],
+            env[2],
+            env[3],
+            env[4],
+            ("KEDA_DHAT_FILE", dhat_file.as_str()),
+        ];
         return KedaProcess::start(
             &format!("{ns}-operator"),
             &[
@@ -612,6 +626,73 @@ async fn measure_webhooks(
     Ok(())
 }
 
+/// The top program points of a dhat heap profile (`keda` built with `--features dhat-heap`) by bytes
+/// live at the end (t-end: the operator stopped at steady state with all objects present), each with its
+/// innermost frames from this workspace's crates (`keda…`) or, if none, its innermost frames.
+fn heap_report(path: &Path, top: usize) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the heap profile {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)?;
+    let frames: Vec<&str> = v["ftbl"]
+        .as_array()
+        .context("dhat profile without ftbl")?
+        .iter()
+        .map(|f| f.as_str().unwrap_or(""))
+        .collect();
+    let mut pps: Vec<(u64, u64, Vec<usize>)> = v["pps"]
+        .as_array()
+        .context("dhat profile without pps")?
+        .iter()
+        .map(|pp| {
+            (
+                pp["eb"].as_u64().unwrap_or(0),
+                pp["ebk"].as_u64().unwrap_or(0),
+                pp["fs"]
+                    .as_array()
+                    .map(|fs| {
+                        fs.iter()
+                            .filter_map(|f| f.as_u64())
+                            .map(|f| f as usize)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let total: u64 = pps.iter().map(|p| p.0).sum();
+    pps.sort_by_key(|p| std::cmp::Reverse(p.0));
+    let mut out = format!(
+        "  heap live at the end: {:.1} MiB in {} blocks; top {top} allocation sites:\n",
+        total as f64 / 1048576.0,
+        pps.iter().map(|p| p.1).sum::<u64>()
+    );
+    for (bytes, blocks, fs) in pps.iter().take(top) {
+        let names: Vec<&str> = fs.iter().filter_map(|i| frames.get(*i).copied()).collect();
+        let ours: Vec<&str> = names
+            .iter()
+            .filter(|f| f.contains(" keda_") || f.contains(" keda::"))
+            .take(3)
+            .copied()
+            .collect();
+        let shown = if ours.is_empty() {
+            names.iter().skip(1).take(3).copied().collect()
+        } else {
+            ours
+        };
+        out.push_str(&format!(
+            "    {:6.2} MiB {:5.1}% {blocks:>7} blocks  {}\n",
+            *bytes as f64 / 1048576.0,
+            *bytes as f64 * 100.0 / total.max(1) as f64,
+            shown
+                .iter()
+                .map(|f| f.split_once(": ").map_or(*f, |(_, f)| f))
+                .collect::<Vec<_>>()
+                .join(" <- ")
+        ));
+    }
+    Ok(out)
+}
+
 async fn create_workload(c: &Client, ns: &str, s: &Settings) -> Result<()> {
     let deployments: Api<Deployment> = Api::namespaced(c.clone(), ns);
     let sos: Api<ScaledObject> = Api::namespaced(c.clone(), ns);
@@ -875,6 +956,18 @@ async fn measure(c: &Client, implementation: &str, s: &Settings, ns: &str) -> Re
     measure_metrics(c, &ns, s, &companions, &mut run).await?;
     measure_webhooks(c, &ns, &companions, &mut run).await?;
     drop(companions);
+    if s.heap_profile && implementation == versus::KEDA_RS {
+        // A heap-profiling build writes its profile on a normal exit: stop it with every object present,
+        // then drop the finalizers it can no longer remove.
+        op.terminate_within(Duration::from_secs(600));
+        print!("{}", heap_report(&dir.join("dhat-heap.json"), 25)?);
+        let kept = root().join("target/bench/dhat-heap.json");
+        std::fs::create_dir_all(root().join("target/bench"))?;
+        std::fs::rename(dir.join("dhat-heap.json"), &kept)?;
+        println!("  profile kept in {}", kept.display());
+        discard(c, &ns).await;
+        return Ok(run);
+    }
 
     // The operator must outlive its ScaledObjects (it removes their finalizers); then the namespace goes,
     // and the next implementation starts on a quiet control plane.
@@ -943,6 +1036,7 @@ async fn main() -> Result<()> {
         polls,
         proxy: proxy.addr,
         upstream,
+        heap_profile: std::env::var("BENCH_HEAP").is_ok_and(|v| v == "1"),
     };
     println!(
         "side-by-side operator bench: {n} ScaledObjects (half metrics-api, half cron), pollingInterval {polling} s, steady window {} s",
@@ -969,6 +1063,10 @@ async fn main() -> Result<()> {
     // The files are rewritten after each implementation, so a run cut short keeps what it measured.
     for implementation in &impls {
         fresh.push(one(&c, implementation, &settings).await?);
+        if settings.heap_profile {
+            // A profiling build's numbers are not keda-rs's: nothing is written.
+            continue;
+        }
         let runs: Vec<Run> = all
             .iter()
             .filter_map(|name| {

@@ -362,10 +362,15 @@ impl KedaProcess {
 
     /// SIGTERM (graceful: the operator releases its Lease), then wait.
     pub fn terminate(&mut self) {
+        self.terminate_within(Duration::from_secs(10));
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited after `grace`.
+    pub fn terminate_within(&mut self, grace: Duration) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + grace;
         while Instant::now() < deadline && self.is_running() {
             std::thread::sleep(Duration::from_millis(100));
         }
