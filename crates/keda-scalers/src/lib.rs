@@ -135,10 +135,11 @@ pub trait TriggerConfig: Send + Sync + std::fmt::Debug {
     fn metric_spec(&self) -> MetricSpec;
     /// Which trigger this is (index in its object, type), as errors name it.
     fn trigger(&self) -> TriggerRef;
-    /// The threshold a sample's value must exceed (strictly, [`is_active`]) for the trigger to be
-    /// active, for scalers whose activity is exactly that; `None` for the others (cron's schedule, Kafka's
-    /// per-partition lag, queues counted in integers, servers that answer `IsActive` themselves). `keda
-    /// simulate` replays a metric series through it.
+    /// The threshold a sample's value must exceed (strictly, [`is_active`], which the scaler's own
+    /// sample uses too) for the trigger to be active, for scalers whose activity follows from the value
+    /// alone; `None` for the others (cron's schedule, servers that answer `IsActive` themselves,
+    /// `rabbitmq`'s rate modes, Kafka settings under which activation counts lag the metric leaves out).
+    /// `keda simulate` replays a metric series through it.
     fn activation_threshold(&self) -> Option<f64> {
         None
     }

@@ -191,7 +191,11 @@ fn bad_input_is_named() {
                 "broken.yaml",
                 "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: b, namespace: default}\nspec:\n  scaleTargetRef: {name: w}\n  minReplicaCount: 5\n  maxReplicaCount: 2\n  triggers: [{type: metrics-api, metadata: {url: 'http://x/', valueLocation: v, targetValue: '1'}}]\n",
             ),
-            ("ok.csv", "t,s0-cpu,s0-cron\n0,1,1\n"),
+            (
+                "rabbit.yaml",
+                "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: r, namespace: default}\nspec:\n  scaleTargetRef: {name: w}\n  triggers: [{type: rabbitmq, metadata: {host: 'http://rabbitmq:15672/', queueName: jobs, mode: MessageRate, value: '5'}}]\n",
+            ),
+            ("ok.csv", "t,s0-cpu,s0-cron,s0-rabbitmq-jobs\n0,1,1,1\n"),
         ],
     );
     let p = |f: &str| dir.join(f).to_string_lossy().into_owned();
@@ -239,6 +243,11 @@ fn bad_input_is_named() {
             "trigger 0 (cron): its scaler decides activity by its own rule",
         ),
         (
+            vec![p("rabbit.yaml"), "--series".into(), p("ok.csv")],
+            2,
+            "trigger 0 (rabbitmq): its scaler decides activity by its own rule",
+        ),
+        (
             vec![p("cpu.yaml"), "--series".into(), p("ok.csv")],
             2,
             "trigger 0 (cpu) is measured by the HPA from the pods' usage",
@@ -263,4 +272,58 @@ fn bad_input_is_named() {
     }
     let _ = std::fs::remove_dir_all(&dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A Redis list replayed: the activation threshold (`activationListLength: 3`) is the scaler's own,
+/// compared strictly, so a length of 3 leaves the target at zero and 4 wakes it.
+#[test]
+fn a_redis_list_activates_above_its_activation_list_length() {
+    let dir = scratch(
+        "redis",
+        &[
+            (
+                "so.yaml",
+                "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: jobs, namespace: default}\nspec:\n  scaleTargetRef: {name: worker}\n  pollingInterval: 15\n  cooldownPeriod: 30\n  minReplicaCount: 0\n  maxReplicaCount: 8\n  triggers:\n  - type: redis\n    metadata: {address: 'redis:6379', listName: jobs, listLength: '10', activationListLength: '3'}\n",
+            ),
+            (
+                "s.csv",
+                "t,s0-redis-jobs\n0,0\n60,3\n120,4\n240,45\n600,0\n700,0\n",
+            ),
+        ],
+    );
+    let run = keda_simulate(&[
+        dir.join("so.yaml").to_str().expect("path"),
+        "--series",
+        dir.join("s.csv").to_str().expect("path"),
+        "-o",
+        "json",
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let doc: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let timeline = doc["timeline"].as_array().expect("timeline");
+    let replicas_at = |t: i64| {
+        timeline
+            .iter()
+            .take_while(|e| e["t"].as_i64().expect("t") <= t)
+            .last()
+            .and_then(|e| e["replicas"].as_i64())
+            .expect("an entry")
+    };
+    // 3 is not above 3: still asleep at 119. 4 at the poll at 120 activates (1 replica); 45 over a target
+    // of 10 per replica: the HPA asks for 5, the default scale-up limit (4 pods) gives 4, then 5. At 0 from
+    // 600, KEDA's 30 s cooldown after the last active poll (585) ends it at 615, while the HPA's default
+    // 300 s window still holds 5.
+    for (t, r) in [
+        (0, 0),
+        (119, 0),
+        (120, 1),
+        (239, 1),
+        (240, 4),
+        (255, 5),
+        (614, 5),
+        (615, 0),
+    ] {
+        assert_eq!(replicas_at(t), r, "t={t}: {timeline:#?}");
+    }
 }

@@ -117,6 +117,10 @@ impl TriggerConfig for RedisStreamsConfig {
         }
     }
 
+    fn activation_threshold(&self) -> Option<f64> {
+        Some(self.activation_lag_count as f64)
+    }
+
     /// `XPENDING` or `XLEN`: one command; the lag: `INFO server`, `XINFO GROUPS`, and `XLEN` when the
     /// group is not registered yet.
     fn timeouts(&self, _defaults: &TimeoutDefaults) -> ScalerTimeouts {
@@ -268,7 +272,7 @@ impl Scaler for RedisStreamsScaler {
         })?;
         Ok(Sample {
             value: count as f64,
-            active: count > self.config.activation_lag_count,
+            active: crate::is_active(count as f64, self.config.activation_lag_count as f64),
         })
     }
 }

@@ -269,6 +269,10 @@ impl TriggerConfig for ActiveMqConfig {
         }
     }
 
+    fn activation_threshold(&self) -> Option<f64> {
+        Some(self.activation_target_queue_size as f64)
+    }
+
     /// Upstream's client has `KEDA_HTTP_DEFAULT_TIMEOUT` and no setting of its own.
     fn timeouts(&self, defaults: &TimeoutDefaults) -> ScalerTimeouts {
         ScalerTimeouts::http(defaults.http)
@@ -346,7 +350,7 @@ impl Scaler for ActiveMqScaler {
             .map_err(|m| backend("reading the ActiveMQ queue size", format!("ActiveMQ {m}")))?;
         Ok(Sample {
             value: size as f64,
-            active: size > c.activation_target_queue_size,
+            active: crate::is_active(size as f64, c.activation_target_queue_size as f64),
         })
     }
 }

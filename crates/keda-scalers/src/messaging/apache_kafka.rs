@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::input::{AUTH, METADATA, METADATA_AUTH, METADATA_ENV};
 use crate::messaging::kafka::{
     KafkaConnection, KafkaTls, LagQuery, LagScaler, OffsetResetPolicy, PartitionRules, Sasl,
-    TotalRules, parse_partition_limitation,
+    TotalRules, metric_activation_threshold, parse_partition_limitation,
 };
 use crate::{
     BuildContext, MetricSpec, MetricTargetType, Scaler, ScalerError, ScalerTimeouts,
@@ -279,6 +279,25 @@ pub fn parse_config(input: &TriggerInput<'_>) -> Result<ApacheKafkaConfig, Scale
     })
 }
 
+impl ApacheKafkaConfig {
+    fn partition_rules(&self) -> PartitionRules {
+        PartitionRules {
+            offset_reset_policy: self.offset_reset_policy,
+            scale_to_zero_on_invalid_offset: self.scale_to_zero_on_invalid_offset,
+            exclude_persistent_lag: self.exclude_persistent_lag,
+        }
+    }
+
+    fn total_rules(&self) -> TotalRules {
+        TotalRules {
+            lag_threshold: self.lag_threshold,
+            allow_idle_consumers: self.allow_idle_consumers,
+            limit_to_partitions_with_lag: self.limit_to_partitions_with_lag,
+            ensure_even_distribution_of_partitions: self.ensure_even_distribution_of_partitions,
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl TriggerConfig for ApacheKafkaConfig {
     fn metric_spec(&self) -> MetricSpec {
@@ -291,6 +310,15 @@ impl TriggerConfig for ApacheKafkaConfig {
 
     fn trigger(&self) -> TriggerRef {
         self.trigger.clone()
+    }
+
+    /// `activationLagThreshold` where the metric alone decides activity ([`metric_activation_threshold`]).
+    fn activation_threshold(&self) -> Option<f64> {
+        metric_activation_threshold(
+            &self.partition_rules(),
+            &self.total_rules(),
+            self.activation_lag_threshold,
+        )
     }
 
     fn timeouts(&self, _defaults: &TimeoutDefaults) -> ScalerTimeouts {
@@ -306,17 +334,8 @@ impl TriggerConfig for ApacheKafkaConfig {
             group: self.consumer_group.clone(),
             topics: self.topics.clone(),
             partition_limitation: self.partition_limitation.clone(),
-            partition_rules: PartitionRules {
-                offset_reset_policy: self.offset_reset_policy,
-                scale_to_zero_on_invalid_offset: self.scale_to_zero_on_invalid_offset,
-                exclude_persistent_lag: self.exclude_persistent_lag,
-            },
-            total_rules: TotalRules {
-                lag_threshold: self.lag_threshold,
-                allow_idle_consumers: self.allow_idle_consumers,
-                limit_to_partitions_with_lag: self.limit_to_partitions_with_lag,
-                ensure_even_distribution_of_partitions: self.ensure_even_distribution_of_partitions,
-            },
+            partition_rules: self.partition_rules(),
+            total_rules: self.total_rules(),
             activation_lag_threshold: self.activation_lag_threshold,
             require_members: true,
             unknown_topic_is_error: false,

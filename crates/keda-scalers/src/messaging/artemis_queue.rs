@@ -286,6 +286,10 @@ impl TriggerConfig for ArtemisConfig {
         }
     }
 
+    fn activation_threshold(&self) -> Option<f64> {
+        Some(self.activation_queue_length as f64)
+    }
+
     /// Upstream's client has `KEDA_HTTP_DEFAULT_TIMEOUT` and no setting of its own.
     fn timeouts(&self, defaults: &TimeoutDefaults) -> ScalerTimeouts {
         ScalerTimeouts::http(defaults.http)
@@ -347,7 +351,7 @@ impl Scaler for ArtemisScaler {
         let count = jolokia_value(status, &body).map_err(|m| backend(format!("artemis {m}")))?;
         Ok(Sample {
             value: count as f64,
-            active: count > c.activation_queue_length,
+            active: crate::is_active(count as f64, c.activation_queue_length as f64),
         })
     }
 }

@@ -232,6 +232,10 @@ impl TriggerConfig for NatsJetStreamConfig {
         }
     }
 
+    fn activation_threshold(&self) -> Option<f64> {
+        Some(self.activation_lag_threshold as f64)
+    }
+
     fn timeouts(&self, defaults: &TimeoutDefaults) -> ScalerTimeouts {
         ScalerTimeouts::http(defaults.http * CLUSTER_LOOKUP_REQUESTS)
     }
@@ -560,7 +564,7 @@ impl Scaler for NatsJetStreamScaler {
             .map_err(|m| self.backend("reading the consumer lag", m))?;
         Ok(Sample {
             value: lag as f64,
-            active: lag > self.config.activation_lag_threshold,
+            active: crate::is_active(lag as f64, self.config.activation_lag_threshold as f64),
         })
     }
 }

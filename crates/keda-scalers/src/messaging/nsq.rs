@@ -178,6 +178,10 @@ impl TriggerConfig for NsqConfig {
         }
     }
 
+    fn activation_threshold(&self) -> Option<f64> {
+        Some(self.activation_depth_threshold as f64)
+    }
+
     fn timeouts(&self, defaults: &TimeoutDefaults) -> ScalerTimeouts {
         ScalerTimeouts::http(defaults.http * REQUEST_ROUNDS)
     }
@@ -420,7 +424,7 @@ impl Scaler for NsqScaler {
         let depth = self.depth().await?;
         Ok(Sample {
             value: depth as f64,
-            active: depth > self.config.activation_depth_threshold,
+            active: crate::is_active(depth as f64, self.config.activation_depth_threshold as f64),
         })
     }
 }

@@ -374,28 +374,214 @@ fn scaler_labels_prefer_the_trigger_name() {
 }
 
 /// `activation_threshold` (what `keda simulate` replays activity with) reports the value each
-/// threshold-activated scaler compares its sample against, read from its own activation key; scalers with
-/// another rule report none.
+/// threshold-activated scaler compares its sample against, read from its own activation key (with the
+/// extra settings that decide whether the value alone decides activity); scalers with another rule report
+/// none.
 #[test]
 fn activation_thresholds_come_from_each_scalers_own_key() {
     let env = BTreeMap::new();
-    let keyed = [
-        ("new-relic", Some("activationThreshold")),
-        ("prometheus", Some("activationThreshold")),
-        ("metrics-api", Some("activationTargetValue")),
-        ("kubernetes-workload", Some("activationValue")),
-        ("kubernetes-resource", Some("activationTargetValue")),
-        ("cron", None),
-        ("cpu", None),
+    // (type, extra metadata, activation key and value, the threshold expected)
+    type Case = (
+        &'static str,
+        Pairs,
+        Option<(&'static str, &'static str)>,
+        Option<f64>,
+    );
+    let cases: &[Case] = &[
+        (
+            "new-relic",
+            vec![],
+            Some(("activationThreshold", "2.5")),
+            Some(2.5),
+        ),
+        (
+            "prometheus",
+            vec![],
+            Some(("activationThreshold", "2.5")),
+            Some(2.5),
+        ),
+        (
+            "metrics-api",
+            vec![],
+            Some(("activationTargetValue", "2.5")),
+            Some(2.5),
+        ),
+        (
+            "kubernetes-workload",
+            vec![],
+            Some(("activationValue", "2.5")),
+            Some(2.5),
+        ),
+        (
+            "kubernetes-resource",
+            vec![],
+            Some(("activationTargetValue", "2.5")),
+            Some(2.5),
+        ),
+        (
+            "datadog",
+            vec![],
+            Some(("activationQueryValue", "2.5")),
+            Some(2.5),
+        ),
+        ("datadog", vec![], None, Some(0.0)),
+        (
+            "redis",
+            vec![],
+            Some(("activationListLength", "3")),
+            Some(3.0),
+        ),
+        ("redis", vec![], None, Some(0.0)),
+        (
+            "redis-cluster",
+            vec![],
+            Some(("activationListLength", "3")),
+            Some(3.0),
+        ),
+        (
+            "redis-sentinel",
+            vec![],
+            Some(("activationListLength", "3")),
+            Some(3.0),
+        ),
+        (
+            "redis-streams",
+            vec![],
+            Some(("activationLagCount", "3")),
+            Some(3.0),
+        ),
+        (
+            "redis-cluster-streams",
+            vec![],
+            Some(("activationLagCount", "3")),
+            Some(3.0),
+        ),
+        (
+            "redis-sentinel-streams",
+            vec![],
+            Some(("activationLagCount", "3")),
+            Some(3.0),
+        ),
+        (
+            "rabbitmq",
+            vec![],
+            Some(("activationValue", "2.5")),
+            Some(2.5),
+        ),
+        (
+            "rabbitmq",
+            vec![("mode", "QueueLength"), ("value", "5")],
+            Some(("activationValue", "3")),
+            Some(3.0),
+        ),
+        (
+            "rabbitmq",
+            vec![
+                ("host", "http://rabbitmq:15672/"),
+                ("mode", "DeliverGetRate"),
+                ("value", "5"),
+            ],
+            Some(("activationValue", "3")),
+            Some(3.0),
+        ),
+        (
+            "rabbitmq",
+            vec![
+                ("host", "http://rabbitmq:15672/"),
+                ("mode", "MessageRate"),
+                ("value", "5"),
+            ],
+            Some(("activationValue", "3")),
+            None,
+        ),
+        (
+            "nats-jetstream",
+            vec![],
+            Some(("activationLagThreshold", "3")),
+            Some(3.0),
+        ),
+        (
+            "nsq",
+            vec![],
+            Some(("activationDepthThreshold", "3")),
+            Some(3.0),
+        ),
+        (
+            "activemq",
+            vec![],
+            Some(("activationTargetQueueSize", "3")),
+            Some(3.0),
+        ),
+        (
+            "artemis-queue",
+            vec![],
+            Some(("activationQueueLength", "3")),
+            Some(3.0),
+        ),
+        // Upstream's default activationQueueLength is 10.
+        ("artemis-queue", vec![], None, Some(10.0)),
+        (
+            "kafka",
+            vec![],
+            Some(("activationLagThreshold", "3")),
+            Some(3.0),
+        ),
+        (
+            "apache-kafka",
+            vec![],
+            Some(("activationLagThreshold", "3")),
+            Some(3.0),
+        ),
+        // A capped metric (one lagThreshold, 10, per partition) can fall to the threshold.
+        (
+            "kafka",
+            vec![],
+            Some(("activationLagThreshold", "10")),
+            None,
+        ),
+        (
+            "kafka",
+            vec![("allowIdleConsumers", "true")],
+            Some(("activationLagThreshold", "10")),
+            Some(10.0),
+        ),
+        (
+            "apache-kafka",
+            vec![("allowIdleConsumers", "true")],
+            Some(("activationLagThreshold", "10")),
+            Some(10.0),
+        ),
+        (
+            "kafka",
+            vec![("excludePersistentLag", "true")],
+            Some(("activationLagThreshold", "3")),
+            None,
+        ),
+        (
+            "apache-kafka",
+            vec![("excludePersistentLag", "true")],
+            Some(("activationLagThreshold", "3")),
+            None,
+        ),
+        (
+            "kafka",
+            vec![("ensureEvenDistributionOfPartitions", "true")],
+            Some(("activationLagThreshold", "3")),
+            None,
+        ),
+        ("cron", vec![], None, None),
+        ("cpu", vec![], None, None),
+        ("external", vec![], None, None),
     ];
-    for (ty, key) in keyed {
-        if !registered_types().any(|t| t == ty) {
+    for (ty, extra, key, want) in cases {
+        if !registered_types().any(|t| t == *ty) {
             continue;
         }
         let (md, auth) = minimal(ty);
         let mut md = map(&md);
-        if let Some(key) = key {
-            md.insert(key.to_owned(), "2.5".to_owned());
+        md.extend(map(extra));
+        if let Some((key, value)) = key {
+            md.insert((*key).to_owned(), (*value).to_owned());
         }
         let auth = map(&auth);
         let input = TriggerInput {
@@ -406,9 +592,9 @@ fn activation_thresholds_come_from_each_scalers_own_key() {
             metadata: &md,
             resolved_env: &env,
             auth_params: &auth,
-            metric_type: matches!(ty, "cpu").then_some("Utilization"),
+            metric_type: matches!(*ty, "cpu").then_some("Utilization"),
         };
-        let config = parse_trigger(&input).unwrap_or_else(|e| panic!("{ty}: {e}"));
-        assert_eq!(config.activation_threshold(), key.map(|_| 2.5), "{ty}");
+        let config = parse_trigger(&input).unwrap_or_else(|e| panic!("{ty} {md:?}: {e}"));
+        assert_eq!(config.activation_threshold(), *want, "{ty} {md:?}");
     }
 }

@@ -87,6 +87,10 @@ impl TriggerConfig for RedisConfig {
         }
     }
 
+    fn activation_threshold(&self) -> Option<f64> {
+        Some(self.activation_list_length as f64)
+    }
+
     /// One command (`EVAL`) per sample.
     fn timeouts(&self, _defaults: &TimeoutDefaults) -> ScalerTimeouts {
         timeouts(1)
@@ -130,7 +134,7 @@ impl Scaler for RedisScaler {
             value_int(&reply).ok_or_else(|| backend(format!("unexpected reply {reply:?}")))?;
         Ok(Sample {
             value: length as f64,
-            active: length > self.config.activation_list_length,
+            active: crate::is_active(length as f64, self.config.activation_list_length as f64),
         })
     }
 }

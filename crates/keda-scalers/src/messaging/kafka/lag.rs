@@ -170,6 +170,29 @@ pub fn next_balanced_factor(total_lag: i64, partitions: i64, lag_threshold: i64)
         .unwrap_or(partitions)
 }
 
+/// The threshold a replay that sees only the trigger's metric (`keda simulate`) may compare it with:
+/// `Some` when the metric of [`total_lag`] is above `activation_lag_threshold` exactly when the lag the
+/// scaler activates on is, for any partition lags. Never with `excludePersistentLag` (activation counts
+/// lag the metric leaves out). A capped metric is at least one `lagThreshold` once it is capped, so it
+/// agrees when the threshold is below that. `ensureEvenDistributionOfPartitions` rounds any lag up (a
+/// zero lag too, unless `limitToPartitionsWithLag` caps it back to zero), so only "any lag at all"
+/// (threshold 0, with that cap) survives it.
+pub fn metric_activation_threshold(
+    partition: &PartitionRules,
+    total: &TotalRules,
+    activation_lag_threshold: i64,
+) -> Option<f64> {
+    let capped = !total.allow_idle_consumers || total.limit_to_partitions_with_lag;
+    let follows = if partition.exclude_persistent_lag {
+        false
+    } else if total.ensure_even_distribution_of_partitions {
+        total.limit_to_partitions_with_lag && activation_lag_threshold <= 0
+    } else {
+        !capped || activation_lag_threshold < total.lag_threshold
+    };
+    follows.then_some(activation_lag_threshold as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,6 +416,76 @@ mod tests {
             (101, 20),
         ] {
             assert_eq!(next_balanced_factor(lag, 100, 10), want, "lag {lag}");
+        }
+    }
+
+    /// Every partition layout up to three partitions and lags up to 40, under every combination of
+    /// rules: where [`metric_activation_threshold`] gives a threshold, the metric's activity equals the
+    /// scaler's; where it gives none, some layout makes them differ (so it refuses no more than needed).
+    #[test]
+    fn metric_activation_threshold_agrees_with_the_scalers_activation() {
+        let lags: Vec<i64> = (0..=40).step_by(3).collect();
+        let mut layouts: Vec<Vec<(i64, i64)>> = Vec::new();
+        for &a in &lags {
+            for &pa in &lags {
+                layouts.push(vec![(a, pa.max(a))]);
+                for &b in &lags {
+                    layouts.push(vec![(a, pa.max(a)), (b, b)]);
+                    layouts.push(vec![(a, a), (b, b), (0, pa)]);
+                }
+            }
+        }
+        let bools = [false, true];
+        for exclude in bools {
+            for idle in bools {
+                for limit in bools {
+                    for even in bools {
+                        for lag_threshold in [1, 5, 10] {
+                            for activation in [0, 4, 5, 9, 10, 30] {
+                                let p = PartitionRules {
+                                    exclude_persistent_lag: exclude,
+                                    ..LATEST
+                                };
+                                let t = TotalRules {
+                                    lag_threshold,
+                                    allow_idle_consumers: idle,
+                                    limit_to_partitions_with_lag: limit,
+                                    ensure_even_distribution_of_partitions: even,
+                                };
+                                let threshold = metric_activation_threshold(&p, &t, activation);
+                                let differs = layouts.iter().find(|layout| {
+                                    let parts: Vec<PartitionLag> = layout
+                                        .iter()
+                                        .map(|&(l, pl)| PartitionLag {
+                                            // Persistent lag exists only where it is excluded.
+                                            lag: if exclude { l } else { pl },
+                                            lag_with_persistent: pl,
+                                        })
+                                        .collect();
+                                    let (metric, with_persistent) = total_lag(&t, &parts);
+                                    crate::is_active(metric as f64, activation as f64)
+                                        != crate::is_active(
+                                            with_persistent as f64,
+                                            activation as f64,
+                                        )
+                                });
+                                let case = format!(
+                                    "exclude {exclude} idle {idle} limit {limit} even {even} lagThreshold {lag_threshold} activation {activation}"
+                                );
+                                match threshold {
+                                    Some(v) => {
+                                        assert_eq!(v, activation as f64, "{case}");
+                                        assert_eq!(differs, None, "{case}");
+                                    }
+                                    None => {
+                                        assert!(differs.is_some(), "{case}: refused needlessly")
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -37,7 +37,7 @@ pub use config::{
 };
 pub use lag::{
     INVALID_OFFSET, OffsetResetPolicy, PartitionLag, PartitionRules, PreviousOffsets, TotalRules,
-    factors, next_balanced_factor, partition_lag, total_lag,
+    factors, metric_activation_threshold, next_balanced_factor, partition_lag, total_lag,
 };
 
 use crate::{
@@ -68,6 +68,15 @@ impl TriggerConfig for KafkaConfig {
 
     fn trigger(&self) -> TriggerRef {
         self.trigger.clone()
+    }
+
+    /// `activationLagThreshold` where the metric alone decides activity ([`metric_activation_threshold`]).
+    fn activation_threshold(&self) -> Option<f64> {
+        metric_activation_threshold(
+            &self.partition_rules(),
+            &self.total_rules(),
+            self.activation_lag_threshold,
+        )
     }
 
     fn timeouts(&self, _defaults: &TimeoutDefaults) -> ScalerTimeouts {

@@ -514,6 +514,14 @@ impl TriggerConfig for RabbitMqConfig {
         }
     }
 
+    /// `activationValue` in the modes where [`RabbitMqConfig::evaluate`] compares the metric alone with
+    /// it; the other modes also activate on numbers the metric does not carry (the queue length, a
+    /// stopped consumer).
+    fn activation_threshold(&self) -> Option<f64> {
+        matches!(self.mode, Mode::QueueLength | Mode::DeliverGetRate)
+            .then_some(self.activation_value)
+    }
+
     /// HTTP: the trigger's `timeout`, else `KEDA_HTTP_DEFAULT_TIMEOUT`. AMQP: the connection is opened at
     /// build ([`AMQP_CONNECT_TIMEOUT`]); a poll may reopen it and then declares ([`AMQP_OPERATION_TIMEOUT`]).
     fn timeouts(&self, defaults: &TimeoutDefaults) -> ScalerTimeouts {
@@ -559,5 +567,60 @@ mod tests {
         assert_eq!(url_scheme("something://").as_deref(), Some("something"));
         assert_eq!(url_scheme("plainHost"), None);
         assert_eq!(url_scheme("1x://h"), None);
+    }
+
+    /// Where `activation_threshold` reports one, the scaler's activity is the value against it for any
+    /// queue status; where it reports none, some status makes them differ.
+    #[test]
+    fn activation_threshold_matches_evaluate() {
+        let statuses: Vec<QueueStatus> = [0, 2, 3, 4, 50]
+            .into_iter()
+            .flat_map(|messages| {
+                [0.0, 1.5, 3.0, 9.0].into_iter().flat_map(move |publish| {
+                    [0.0, 0.5, 3.0, 4.0]
+                        .into_iter()
+                        .map(move |deliver| QueueStatus {
+                            messages,
+                            publish_rate: publish,
+                            deliver_get_rate: deliver,
+                        })
+                })
+            })
+            .collect();
+        for (mode, _) in Mode::NAMES {
+            let md: std::collections::BTreeMap<String, String> = [
+                ("host", "http://rabbitmq:15672/"),
+                ("queueName", "q"),
+                ("mode", mode),
+                ("value", "5"),
+                ("activationValue", "3"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+            let empty = std::collections::BTreeMap::new();
+            let config = parse_config(&TriggerInput {
+                index: 0,
+                trigger_type: TRIGGER_TYPE,
+                namespace: "default",
+                name: None,
+                metadata: &md,
+                resolved_env: &empty,
+                auth_params: &empty,
+                metric_type: None,
+            })
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+            let differs = statuses.iter().find(|s| {
+                let sample = config.evaluate(**s);
+                sample.active != crate::is_active(sample.value, 3.0)
+            });
+            match config.activation_threshold() {
+                Some(t) => {
+                    assert_eq!(t, 3.0, "{mode}");
+                    assert_eq!(differs, None, "{mode}");
+                }
+                None => assert!(differs.is_some(), "{mode}: refused needlessly"),
+            }
+        }
     }
 }

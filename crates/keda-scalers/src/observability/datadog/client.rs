@@ -40,6 +40,15 @@ impl TriggerConfig for DatadogConfig {
         }
     }
 
+    /// `activationQueryValue` (API) or `activationTargetValue` (Cluster Agent), as [`Scaler::sample`]
+    /// compares them.
+    fn activation_threshold(&self) -> Option<f64> {
+        Some(match &self.mode {
+            Mode::Api(api) => api.activation_query_value,
+            Mode::ClusterAgent(ca) => ca.activation_target_value,
+        })
+    }
+
     /// Upstream uses the trigger's `timeout` (else `KEDA_HTTP_DEFAULT_TIMEOUT`) in both modes.
     fn timeouts(&self, defaults: &TimeoutDefaults) -> ScalerTimeouts {
         ScalerTimeouts::http(self.timeout.unwrap_or(defaults.http))
