@@ -6,6 +6,7 @@
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use keda_api::consts::labels;
 use keda_api::{ScaledJob, ScaledObject};
 use keda_scalers::files::FileRoot;
 use serde_json::Value;
@@ -84,6 +85,12 @@ pub fn build_hpa(
     }
     let mut so = so.clone();
     as_stored(meta, &mut so.metadata);
+    // The operator adopts a new object (keda-operator's `adoption_patch`) before it builds the HPA: the
+    // name label the metrics API selects by is on the object then, and the HPA copies the object's labels.
+    so.metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert(labels::SCALED_OBJECT_NAME.to_owned(), meta.name.clone());
     let metrics: Vec<_> = triggers
         .iter()
         .enumerate()

@@ -237,7 +237,14 @@ fn the_rendered_hpa_is_the_one_the_operator_builds_field_by_field() {
     let rendered = &items[0];
 
     // The operator's path: the resolved parameters, its trigger parse, its conversion, its builder.
-    let so: keda_api::ScaledObject = serde_yaml_ng::from_str(KNOWN).expect("parses");
+    let mut so: keda_api::ScaledObject = serde_yaml_ng::from_str(KNOWN).expect("parses");
+    // It adopts the object first (finalizer, name label), in one write, before it builds the HPA.
+    let adoption = keda_operator::scaled_object::adoption::adoption_patch(&so).expect("adopts");
+    let mut stored = serde_json::to_value(&so).expect("serialises");
+    // The API server tests the missing finalizer list as null.
+    stored["metadata"]["finalizers"] = Value::Null;
+    json_patch::patch(&mut stored, &adoption).expect("the adoption patch applies");
+    so = serde_json::from_value(stored).expect("parses");
     let resolved = vec![
         keda_operator::triggers::ResolvedTrigger {
             env: BTreeMap::new(),
@@ -275,6 +282,7 @@ fn the_rendered_hpa_is_the_one_the_operator_builds_field_by_field() {
         ("/metadata/namespace", "shop"),
         ("/metadata/labels/team", "payments"),
         ("/metadata/labels/app.kubernetes.io~1part-of", "checkout"),
+        ("/metadata/labels/scaledobject.keda.sh~1name", "checkout"),
         (
             "/metadata/ownerReferences/0/uid",
             "6f1c1f55-3a51-4a1e-9b0e-1d1c0a7e2f10",

@@ -12,7 +12,7 @@
 //!
 //! `fingerprint` decides which watch events reconcile at all.
 
-mod adoption;
+pub mod adoption;
 mod apply;
 mod auth_status;
 mod finalize;
