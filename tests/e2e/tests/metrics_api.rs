@@ -800,3 +800,149 @@ async fn rabbitmq_queue_scales_a_deployment_from_zero_and_back() -> Result<()> {
     assert!(stack.operator.is_running(), "{}", stack.operator.log_tail());
     Ok(())
 }
+
+/// The replica steps of a timeline: `(t, replicas)` at each change, starting with the first entry.
+fn steps(timeline: impl IntoIterator<Item = (f64, i64)>) -> Vec<(f64, i64)> {
+    let mut out: Vec<(f64, i64)> = Vec::new();
+    for (t, r) in timeline {
+        if out.last().is_none_or(|&(_, last)| last != r) {
+            out.push((t, r));
+        }
+    }
+    out
+}
+
+/// Issue 19: `keda simulate` against the real thing. One metric series drives a metrics-api trigger
+/// (operator, metrics-apiserver, aggregation layer, kube-controller-manager's HPA controller) while a
+/// watch records every `spec.replicas` of the target; `keda simulate` replays the same ScaledObject and
+/// series. The two must pass through the same replica counts in the same order, each reached within one
+/// HPA sync period plus one pollingInterval of the other (the real HPA's and KEDA's phases are not the
+/// simulation's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_hpa_follows_keda_simulate() -> Result<()> {
+    use futures::StreamExt;
+    use kube::api::{WatchEvent, WatchParams};
+
+    const POLLING: u64 = 5;
+    const SERIES: &[(u64, f64)] = &[(0, 0.0), (30, 25.0), (90, 55.0), (150, 12.0), (210, 0.0)];
+    const END: u64 = 275;
+
+    let (stack, _registered) = Stack::serving("metrics-api-simulate").await?;
+    let ns = stack.ns.clone();
+    let c = client().await?;
+    let server = MetricServer::start(SERIES[0].1).await?;
+    let so = format!(
+        "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: worker, namespace: {ns}}}\nspec:\n  scaleTargetRef: {{name: worker}}\n  pollingInterval: {POLLING}\n  cooldownPeriod: 30\n  minReplicaCount: 0\n  maxReplicaCount: 6\n  advanced:\n    horizontalPodAutoscalerConfig:\n      behavior:\n        scaleDown: {{stabilizationWindowSeconds: 0}}\n  triggers:\n  - type: metrics-api\n    metadata: {{url: \"{}\", valueLocation: value, targetValue: \"10\", activationTargetValue: \"2\"}}\n",
+        server.url
+    );
+
+    // The simulation first (it is offline): the same object, the series until END.
+    let dir = root().join("target/keda-e2e-simulate").join(&ns);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("so.yaml"), &so)?;
+    let mut csv = "t,s0-metric-api-value\n".to_owned();
+    for (t, v) in SERIES.iter().chain(&[(END, SERIES[SERIES.len() - 1].1)]) {
+        csv.push_str(&format!("{t},{v}\n"));
+    }
+    std::fs::write(dir.join("series.csv"), &csv)?;
+    let bin = std::env::var_os("KEDA_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/debug/keda"));
+    let out = std::process::Command::new(&bin)
+        .arg("simulate")
+        .arg(dir.join("so.yaml"))
+        .arg("--series")
+        .arg(dir.join("series.csv"))
+        .args(["--start-replicas", "0", "-o", "json"])
+        .output()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    if !out.status.success() {
+        bail!(
+            "keda simulate failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let simulated = steps(
+        doc["timeline"]
+            .as_array()
+            .context("timeline")?
+            .iter()
+            .filter_map(|e| Some((e["t"].as_f64()?, e["replicas"].as_i64()?))),
+    );
+
+    // The real run: the target at 0, a watch on it, then the object and the series on the clock.
+    apply(
+        &ns,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: worker}\nspec:\n  replicas: 0\n  selector: {matchLabels: {app: worker}}\n  template:\n    metadata: {labels: {app: worker}}\n    spec:\n      containers: [{name: app, image: example/app:1}]\n",
+    )?;
+    let deployments: Api<Deployment> = Api::namespaced(c.clone(), &ns);
+    let observed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(Instant, i64)>::new()));
+    let watch = {
+        let observed = observed.clone();
+        let deployments = deployments.clone();
+        tokio::spawn(async move {
+            let mut rv = "0".to_owned();
+            loop {
+                let params = WatchParams::default()
+                    .fields("metadata.name=worker")
+                    .timeout(60);
+                let Ok(stream) = deployments.watch(&params, &rv).await else {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                };
+                let mut stream = stream.boxed();
+                while let Some(Ok(event)) = stream.next().await {
+                    let d = match event {
+                        WatchEvent::Added(d) | WatchEvent::Modified(d) => d,
+                        _ => continue,
+                    };
+                    if let Some(v) = d.metadata.resource_version.clone() {
+                        rv = v;
+                    }
+                    let replicas = d.spec.and_then(|s| s.replicas).unwrap_or(1);
+                    if let Ok(mut o) = observed.lock() {
+                        o.push((Instant::now(), i64::from(replicas)));
+                    }
+                }
+            }
+        })
+    };
+    apply(&ns, &so)?;
+    let start = Instant::now();
+    for &(t, v) in SERIES {
+        tokio::time::sleep_until((start + Duration::from_secs(t)).into()).await;
+        server.set(Some(v));
+    }
+    tokio::time::sleep_until((start + Duration::from_secs(END)).into()).await;
+    watch.abort();
+    let real = steps(
+        observed
+            .lock()
+            .map_err(|_| anyhow::anyhow!("watch poisoned"))?
+            .iter()
+            .map(|&(at, r)| (at.saturating_duration_since(start).as_secs_f64(), r)),
+    );
+    eprintln!("simulated {simulated:?}\nreal      {real:?}");
+
+    let tolerance = 15.0 + POLLING as f64;
+    let counts = |s: &[(f64, i64)]| s.iter().map(|&(_, r)| r).collect::<Vec<_>>();
+    assert_eq!(
+        counts(&real),
+        counts(&simulated),
+        "replica counts differ\nsimulated {simulated:?}\nreal      {real:?}\n--- operator ---\n{}",
+        stack.operator.log_tail()
+    );
+    for (s, r) in simulated.iter().zip(&real) {
+        assert!(
+            (s.0 - r.0).abs() <= tolerance,
+            "{} replicas: simulated at {} s, real at {:.1} s (tolerance {tolerance} s)\nsimulated {simulated:?}\nreal      {real:?}",
+            s.1,
+            s.0,
+            r.0
+        );
+    }
+    // The run really went through the series: up to the maximum and back to zero.
+    assert_eq!(counts(&simulated), [0, 1, 3, 6, 2, 1, 0], "{simulated:?}");
+    Ok(())
+}
