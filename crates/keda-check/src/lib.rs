@@ -13,9 +13,12 @@
 //! * [`manifests`]: a set of manifests (files, directories, stdin) as a source, checked as a whole
 //!   (`keda lint`; the binary only parses arguments and prints).
 //! * [`render`]: the objects the operator would create for such a set, by its own builders (`keda render`).
+//! * [`explain`]: why a live ScaledObject's target has its replicas and what would change them next
+//!   (`keda explain`; the binary reads the objects).
 //! * [`simulate`]: one ScaledObject of such a set prepared for `keda_core::simulate` (`keda simulate`).
 
 pub mod advice;
+pub mod explain;
 pub mod finding;
 pub mod manifests;
 pub mod object;

@@ -257,16 +257,31 @@ pub fn decide(input: &ScaleLoopInput) -> Decision {
     }
 }
 
+/// The start and length (seconds) of the cooldown that holds a scale to zero or idle: `lastActiveTime` and
+/// `cooldownPeriod`, or, without lastActiveTime (target scaled outside KEDA, or never active), the creation
+/// time and `initialCooldownPeriod`.
+fn cooldown_start(input: &ScaleLoopInput) -> (Option<Timestamp>, i32) {
+    match input.last_active_time {
+        Some(last) => (Some(last), input.cooldown_period),
+        None => (input.creation_time, input.initial_cooldown_period),
+    }
+}
+
+/// When the cooldown ends: from this instant on (strictly after it) an inactive poll scales to zero or
+/// idle. `None` when its start is unknown (it counts as elapsed) or the sum overflows.
+pub fn cooldown_end(input: &ScaleLoopInput) -> Option<Timestamp> {
+    let (since, period) = cooldown_start(input);
+    since?
+        .checked_add(SignedDuration::from_secs(i64::from(period)))
+        .ok()
+}
+
 fn scale_to_zero_or_idle(input: &ScaleLoopInput) -> Decision {
     if input.paused_scale_in {
         return Decision::ScaleInPaused;
     }
-    // Without lastActiveTime (target scaled outside KEDA, or never active) only the initial cooldown since
-    // creation applies. Upstream compares with a strict "before now".
-    let (since, period) = match input.last_active_time {
-        Some(last) => (Some(last), input.cooldown_period),
-        None => (input.creation_time, input.initial_cooldown_period),
-    };
+    // Upstream compares with a strict "before now".
+    let (since, period) = cooldown_start(input);
     let elapsed = match since {
         Some(t) => input.now.duration_since(t) > SignedDuration::from_secs(i64::from(period)),
         // No creation time: Go's zero time plus any period lies in the past.
@@ -571,6 +586,30 @@ mod tests {
         assert!(
             !scale(0, ScaleReason::Deactivate(DeactivateTo::Zero)).refreshes_last_active_time()
         );
+    }
+
+    #[test]
+    fn cooldown_end_follows_the_decision() {
+        let mut input = base();
+        input.current_replicas = 2;
+        input.last_active_time = Some(ts(900));
+        assert_eq!(cooldown_end(&input), Some(ts(1200)));
+        input.now = ts(1200);
+        assert_eq!(
+            decide(&input),
+            Decision::Cooldown,
+            "still cooling at the end"
+        );
+        input.now = ts(1201);
+        assert_eq!(
+            decide(&input),
+            scale(0, ScaleReason::Deactivate(DeactivateTo::Zero))
+        );
+        input.last_active_time = None;
+        input.initial_cooldown_period = 60;
+        assert_eq!(cooldown_end(&input), Some(ts(60)), "from creation");
+        input.creation_time = None;
+        assert_eq!(cooldown_end(&input), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! Float arithmetic is done in the controller's order, so results match bit for bit.
 
 use k8s_openapi::api::autoscaling::v2::{
-    HPAScalingRules, HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior,
+    HPAScalingRules, HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior, MetricSpec,
 };
 
 use super::MetricTargetType;
@@ -21,6 +21,8 @@ pub const SYNC_PERIOD_SECONDS: i64 = 15;
 pub const DEFAULT_TOLERANCE: f64 = 0.1;
 /// `--horizontal-pod-autoscaler-downscale-stabilization` default.
 pub const DOWNSCALE_STABILIZATION_SECONDS: i64 = 300;
+/// The AbleToScale reason of a scale-down held by the stabilization window (the controller's string).
+pub const SCALE_DOWN_STABILIZED: &str = "ScaleDownStabilized";
 const SCALE_UP_LIMIT_FACTOR: f64 = 2.0;
 const SCALE_UP_LIMIT_MINIMUM: f64 = 4.0;
 
@@ -175,6 +177,41 @@ impl Behavior {
     }
 }
 
+impl ExternalMetric {
+    /// The controller's view of one metric of HPA `hpa_name`; `None` when it is not an External metric.
+    pub fn from_spec(hpa_name: &str, m: &MetricSpec) -> Result<Option<ExternalMetric>, Error> {
+        let Some(external) = &m.external else {
+            return Ok(None);
+        };
+        let target = &external.target;
+        let (target_type, quantity) = match target.type_.as_str() {
+            "AverageValue" => (MetricTargetType::AverageValue, &target.average_value),
+            "Value" => (MetricTargetType::Value, &target.value),
+            other => {
+                return Err(unsupported(format!(
+                    "HPA {hpa_name}: metric {} has target type {other:?}",
+                    external.metric.name
+                )));
+            }
+        };
+        let value = quantity
+            .as_ref()
+            .and_then(|q| crate::quantity::parse_quantity(&q.0))
+            .ok_or_else(|| {
+                unsupported(format!(
+                    "HPA {hpa_name}: metric {} has no readable target",
+                    external.metric.name
+                ))
+            })?;
+        Ok(Some(ExternalMetric {
+            name: external.metric.name.clone(),
+            target_type,
+            // `MilliValue()` rounds up; targets are printed with three decimals, so this is exact.
+            target_milli: (value * 1000.0).round() as i64,
+        }))
+    }
+}
+
 impl Hpa {
     /// The controller's view of an HPA KEDA built. Only External metrics can be replayed: cpu and memory
     /// come from pods, which a series does not describe.
@@ -186,38 +223,15 @@ impl Hpa {
             .ok_or_else(|| unsupported(format!("HPA {name} has no spec")))?;
         let mut metrics = Vec::new();
         for m in spec.metrics.iter().flatten() {
-            let Some(external) = &m.external else {
-                return Err(unsupported(format!(
-                    "HPA {name}: a {} metric is measured from pods, which a series cannot replay",
-                    m.type_
-                )));
-            };
-            let target = &external.target;
-            let (target_type, quantity) = match target.type_.as_str() {
-                "AverageValue" => (MetricTargetType::AverageValue, &target.average_value),
-                "Value" => (MetricTargetType::Value, &target.value),
-                other => {
+            match ExternalMetric::from_spec(&name, m)? {
+                Some(metric) => metrics.push(metric),
+                None => {
                     return Err(unsupported(format!(
-                        "HPA {name}: metric {} has target type {other:?}",
-                        external.metric.name
+                        "HPA {name}: a {} metric is measured from pods, which a series cannot replay",
+                        m.type_
                     )));
                 }
-            };
-            let value = quantity
-                .as_ref()
-                .and_then(|q| crate::quantity::parse_quantity(&q.0))
-                .ok_or_else(|| {
-                    unsupported(format!(
-                        "HPA {name}: metric {} has no readable target",
-                        external.metric.name
-                    ))
-                })?;
-            metrics.push(ExternalMetric {
-                name: external.metric.name.clone(),
-                target_type,
-                // `MilliValue()` rounds up; targets are printed with three decimals, so this is exact.
-                target_milli: (value * 1000.0).round() as i64,
-            });
+            }
         }
         Ok(Hpa {
             min_replicas: spec.min_replicas.unwrap_or(1),
@@ -328,8 +342,8 @@ impl Sync {
     }
 }
 
-/// The tolerance band test, inclusive at both ends (§4.3).
-fn within(ratio: f64, up: f64, down: f64) -> bool {
+/// The tolerance band test, inclusive at both ends (§4.3): a usage ratio inside it keeps the count.
+pub fn within(ratio: f64, up: f64, down: f64) -> bool {
     (1.0 - down) <= ratio && ratio <= (1.0 + up)
 }
 
@@ -457,7 +471,7 @@ fn normalize_without_behavior(
     memory.recommendations.retain(|(_, t)| *t >= cutoff);
     memory.recommendations.push((proposal, now));
     let able = if stabilized != proposal {
-        "ScaleDownStabilized"
+        SCALE_DOWN_STABILIZED
     } else {
         "ReadyForNewScale"
     };
@@ -513,7 +527,7 @@ fn normalize_with_behavior(
     } else if proposal >= current {
         "ScaleUpStabilized"
     } else {
-        "ScaleDownStabilized"
+        SCALE_DOWN_STABILIZED
     };
     let (desired, limit) = if stabilized > current {
         let limit = scale_up_limit(current, memory, &behavior.scale_up, now).max(current);
