@@ -1,6 +1,7 @@
 //! `keda`: one binary, one subcommand per process. The logic lives in the library crates.
 
 mod admission_webhooks;
+mod explain;
 mod flags;
 mod lint;
 mod logging;
@@ -57,6 +58,9 @@ enum Command {
     /// Replay a metric series through a ScaledObject's scale loop and its HPA, offline, and print the
     /// replica timeline with the reason for every change.
     Simulate(simulate::SimulateArgs),
+    /// Explain, live and read-only, why a ScaledObject's target has its replicas and what would change
+    /// them next.
+    Explain(explain::ExplainArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => lint::run(args),
         Command::Render(args) => render::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Explain(args) => explain::run(args),
         Command::Crds => match keda_api::crds_yaml() {
             Ok(yaml) => match std::io::stdout().lock().write_all(yaml.as_bytes()) {
                 Ok(()) => ExitCode::SUCCESS,
