@@ -186,11 +186,17 @@ async fn target_replicas(client: &Client, ns: &str, so: &ScaledObject) -> Option
         }
     };
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
-    api.get_scale(&target.name)
-        .await
-        .ok()?
-        .spec
-        .and_then(|s| s.replicas)
+    let scale = api.get_scale(&target.name).await.ok()?;
+    // `replicas` is omitted from a Scale at zero.
+    Some(scale.spec.and_then(|s| s.replicas).unwrap_or(0))
+}
+
+/// The API server's message, without the Debug dump of its Status.
+fn api_message(e: kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => format!("{} (HTTP {})", status.message, status.code),
+        other => other.to_string(),
+    }
 }
 
 /// The value of external metric `metric` for the ScaledObject, asked as the HPA controller asks (the
@@ -206,7 +212,7 @@ async fn external_metric(client: &Client, ns: &str, so: &str, metric: &str) -> R
     let list: serde_json::Value = client
         .request(request)
         .await
-        .map_err(|e| format!("external.metrics.k8s.io unavailable: {e}"))?;
+        .map_err(|e| format!("external.metrics.k8s.io unavailable: {}", api_message(e)))?;
     let items = list["items"]
         .as_array()
         .ok_or_else(|| "external.metrics.k8s.io answered without items".to_owned())?;
