@@ -6,6 +6,7 @@
 pub mod apicount;
 pub mod bench;
 pub mod load;
+pub mod metrics_stack;
 pub mod versus;
 pub mod webhooks;
 
