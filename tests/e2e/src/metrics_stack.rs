@@ -1,6 +1,7 @@
 //! `keda operator` and `keda metrics-apiserver` of one test namespace, registered as the cluster's
 //! external metrics API, so the real HPA controller reads the ScaledObjects' metrics through the
-//! aggregation layer. (`metrics_api.rs` and `kubernetes_workload.rs` still carry their own variants.)
+//! aggregation layer. (`metrics_api.rs` keeps its own: it rotates the certificates and restarts the
+//! processes under test.)
 
 use std::path::PathBuf;
 

@@ -9,170 +9,20 @@
 //! the same namespace, and finished pods with the workers' labels (a Job pod that Succeeded and one that
 //! Failed).
 //!
-//! Like `metrics_api.rs`, both keda processes run here, and the APIService `v1beta1.external.metrics.k8s.io`
+//! Both keda processes run here ([`MetricsStack`]), and the APIService `v1beta1.external.metrics.k8s.io`
 //! (one per cluster) points at them while the test holds `cluster_scoped_lock`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use keda_e2e::{
-    KedaProcess, NODE_IP, apply, client, cluster_scoped_lock, ensure_crds, free_port, kubectl,
-    kubectl_ok, namespace, root, wait_for,
-};
+use keda_e2e::metrics_stack::MetricsStack;
+use keda_e2e::{apply, client, ensure_crds, kubectl, kubectl_ok, namespace, root, wait_for};
 use kube::Api;
 use kube::api::ListParams;
 
-const APISERVICE: &str = "v1beta1.external.metrics.k8s.io";
-const SERVICE: &str = "keda-operator-metrics-apiserver";
 const T: Duration = Duration::from_secs(180);
-
-/// A CA and one leaf for both processes (the operator's gRPC server and client, the metrics-apiserver's
-/// HTTPS server), written as Secret kedaorg-certs would be mounted; returns the CA PEM.
-fn write_certs(dir: &std::path::Path, ns: &str) -> Result<String> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    };
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "KEDA");
-    let ca = ca.self_signed(&ca_key)?;
-    let mut sans = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        NODE_IP.to_owned(),
-    ];
-    for svc in ["keda-operator", SERVICE] {
-        sans.push(format!("{svc}.{ns}.svc"));
-        sans.push(format!("{svc}.{ns}.svc.cluster.local"));
-    }
-    let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::new(sans)?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, "keda-operator");
-    leaf.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    let leaf = leaf.signed_by(&key, &ca, &ca_key)?;
-    std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("ca.crt"), ca.pem())?;
-    std::fs::write(dir.join("tls.crt"), leaf.pem())?;
-    std::fs::write(dir.join("tls.key"), key.serialize_pem())?;
-    Ok(ca.pem())
-}
-
-/// The operator and metrics-apiserver of one namespace, registered as the cluster's external metrics API.
-struct Stack {
-    dir: PathBuf,
-    operator: KedaProcess,
-    apiserver: KedaProcess,
-    _lock: std::fs::File,
-}
-
-impl Stack {
-    async fn start(ns: &str) -> Result<Stack> {
-        let dir = root().join("target/keda-e2e-certs").join(ns);
-        let ca_pem = write_certs(&dir, ns)?;
-        let d = dir.display().to_string();
-        let grpc = format!("127.0.0.1:{}", free_port("127.0.0.1")?);
-        let https_port = free_port("0.0.0.0")?;
-        let operator = KedaProcess::operator_with(
-            ns,
-            "op-a",
-            "127.0.0.1:0",
-            &["--metrics-service-bind-address", &grpc, "--cert-dir", &d],
-        )?;
-        let apiserver = KedaProcess::start(
-            &format!("{ns}-metrics-apiserver"),
-            &[
-                "metrics-apiserver",
-                "--secure-port",
-                &https_port.to_string(),
-                "--bind-address",
-                "0.0.0.0",
-                "--cert-dir",
-                &d,
-                "--client-ca-file",
-                &dir.join("ca.crt").display().to_string(),
-                "--metrics-service-address",
-                &grpc,
-                "--metrics-service-grpc-authority",
-                &format!("keda-operator.{ns}.svc.cluster.local"),
-                "--metrics-bind-address",
-                "127.0.0.1:0",
-            ],
-            &[("POD_NAMESPACE", ns)],
-        )?;
-        let lock = cluster_scoped_lock()?;
-        let stack = Stack {
-            dir,
-            operator,
-            apiserver,
-            _lock: lock,
-        };
-        apply(
-            ns,
-            &format!(
-                "apiVersion: v1\nkind: Service\nmetadata: {{name: {SERVICE}}}\nspec:\n  ports:\n  - {{name: https, port: 443, targetPort: 6443, protocol: TCP}}\n---\n\
-                 apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {SERVICE}-e2e\n  labels: {{kubernetes.io/service-name: {SERVICE}}}\n\
-                 addressType: IPv4\nendpoints:\n- addresses: [\"{NODE_IP}\"]\n  conditions: {{ready: true}}\nports:\n- {{name: https, port: {https_port}, protocol: TCP}}\n"
-            ),
-        )?;
-        let ca_bundle = serde_json::to_value(k8s_openapi::ByteString(ca_pem.into_bytes()))?;
-        kubectl_ok(
-            &["apply", "--server-side", "--force-conflicts", "-f", "-"],
-            Some(&format!(
-                "apiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata: {{name: {APISERVICE}}}\nspec:\n  group: external.metrics.k8s.io\n  version: v1beta1\n  groupPriorityMinimum: 100\n  versionPriority: 100\n  caBundle: {ca_bundle}\n  service: {{name: {SERVICE}, namespace: {ns}, port: 443}}\n"
-            )),
-        )?;
-        let out = kubectl(
-            &[
-                "wait",
-                "--for=condition=Available",
-                "--timeout=120s",
-                &format!("apiservice/{APISERVICE}"),
-            ],
-            None,
-        )?;
-        if !out.status.success() {
-            bail!(
-                "APIService not Available: {}\n--- metrics-apiserver ---\n{}",
-                String::from_utf8_lossy(&out.stderr),
-                stack.apiserver.log_tail()
-            );
-        }
-        Ok(stack)
-    }
-
-    fn logs(&self) -> String {
-        format!(
-            "--- operator ---\n{}\n--- metrics-apiserver ---\n{}",
-            self.operator.log_tail(),
-            self.apiserver.log_tail()
-        )
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        // Before the lock is released: an APIService without a server blocks namespace deletion.
-        let _ = kubectl(
-            &[
-                "delete",
-                "apiservice",
-                APISERVICE,
-                "--ignore-not-found",
-                "--wait=false",
-            ],
-            None,
-        );
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn deployment(name: &str, labels: &str, replicas: i32) -> String {
     format!(
@@ -239,7 +89,7 @@ fn metric(ns: &str) -> Option<String> {
     v["items"][0]["value"].as_str().map(str::to_owned)
 }
 
-async fn wait_metric(stack: &Stack, ns: &str, want: &str) -> Result<()> {
+async fn wait_metric(stack: &MetricsStack, ns: &str, want: &str) -> Result<()> {
     let deadline = Instant::now() + T;
     let mut last = None;
     while Instant::now() < deadline {
@@ -259,7 +109,7 @@ async fn wait_metric(stack: &Stack, ns: &str, want: &str) -> Result<()> {
     )
 }
 
-async fn wait_replicas(stack: &Stack, c: &kube::Client, ns: &str, want: i32) -> Result<Duration> {
+async fn wait_replicas(stack: &MetricsStack, c: &kube::Client, ns: &str, want: i32) -> Result<Duration> {
     let start = Instant::now();
     let api: Api<Deployment> = Api::namespaced(c.clone(), ns);
     wait_for(&api, "target", T, |d| {
@@ -309,7 +159,7 @@ async fn the_hpa_follows_the_matching_pods_of_the_namespace() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
-    let stack = Stack::start(&ns).await?;
+    let stack = MetricsStack::start(&ns).await?;
     // activationValue 1: active only with 2 or more workers; value 1: one target replica per worker.
     apply(
         &ns,
@@ -461,7 +311,7 @@ async fn the_hpa_follows_a_number_kept_in_a_configmap() -> Result<()> {
     };
     apply(&ns, &configmap(0))?;
     apply(&ns, &deployment("target", "{app: target}", 0))?;
-    let stack = Stack::start(&ns).await?;
+    let stack = MetricsStack::start(&ns).await?;
     apply(
         &ns,
         "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: target}\nspec:\n  scaleTargetRef: {name: target}\n  pollingInterval: 1\n  cooldownPeriod: 1\n  minReplicaCount: 0\n  maxReplicaCount: 10\n  advanced:\n    horizontalPodAutoscalerConfig:\n      behavior:\n        scaleDown: {stabilizationWindowSeconds: 0}\n  triggers:\n  - type: kubernetes-resource\n    metadata: {resourceKind: ConfigMap, resourceName: scaling, key: queue, format: json, valueLocation: depth, targetValue: '1'}\n",
