@@ -109,7 +109,12 @@ async fn wait_metric(stack: &MetricsStack, ns: &str, want: &str) -> Result<()> {
     )
 }
 
-async fn wait_replicas(stack: &MetricsStack, c: &kube::Client, ns: &str, want: i32) -> Result<Duration> {
+async fn wait_replicas(
+    stack: &MetricsStack,
+    c: &kube::Client,
+    ns: &str,
+    want: i32,
+) -> Result<Duration> {
     let start = Instant::now();
     let api: Api<Deployment> = Api::namespaced(c.clone(), ns);
     wait_for(&api, "target", T, |d| {
