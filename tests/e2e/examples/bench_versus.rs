@@ -58,10 +58,11 @@ use k8s_openapi::api::core::v1::Namespace;
 use keda_api::ScaledObject;
 use keda_e2e::apicount::{KubectlProxy, Tally, counting_proxy, proxied_kubeconfig};
 use keda_e2e::bench::{counting_endpoint, proc_stat};
+use keda_e2e::metrics_stack::ApiServiceGuard;
 use keda_e2e::versus::{self, Run};
 use keda_e2e::{
-    KedaProcess, NODE_IP, apply, client, cluster_scoped_lock, ensure_crds, free_port, kubectl,
-    kubectl_ok, namespace, root,
+    KedaProcess, NODE_IP, apply, client, ensure_crds, free_port, kubectl, kubectl_ok, namespace,
+    root,
 };
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -261,22 +262,7 @@ struct Companions {
     webhook_addr: std::net::SocketAddr,
     ca_pem: Vec<u8>,
     /// Only one APIService per cluster: held until it is deleted.
-    _lock: std::fs::File,
-}
-
-impl Drop for Companions {
-    fn drop(&mut self) {
-        let _ = kubectl(
-            &[
-                "delete",
-                "apiservice",
-                APISERVICE,
-                "--ignore-not-found",
-                "--wait=false",
-            ],
-            None,
-        );
-    }
+    _apiservice: ApiServiceGuard,
 }
 
 async fn wait_http_ok(url: &str, process: &mut KedaProcess, what: &str) -> Result<()> {
@@ -307,7 +293,7 @@ async fn start_companions(
     grpc: &str,
     op: &mut KedaProcess,
 ) -> Result<Companions> {
-    let lock = cluster_scoped_lock()?;
+    let apiservice = ApiServiceGuard::acquire()?;
     let dir_s = dir.display().to_string();
     let file = |name: &str| dir.join(name).display().to_string();
     let admin_kubeconfig =
@@ -481,7 +467,7 @@ async fn start_companions(
         ),
         webhook_addr: std::net::SocketAddr::new(NODE_IP.parse()?, webhook_port),
         ca_pem,
-        _lock: lock,
+        _apiservice: apiservice,
     };
     let waiting = Instant::now();
     loop {

@@ -15,7 +15,7 @@ const APISERVICE: &str = keda_api::consts::names::EXTERNAL_METRICS_APISERVICE;
 const SERVICE: &str = keda_api::consts::names::METRICS_APISERVER_SERVICE;
 
 /// A CA and one leaf for both processes, written as Secret kedaorg-certs would be mounted; returns the CA PEM.
-fn write_certs(dir: &std::path::Path, ns: &str) -> Result<String> {
+pub fn write_certs(dir: &std::path::Path, ns: &str) -> Result<String> {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     };
@@ -49,13 +49,64 @@ fn write_certs(dir: &std::path::Path, ns: &str) -> Result<String> {
     Ok(ca.pem())
 }
 
+/// The cluster-scoped lock for the one APIService `v1beta1.external.metrics.k8s.io`; deletes the APIService
+/// before releasing the lock (an APIService without a server blocks namespace deletion).
+pub struct ApiServiceGuard {
+    _lock: std::fs::File,
+}
+
+impl ApiServiceGuard {
+    /// Waits for the lock ([`cluster_scoped_lock`]).
+    pub fn acquire() -> Result<ApiServiceGuard> {
+        Ok(ApiServiceGuard {
+            _lock: cluster_scoped_lock()?,
+        })
+    }
+}
+
+impl Drop for ApiServiceGuard {
+    fn drop(&mut self) {
+        let _ = kubectl(
+            &[
+                "delete",
+                "apiservice",
+                APISERVICE,
+                "--ignore-not-found",
+                "--wait=false",
+            ],
+            None,
+        );
+    }
+}
+
+/// Points the cluster's external metrics API at a metrics API server listening on `port` of the node
+/// address (Service and EndpointSlice in `ns`, APIService trusting `ca_pem`); the caller holds the guard.
+pub fn register_apiservice(ns: &str, port: u16, ca_pem: &str) -> Result<()> {
+    apply(
+        ns,
+        &format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {SERVICE}}}\nspec:\n  ports:\n  - {{name: https, port: 443, targetPort: 6443, protocol: TCP}}\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {SERVICE}-e2e\n  labels: {{kubernetes.io/service-name: {SERVICE}}}\n\
+             addressType: IPv4\nendpoints:\n- addresses: [\"{NODE_IP}\"]\n  conditions: {{ready: true}}\nports:\n- {{name: https, port: {port}, protocol: TCP}}\n"
+        ),
+    )?;
+    let ca_bundle = serde_json::to_value(k8s_openapi::ByteString(ca_pem.as_bytes().to_vec()))?;
+    kubectl_ok(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        Some(&format!(
+            "apiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata: {{name: {APISERVICE}}}\nspec:\n  group: external.metrics.k8s.io\n  version: v1beta1\n  groupPriorityMinimum: 100\n  versionPriority: 100\n  caBundle: {ca_bundle}\n  service: {{name: {SERVICE}, namespace: {ns}, port: 443}}\n"
+        )),
+    )?;
+    Ok(())
+}
+
 /// The operator and metrics-apiserver of one namespace, registered as the cluster's external metrics API
-/// while it lives (it holds [`cluster_scoped_lock`] and deletes the APIService when dropped).
+/// while it lives.
 pub struct MetricsStack {
     dir: PathBuf,
     pub operator: KedaProcess,
     pub apiserver: KedaProcess,
-    _lock: std::fs::File,
+    _apiservice: ApiServiceGuard,
 }
 
 impl MetricsStack {
@@ -92,28 +143,13 @@ impl MetricsStack {
             ],
             &[("POD_NAMESPACE", ns)],
         )?;
-        let lock = cluster_scoped_lock()?;
         let stack = MetricsStack {
             dir,
             operator,
             apiserver,
-            _lock: lock,
+            _apiservice: ApiServiceGuard::acquire()?,
         };
-        apply(
-            ns,
-            &format!(
-                "apiVersion: v1\nkind: Service\nmetadata: {{name: {SERVICE}}}\nspec:\n  ports:\n  - {{name: https, port: 443, targetPort: 6443, protocol: TCP}}\n---\n\
-                 apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {SERVICE}-e2e\n  labels: {{kubernetes.io/service-name: {SERVICE}}}\n\
-                 addressType: IPv4\nendpoints:\n- addresses: [\"{NODE_IP}\"]\n  conditions: {{ready: true}}\nports:\n- {{name: https, port: {https_port}, protocol: TCP}}\n"
-            ),
-        )?;
-        let ca_bundle = serde_json::to_value(k8s_openapi::ByteString(ca_pem.into_bytes()))?;
-        kubectl_ok(
-            &["apply", "--server-side", "--force-conflicts", "-f", "-"],
-            Some(&format!(
-                "apiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata: {{name: {APISERVICE}}}\nspec:\n  group: external.metrics.k8s.io\n  version: v1beta1\n  groupPriorityMinimum: 100\n  versionPriority: 100\n  caBundle: {ca_bundle}\n  service: {{name: {SERVICE}, namespace: {ns}, port: 443}}\n"
-            )),
-        )?;
+        register_apiservice(ns, https_port, &ca_pem)?;
         let out = kubectl(
             &[
                 "wait",
@@ -145,17 +181,6 @@ impl MetricsStack {
 
 impl Drop for MetricsStack {
     fn drop(&mut self) {
-        // Before the lock is released: an APIService without a server blocks namespace deletion.
-        let _ = kubectl(
-            &[
-                "delete",
-                "apiservice",
-                APISERVICE,
-                "--ignore-not-found",
-                "--wait=false",
-            ],
-            None,
-        );
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

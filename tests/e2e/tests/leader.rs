@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
+use keda_e2e::metrics_stack::{ApiServiceGuard, register_apiservice, write_certs};
 use keda_e2e::{
-    KedaProcess, MetricServer, NODE_IP, apply, client, cluster_scoped_lock, ensure_crds, free_port,
-    kubectl, kubectl_ok, namespace, root, wait_for,
+    KedaProcess, MetricServer, apply, client, ensure_crds, free_port, kubectl, kubectl_ok,
+    namespace, root, wait_for,
 };
 use kube::Api;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,7 +41,6 @@ const SLACK: Duration = Duration::from_secs(15);
 const T: Duration = Duration::from_secs(120);
 const LEASE_NAME: &str = "operator.keda.sh";
 const APISERVICE: &str = "v1beta1.external.metrics.k8s.io";
-const SERVICE: &str = "keda-operator-metrics-apiserver";
 
 fn secs(d: Duration) -> String {
     format!("{}s", d.as_secs())
@@ -148,41 +148,6 @@ async fn wait_replicas(c: &kube::Client, ns: &str, name: &str, want: i32) -> Res
 // ------------------------------------------------------------------------------------------------
 // Item 1: every replica is Ready; the standby serves metrics after the leader is killed.
 
-/// A CA and one leaf for both Services, written as Secret `kedaorg-certs` is mounted.
-fn write_certs(dir: &Path, ns: &str) -> Result<String> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    };
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "KEDA");
-    let ca = ca.self_signed(&ca_key)?;
-    let mut sans = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        NODE_IP.to_owned(),
-    ];
-    for svc in ["keda-operator", SERVICE] {
-        sans.push(format!("{svc}.{ns}.svc"));
-        sans.push(format!("{svc}.{ns}.svc.cluster.local"));
-    }
-    let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::new(sans)?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, "keda-operator");
-    leaf.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    let leaf = leaf.signed_by(&key, &ca, &ca_key)?;
-    std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("ca.crt"), ca.pem())?;
-    std::fs::write(dir.join("tls.crt"), leaf.pem())?;
-    std::fs::write(dir.join("tls.key"), key.serialize_pem())?;
-    Ok(ca.pem())
-}
-
 /// The operator Service as kube-proxy makes it with two Ready endpoints: each new connection goes to the
 /// next backend; when that one does not listen, the client's connection is reset.
 async fn service_proxy(backends: Vec<String>) -> Result<String> {
@@ -210,46 +175,10 @@ async fn service_proxy(backends: Vec<String>) -> Result<String> {
     Ok(addr)
 }
 
-/// Deletes the APIService when dropped (an APIService without a server blocks namespace deletion).
-struct ApiServiceGuard {
-    _lock: std::fs::File,
-}
-
-impl Drop for ApiServiceGuard {
-    fn drop(&mut self) {
-        let _ = kubectl(
-            &[
-                "delete",
-                "apiservice",
-                APISERVICE,
-                "--ignore-not-found",
-                "--wait=false",
-            ],
-            None,
-        );
-    }
-}
-
 /// Registers the metrics API server on `port` as the cluster's external metrics API.
 fn register(ns: &str, port: u16, ca_pem: &str) -> Result<ApiServiceGuard> {
-    let guard = ApiServiceGuard {
-        _lock: cluster_scoped_lock()?,
-    };
-    apply(
-        ns,
-        &format!(
-            "apiVersion: v1\nkind: Service\nmetadata: {{name: {SERVICE}}}\nspec:\n  ports:\n  - {{name: https, port: 443, targetPort: 6443, protocol: TCP}}\n---\n\
-             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {SERVICE}-e2e\n  labels: {{kubernetes.io/service-name: {SERVICE}}}\n\
-             addressType: IPv4\nendpoints:\n- addresses: [\"{NODE_IP}\"]\n  conditions: {{ready: true}}\nports:\n- {{name: https, port: {port}, protocol: TCP}}\n"
-        ),
-    )?;
-    let ca_bundle = serde_json::to_value(k8s_openapi::ByteString(ca_pem.as_bytes().to_vec()))?;
-    kubectl_ok(
-        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
-        Some(&format!(
-            "apiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata: {{name: {APISERVICE}}}\nspec:\n  group: external.metrics.k8s.io\n  version: v1beta1\n  groupPriorityMinimum: 100\n  versionPriority: 100\n  caBundle: {ca_bundle}\n  service: {{name: {SERVICE}, namespace: {ns}, port: 443}}\n"
-        )),
-    )?;
+    let guard = ApiServiceGuard::acquire()?;
+    register_apiservice(ns, port, ca_pem)?;
     kubectl_ok(
         &[
             "wait",
